@@ -1,0 +1,1 @@
+//! Benchmarks for quota live in `benches/benches/`; this crate has no library code.
