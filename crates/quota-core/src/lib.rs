@@ -1,1 +1,51 @@
-//! placeholder
+//! quota-core: a sans-IO rate-limit and quota engine.
+//!
+//! The engine never reads a clock and never draws a random number: time is a
+//! [`Timestamp`] (milliseconds since the UNIX epoch) passed to every call,
+//! and randomness is a sample passed in. That makes every decision
+//! reproducible, testable in virtual time, and identical on every node.
+//!
+//! # Use
+//! 1. Load a [`Policy`](policy::Policy) (TOML/JSON, or [`Policy::seed`](policy::Policy::seed)).
+//! 2. Turn each request into a [`Plan`](policy::Plan) with [`Policy::plan`](policy::Policy::plan).
+//! 3. Let a [`Store`] decide it at `now` ([`MemoryStore`] here; the Redis store
+//!    in `quota-redis`), and build the [`Decision`].
+//! 4. Render the decision: [`Decision::headers`], [`Decision::retry_after_secs`].
+//!
+//! ```
+//! use quota_core::{policy::{Policy, Request}, MemoryStore, Timestamp};
+//!
+//! let policy = Policy::seed();
+//! let store = MemoryStore::new();
+//! let now = Timestamp::from_secs(1_700_000_020); // 40 s into a UTC minute
+//! let req = Request { account: "acct-42", tier: "basic", endpoint: "txt2img", cost: 1 };
+//!
+//! for _ in 0..3 {
+//!     assert!(store.check(&policy, &req, now).unwrap().is_admitted());
+//! }
+//! let refused = store.check(&policy, &req, now).unwrap();
+//! assert!(!refused.is_admitted());
+//! assert_eq!(refused.retry_after_secs(), Some(20)); // the next UTC minute
+//! for (name, value) in refused.headers() {
+//!     println!("{name}: {value}");
+//! }
+//! ```
+//!
+//! Modules: [`policy`] (the model, validation, the seed), [`algorithm`] (the
+//! four window algorithms as pure steps), [`decision`] (the multi-limit answer
+//! and its headers), [`store`] and [`memory`] (state), [`upload`] (file
+//! rules), [`client`] (retry and pacing state machines).
+
+pub mod algorithm;
+pub mod client;
+pub mod decision;
+pub mod memory;
+pub mod policy;
+pub mod store;
+pub mod time;
+pub mod upload;
+
+pub use decision::{Decision, LimitStatus, TOO_MANY_ATTEMPTS_BODY};
+pub use memory::MemoryStore;
+pub use store::{Outcomes, Store, StoreError};
+pub use time::Timestamp;

@@ -1,0 +1,41 @@
+//! Fixed window aligned to the epoch: window `k` covers `[k*W, (k+1)*W)`.
+
+use super::{Limit, LimitOutcome, State};
+
+/// Units used in the window containing `now`, and that window's index.
+/// A state from a later window (the caller's clock went back) still counts:
+/// we never hand out a budget twice.
+fn used_now(limit: &Limit, state: &State, now: u64) -> (u64, u64) {
+    let current = now / limit.window_ms;
+    match *state {
+        State::Fixed { window, used } if window >= current => (window, used),
+        _ => (current, 0),
+    }
+}
+
+pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
+    let (window, used) = used_now(limit, state, now);
+    let end = window.saturating_add(1).saturating_mul(limit.window_ms);
+    let reset_after_ms = end.saturating_sub(now);
+    if used.saturating_add(cost) <= limit.count {
+        LimitOutcome {
+            admits: true,
+            remaining: limit.count - used - cost,
+            reset_after_ms,
+            retry_after_ms: 0,
+        }
+    } else {
+        LimitOutcome {
+            admits: false,
+            remaining: limit.count.saturating_sub(used),
+            reset_after_ms,
+            // cost <= count, so the next window admits it.
+            retry_after_ms: reset_after_ms.max(1),
+        }
+    }
+}
+
+pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
+    let (window, used) = used_now(limit, state, now);
+    *state = State::Fixed { window, used: used.saturating_add(cost) };
+}

@@ -1,0 +1,44 @@
+//! GCRA (virtual scheduling form) with emission interval `T = ceil(W / N)`.
+
+use super::{Limit, LimitOutcome, State};
+
+/// The emission interval in ms, rounded up so the rate never exceeds `count`
+/// per window.
+pub(super) fn emission_interval(limit: &Limit) -> u64 {
+    limit.window_ms.div_ceil(limit.count)
+}
+
+fn tat(state: &State) -> u64 {
+    match *state {
+        State::Gcra { tat } => tat,
+        _ => 0,
+    }
+}
+
+pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
+    let t = emission_interval(limit);
+    let tolerance = limit.count * t; // <= count * (window + count) <= 2^53 by validation
+    let base = tat(state).max(now);
+    let new_tat = base + cost * t;
+    let used = base - now; // how far ahead the schedule already is
+    if new_tat - now <= tolerance {
+        LimitOutcome {
+            admits: true,
+            remaining: (tolerance - (new_tat - now)) / t,
+            reset_after_ms: new_tat - now,
+            retry_after_ms: 0,
+        }
+    } else {
+        LimitOutcome {
+            admits: false,
+            remaining: tolerance.saturating_sub(used) / t,
+            reset_after_ms: used,
+            retry_after_ms: new_tat - tolerance - now,
+        }
+    }
+}
+
+pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
+    let t = emission_interval(limit);
+    *state = State::Gcra { tat: tat(state).max(now) + cost * t };
+}

@@ -1,0 +1,64 @@
+//! Sliding window counter: previous aligned window weighted by its overlap.
+//!
+//! With `W` the window, `e` the time into the current aligned window, `p` and
+//! `c` the previous and current counts, a request of cost `k` is admitted iff
+//! `p * (W - e) + (c + k) * W <= N * W` (exact integers, no division).
+
+use super::{Limit, LimitOutcome, State};
+
+/// `(window index, previous, current)` as seen at `now`.
+fn counts_now(limit: &Limit, state: &State, now: u64) -> (u64, u64, u64) {
+    let idx = now / limit.window_ms;
+    match *state {
+        State::Counter { window, previous, current } if window >= idx => (window, previous, current),
+        State::Counter { window, current, .. } if window + 1 == idx => (idx, current, 0),
+        _ => (idx, 0, 0),
+    }
+}
+
+pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
+    let w = limit.window_ms;
+    let n = limit.count;
+    let (idx, prev, cur) = counts_now(limit, state, now);
+    let start = idx * w;
+    // A state from a later window (clock went back) is read at its start.
+    let e = now.saturating_sub(start).min(w - 1);
+    let weighted_prev = prev * (w - e);
+    let budget = n * w;
+    let reset_after_ms = if cur > 0 {
+        2 * w - e
+    } else if prev > 0 {
+        w - e
+    } else {
+        0
+    };
+    if weighted_prev + (cur + cost) * w <= budget {
+        let left = budget - weighted_prev - (cur + cost) * w;
+        let reset_after_ms = if cur + cost > 0 { 2 * w - e } else { reset_after_ms };
+        return LimitOutcome { admits: true, remaining: left / w, reset_after_ms, retry_after_ms: 0 };
+    }
+    let remaining = budget.saturating_sub(weighted_prev + cur * w) / w;
+    // Earliest admission inside the current window: p * (W - e') <= (N - c - k) * W.
+    let retry_after_ms = if cur + cost <= n && prev > 0 {
+        let e_min = w - ((n - cur - cost) * w / prev).min(w);
+        if e_min < w {
+            Some(e_min - e)
+        } else {
+            None
+        }
+    } else {
+        None
+    }
+    // Otherwise in the next window, where the current count becomes previous:
+    // c * (W - e'') <= (N - k) * W.
+    .unwrap_or_else(|| {
+        let e_next = if cur > 0 { w - ((n - cost) * w / cur).min(w) } else { 0 };
+        (w - e) + e_next
+    });
+    LimitOutcome { admits: false, remaining, reset_after_ms, retry_after_ms: retry_after_ms.max(1) }
+}
+
+pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
+    let (window, previous, current) = counts_now(limit, state, now);
+    *state = State::Counter { window, previous, current: current + cost };
+}

@@ -1,0 +1,136 @@
+//! From a request to the limits that apply to it.
+
+use smallvec::SmallVec;
+
+use super::{Endpoint, Policy, PolicyLimit, Scope, Tier};
+
+/// One request to decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The account the request is counted against.
+    pub account: &'a str,
+    /// The account's tier (from the account, never from the client).
+    pub tier: &'a str,
+    /// The endpoint path after the API prefix (`txt2img`, `prompt/enhance`).
+    pub endpoint: &'a str,
+    /// Units the request uses (1 for one request).
+    pub cost: u64,
+}
+
+/// Why a request cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The tier is not in the policy.
+    #[error("unknown tier {0:?}")]
+    UnknownTier(String),
+    /// No endpoint or pattern of the policy matches.
+    #[error("unknown endpoint {0:?}")]
+    UnknownEndpoint(String),
+    /// The cost exceeds a limit's whole count, so no window could ever admit it.
+    #[error("cost {cost} exceeds the {name} limit of {count}; it can never be admitted")]
+    CostExceedsLimit {
+        /// The cost asked.
+        cost: u64,
+        /// The limit's name.
+        name: String,
+        /// The limit's count.
+        count: u64,
+    },
+}
+
+/// The limits that apply to one request, grouped into buckets.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    account: &'a str,
+    cost: u64,
+    tier: &'a Tier,
+    endpoint: &'a Endpoint,
+    buckets: SmallVec<[Bucket<'a>; 2]>,
+}
+
+/// Limits that share one scope for one account: a store keeps their states
+/// together under `(account, scope)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bucket<'a> {
+    scope: &'a str,
+    limits: &'a [PolicyLimit],
+}
+
+impl<'a> Bucket<'a> {
+    /// The scope: the endpoint (`txt2img`), the shared pattern (`prompt/*`),
+    /// the matched path for a per-match pattern (`prompt/enhance`), or `*`
+    /// for the whole tier.
+    pub fn scope(&self) -> &'a str {
+        self.scope
+    }
+    /// The limits of this bucket.
+    pub fn limits(&self) -> &'a [PolicyLimit] {
+        self.limits
+    }
+}
+
+impl Policy {
+    /// The plan for a request: which limits apply, in a fixed order.
+    ///
+    /// # Errors
+    /// [`PlanError`] for an unknown tier or endpoint, or a cost no window of
+    /// an applicable limit can ever hold.
+    pub fn plan<'a>(&'a self, req: &Request<'a>) -> Result<Plan<'a>, PlanError> {
+        let tier = self.tier(req.tier).ok_or_else(|| PlanError::UnknownTier(req.tier.to_owned()))?;
+        let ei = self.endpoint_index(req.endpoint).ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
+        let mut buckets = SmallVec::new();
+        for rule in &tier.rules[ei] {
+            let scope: &'a str = match rule.scope {
+                Scope::PerMatch(_) => req.endpoint,
+                Scope::Tier | Scope::Endpoint(_) => rule.limits.first().map_or("*", |l| &l.scope_key),
+            };
+            for l in &rule.limits {
+                if req.cost > l.limit.count() {
+                    return Err(PlanError::CostExceedsLimit {
+                        cost: req.cost,
+                        name: l.name.to_string(),
+                        count: l.limit.count(),
+                    });
+                }
+            }
+            buckets.push(Bucket { scope, limits: &rule.limits });
+        }
+        Ok(Plan { account: req.account, cost: req.cost, tier, endpoint: &self.endpoints[ei], buckets })
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// The account.
+    pub fn account(&self) -> &'a str {
+        self.account
+    }
+    /// The cost.
+    pub fn cost(&self) -> u64 {
+        self.cost
+    }
+    /// The tier.
+    pub fn tier(&self) -> &'a Tier {
+        self.tier
+    }
+    /// The endpoint the request resolved to.
+    pub fn endpoint(&self) -> &'a Endpoint {
+        self.endpoint
+    }
+    /// The buckets, in a fixed order.
+    pub fn buckets(&self) -> &[Bucket<'a>] {
+        &self.buckets
+    }
+    /// Every applicable limit, bucket by bucket: the order of a store's outcomes.
+    pub fn limits(&self) -> impl Iterator<Item = &'a PolicyLimit> + '_ {
+        self.buckets.iter().flat_map(|b| b.limits.iter())
+    }
+    /// How many limits apply.
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.limits.len()).sum()
+    }
+    /// True when no limit applies (the request is always admitted).
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
