@@ -36,6 +36,7 @@
 //! and its headers), [`store`] and [`memory`] (state), [`upload`] (file
 //! rules), [`client`] (retry and pacing state machines).
 
+pub mod account;
 pub mod algorithm;
 pub mod client;
 pub mod decision;
