@@ -51,7 +51,8 @@ impl<'a> LimitStatus<'a> {
     pub fn count(&self) -> u64 {
         self.limit.limit().count()
     }
-    /// Units left (after this request when admitted).
+    /// Units left: after this request when the decision admitted it, before
+    /// it when the decision refused it (a refusal consumes nothing).
     pub fn remaining(&self) -> u64 {
         self.outcome.remaining
     }
@@ -98,8 +99,21 @@ impl<'a> Decision<'a> {
         if outcomes.len() != expected {
             return Err(OutcomeMismatch { expected, got: outcomes.len() });
         }
-        let statuses: SmallVec<[LimitStatus<'a>; 4]> =
-            plan.limits().zip(outcomes).map(|(limit, &outcome)| LimitStatus { limit, outcome }).collect();
+        let admitted = outcomes.iter().all(|o| o.admits);
+        let cost = plan.cost();
+        let statuses: SmallVec<[LimitStatus<'a>; 4]> = plan
+            .limits()
+            .zip(outcomes)
+            .map(|(limit, &outcome)| {
+                let mut outcome = outcome;
+                if !admitted && outcome.admits {
+                    // The request was refused by another limit and consumed
+                    // nothing: report what is left without it.
+                    outcome.remaining = outcome.remaining.saturating_add(cost).min(limit.limit().count());
+                }
+                LimitStatus { limit, outcome }
+            })
+            .collect();
         // The refusal reported is the one whose wait is longest: a daily
         // refusal beats a minute one.
         let refused_by = statuses
