@@ -1,0 +1,89 @@
+//! Multi-limit decisions over random policies and traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use proptest::prelude::*;
+use quota_core::algorithm::Algorithm;
+use quota_core::policy::{Count, EndpointSpec, LimitSpec, Policy, PolicySpec, Request, TierSpec, WindowLength};
+use quota_core::{Decision, MemoryStore, Timestamp};
+
+const ALGORITHMS: [Algorithm; 4] =
+    [Algorithm::FixedWindow, Algorithm::SlidingLog, Algorithm::SlidingWindow, Algorithm::Gcra];
+const PATHS: [&str; 4] = ["a", "b", "p/x", "p/y"];
+
+fn limit_spec() -> impl Strategy<Value = LimitSpec> {
+    (0usize..4, 50u64..4000, 1u64..6, 0usize..4).prop_map(|(scope, window, count, alg)| {
+        let (endpoint, per_match) = match scope {
+            0 => (None, false),
+            1 => (Some("a".to_owned()), false),
+            2 => (Some("p/*".to_owned()), false),
+            _ => (Some("p/*".to_owned()), true),
+        };
+        LimitSpec {
+            endpoint,
+            per_match,
+            name: None,
+            window: WindowLength::from_millis(window),
+            count: Count::Limited(count),
+            algorithm: ALGORITHMS[alg],
+        }
+    })
+}
+
+fn policy_spec() -> impl Strategy<Value = PolicySpec> {
+    prop::collection::vec(limit_spec(), 1..5).prop_map(|mut limits| {
+        for (i, l) in limits.iter_mut().enumerate() {
+            l.name = Some(format!("l{i}"));
+        }
+        PolicySpec {
+            endpoints: ["a", "b", "p/*"]
+                .iter()
+                .map(|p| EndpointSpec { path: (*p).to_owned(), price: None, priority: None })
+                .collect(),
+            tiers: vec![TierSpec { name: "t".into(), granted: None, limits }],
+            uploads: None,
+        }
+    })
+}
+
+fn traffic() -> impl Strategy<Value = Vec<(usize, usize, u64, u64)>> {
+    prop::collection::vec((0usize..2, 0usize..4, 0u64..1500, 1u64..3), 1..120)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decisions_are_all_or_nothing_and_retry_after_is_enough(spec in policy_spec(), events in traffic()) {
+        let policy = Policy::new(spec).unwrap();
+        let store = MemoryStore::new();
+        let mut now = 1_795_860_000_000u64;
+        for (account, path, gap, cost) in events {
+            now += gap;
+            let account = format!("acct-{account}");
+            let req = Request { account: &account, tier: "t", endpoint: PATHS[path], cost };
+            let Ok(plan) = policy.plan(&req) else { continue };
+            let t = Timestamp::from_millis(now);
+            let before = store.peek_now(&plan, t);
+            let outcomes = store.decide_now(&plan, t);
+            prop_assert_eq!(&before, &outcomes, "peek predicts decide");
+            let decision = Decision::from_outcomes(&plan, &outcomes).unwrap();
+            prop_assert_eq!(decision.is_admitted(), outcomes.iter().all(|o| o.admits));
+            if !decision.is_admitted() {
+                prop_assert_eq!(store.peek_now(&plan, t), before, "a refusal changed some limit");
+                let secs = decision.retry_after_secs().unwrap();
+                prop_assert!(secs >= 1);
+                let later = store.peek_now(&plan, Timestamp::from_millis(now + secs * 1000));
+                prop_assert!(later.iter().all(|o| o.admits), "refused again after Retry-After: {:?}", later);
+            }
+        }
+    }
+
+    #[test]
+    fn policies_survive_a_serialize_parse_round_trip(spec in policy_spec()) {
+        let policy = Policy::new(spec.clone()).unwrap();
+        let from_toml = Policy::from_toml(&policy.to_toml()).unwrap();
+        let from_json = Policy::from_json(&policy.to_json()).unwrap();
+        prop_assert_eq!(from_toml.spec(), &spec);
+        prop_assert_eq!(from_json.spec(), &spec);
+    }
+}
