@@ -52,7 +52,7 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
     // Otherwise in the next window, where the current count becomes previous:
     // c * (W - e'') <= (N - k) * W.
     .unwrap_or_else(|| {
-        let e_next = if cur > 0 { w - ((n - cost) * w / cur).min(w) } else { 0 };
+        let e_next = ((n - cost) * w).checked_div(cur).map_or(0, |room| w - room.min(w));
         (w - e) + e_next
     });
     LimitOutcome { admits: false, remaining, reset_after_ms, retry_after_ms: retry_after_ms.max(1) }
