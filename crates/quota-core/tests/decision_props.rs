@@ -87,3 +87,26 @@ proptest! {
         prop_assert_eq!(from_json.spec(), &spec);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A client pacing itself from the policy never meets a refusal.
+    #[test]
+    fn the_pacers_schedule_never_draws_a_429(spec in policy_spec(), path in 0usize..4, arrivals in prop::collection::vec(0u64..800, 1..150)) {
+        let policy = Policy::new(spec).unwrap();
+        let store = MemoryStore::new();
+        let req = Request { account: "client", tier: "t", endpoint: PATHS[path], cost: 1 };
+        let plan = policy.plan(&req).unwrap();
+        let mut pacer = quota_core::client::Pacer::for_plan(&plan);
+        let mut now = 1_795_860_000_123u64;
+        for gap in arrivals {
+            now += gap;
+            let send_at = pacer.ready_at(Timestamp::from_millis(now));
+            now = send_at.as_millis();
+            let outcomes = store.decide_now(&plan, send_at);
+            prop_assert!(outcomes.iter().all(|o| o.admits), "refused at {}: {:?}", now, outcomes);
+            pacer.on_send(send_at);
+        }
+    }
+}

@@ -103,6 +103,28 @@ impl PacedLimit {
         }
     }
 
+    /// The pacing that keeps to a server-side [`Limit`], by its algorithm:
+    /// fixed window → [`PaceMode::Aligned`], sliding log →
+    /// [`PaceMode::Sliding`], sliding window counter →
+    /// [`PaceMode::SlidingCounter`], GCRA → [`PaceMode::Sliding`] over
+    /// `count` emission intervals (`count * ceil(window / count)`), which no
+    /// GCRA of that limit ever refuses.
+    ///
+    /// [`Limit`]: crate::algorithm::Limit
+    pub fn for_limit(limit: &crate::algorithm::Limit) -> Self {
+        use crate::algorithm::Algorithm;
+        let (count, window) = (limit.count(), limit.window());
+        match limit.algorithm() {
+            Algorithm::FixedWindow => PacedLimit::aligned(count, window),
+            Algorithm::SlidingLog => PacedLimit::sliding(count, window),
+            Algorithm::SlidingWindow => PacedLimit::sliding_counter(count, window),
+            Algorithm::Gcra => {
+                let interval = limit.window_ms().div_ceil(count);
+                PacedLimit::sliding(count, Duration::from_millis(count.saturating_mul(interval)))
+            }
+        }
+    }
+
     /// Checks that the limit can be paced.
     pub fn validate(&self) -> Result<(), PaceError> {
         if self.count == 0 {

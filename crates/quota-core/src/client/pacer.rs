@@ -127,6 +127,29 @@ impl Pacer {
         })
     }
 
+    /// A pacer that keeps to every limit of a plan: a client that knows the
+    /// policy (the gateway's `/v1/limits` publishes it) never meets a 429
+    /// when it sends requests of cost 1 at the times this pacer gives.
+    ///
+    /// ```
+    /// use quota_core::client::Pacer;
+    /// use quota_core::policy::{Policy, Request};
+    /// use quota_core::Timestamp;
+    ///
+    /// let policy = Policy::seed();
+    /// let plan = policy.plan(&Request { account: "a", tier: "basic", endpoint: "txt2video", cost: 1 }).unwrap();
+    /// let mut pacer = Pacer::for_plan(&plan);
+    /// let now = Timestamp::from_secs(600);
+    /// assert!(pacer.poll_delay(now).is_zero());
+    /// pacer.on_send(now);
+    /// assert_eq!(pacer.poll_delay(now).as_secs(), 60); // 1 per UTC minute
+    /// ```
+    pub fn for_plan(plan: &crate::policy::Plan<'_>) -> Self {
+        let limits: Vec<PacedLimit> = plan.limits().map(|l| PacedLimit::for_limit(l.limit())).collect();
+        // Limits of a validated policy have a count and a window of at least 1.
+        Pacer::from_limits(&limits).unwrap_or_default()
+    }
+
     /// How long to wait, from `now`, before sending the next request; zero
     /// means send now. Ask again after waiting, and after every `on_send` or
     /// `observe`.
