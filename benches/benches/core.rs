@@ -1,0 +1,169 @@
+//! Decision cost of quota-core's memory store beside governor's keyed limiter,
+//! on the same key counts, in the same run. See docs/performance.md.
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use governor::{Quota, RateLimiter};
+use quota_core::algorithm::{Algorithm, Limit, State};
+use quota_core::policy::{Policy, Request};
+use quota_core::{MemoryStore, Timestamp};
+
+/// The seed's shapes with counts so large that every decision admits, so
+/// both limiters do the same work (an admission) on every call.
+const BENCH_POLICY: &str = r#"
+[[endpoints]]
+path = "txt2img"
+
+[[tiers]]
+name = "basic"
+limits = [
+  { endpoint = "txt2img", window = "1m", count = 1000000000 },
+  { endpoint = "txt2img", window = "1d", count = 1000000000 },
+]
+
+[[tiers]]
+name = "premium"
+limits = [ { window = "1m", count = 1000000000 } ]
+"#;
+
+const T0: u64 = 1_795_860_000_000;
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("acct-{i:08}")).collect()
+}
+
+fn governor_limiter() -> governor::DefaultKeyedRateLimiter<String> {
+    let n = NonZeroU32::new(1_000_000_000).expect("non-zero");
+    RateLimiter::keyed(Quota::per_minute(n))
+}
+
+/// Fills both limiters with every key once, so lookups hit existing state.
+fn warm(store: &MemoryStore, policy: &Policy, gov: &governor::DefaultKeyedRateLimiter<String>, keys: &[String], tier: &str) {
+    for k in keys {
+        let req = Request { account: k, tier, endpoint: "txt2img", cost: 1 };
+        let _ = store.check(policy, &req, Timestamp::from_millis(T0));
+        let _ = gov.check_key(k);
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let policy = Policy::from_toml(BENCH_POLICY).expect("bench policy");
+    for &n in &[1usize, 10_000, 1_000_000] {
+        let keys = keys(n);
+        let store = MemoryStore::new();
+        let gov = governor_limiter();
+        warm(&store, &policy, &gov, &keys, "basic");
+        warm(&store, &policy, &gov, &keys, "premium");
+        let mut group = c.benchmark_group(format!("decision/{n}_keys"));
+        group.throughput(Throughput::Elements(1));
+        let label = if n == 1 { "hot key".to_string() } else { format!("{n} keys") };
+        group.bench_function(BenchmarkId::new("quota basic (2 limits)", &label), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) % n;
+                let req = Request { account: &keys[i], tier: "basic", endpoint: "txt2img", cost: 1 };
+                let plan = policy.plan(&req).expect("plan");
+                black_box(store.decide_now(&plan, Timestamp::from_millis(T0 + (i as u64 & 1023))))
+            })
+        });
+        group.bench_function(BenchmarkId::new("quota premium (1 limit)", &label), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) % n;
+                let req = Request { account: &keys[i], tier: "premium", endpoint: "txt2img", cost: 1 };
+                let plan = policy.plan(&req).expect("plan");
+                black_box(store.decide_now(&plan, Timestamp::from_millis(T0 + (i as u64 & 1023))))
+            })
+        });
+        group.bench_function(BenchmarkId::new("governor keyed (1 limit)", &label), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(gov.check_key(&keys[i]).is_ok())
+            })
+        });
+        group.finish();
+    }
+}
+
+fn pure_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("algorithm step (pure, no store)");
+    for alg in [Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::Gcra] {
+        let limit = Limit::from_millis(1_000_000, 60_000, alg).expect("limit");
+        group.bench_function(alg.as_str(), |b| {
+            let mut state = State::default();
+            let mut t = T0;
+            b.iter(|| {
+                t += 1;
+                let outcome = limit.evaluate(&state, Timestamp::from_millis(t), 1);
+                if outcome.admits {
+                    limit.commit(&mut state, Timestamp::from_millis(t), 1);
+                }
+                black_box(outcome)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Two threads deciding at once, each over its own half of the keys; the
+/// figure is the wall time per decision (both threads together).
+fn two_threads(c: &mut Criterion) {
+    let policy = Arc::new(Policy::from_toml(BENCH_POLICY).expect("bench policy"));
+    for &n in &[1usize, 10_000, 1_000_000] {
+        let keys = Arc::new(keys(n));
+        let store = Arc::new(MemoryStore::new());
+        let gov = Arc::new(governor_limiter());
+        warm(&store, &policy, &gov, &keys, "basic");
+        let mut group = c.benchmark_group(format!("2 threads/{n}_keys"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("quota basic (2 limits)", |b| {
+            b.iter_custom(|iters| {
+                run_two(iters, |t, i| {
+                    let k = &keys[(i as usize * 2 + t) % n];
+                    let req = Request { account: k, tier: "basic", endpoint: "txt2img", cost: 1 };
+                    let plan = policy.plan(&req).expect("plan");
+                    black_box(store.decide_now(&plan, Timestamp::from_millis(T0 + (i & 1023))));
+                })
+            })
+        });
+        group.bench_function("governor keyed (1 limit)", |b| {
+            b.iter_custom(|iters| {
+                run_two(iters, |t, i| {
+                    black_box(gov.check_key(&keys[(i as usize * 2 + t) % n]).is_ok());
+                })
+            })
+        });
+        group.finish();
+    }
+}
+
+fn run_two(iters: u64, f: impl Fn(usize, u64) + Sync) -> Duration {
+    let per_thread = iters.div_ceil(2);
+    let started = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (f, started) = (&f, &started);
+            s.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                for i in 0..per_thread {
+                    f(t, i);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = single_thread, pure_step, two_threads
+}
+criterion_main!(benches);
