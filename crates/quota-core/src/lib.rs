@@ -50,3 +50,8 @@ pub use decision::{Decision, LimitStatus, TOO_MANY_ATTEMPTS_BODY};
 pub use memory::MemoryStore;
 pub use store::{Outcomes, Store, StoreError};
 pub use time::Timestamp;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
