@@ -231,7 +231,7 @@ fn decision<'a>(plan: &Plan<'a>, outcomes: &[LimitOutcome]) -> Decision<'a> {
 impl Store for MemoryStore {
     fn decide<'a>(
         &'a self,
-        plan: &'a Plan<'a>,
+        plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> impl core::future::Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
         core::future::ready(Ok(self.decide_now(plan, now)))
@@ -239,7 +239,7 @@ impl Store for MemoryStore {
 
     fn peek<'a>(
         &'a self,
-        plan: &'a Plan<'a>,
+        plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> impl core::future::Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
         core::future::ready(Ok(self.peek_now(plan, now)))

@@ -49,14 +49,14 @@ pub trait Store: Send + Sync {
     /// admit, nothing otherwise.
     fn decide<'a>(
         &'a self,
-        plan: &'a Plan<'a>,
+        plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcomes, StoreError>> + Send + 'a;
 
     /// What [`Store::decide`] would answer, changing nothing.
     fn peek<'a>(
         &'a self,
-        plan: &'a Plan<'a>,
+        plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcomes, StoreError>> + Send + 'a;
 }
@@ -65,7 +65,7 @@ pub trait Store: Send + Sync {
 ///
 /// # Errors
 /// The store's error, or [`StoreError::Protocol`] when its answer does not fit the plan.
-pub async fn decide<'a, S: Store + ?Sized>(store: &'a S, plan: &'a Plan<'a>, now: Timestamp) -> Result<Decision<'a>, StoreError> {
+pub async fn decide<'p, S: Store + ?Sized>(store: &S, plan: &Plan<'p>, now: Timestamp) -> Result<Decision<'p>, StoreError> {
     let outcomes = store.decide(plan, now).await?;
     Decision::from_outcomes(plan, &outcomes).map_err(|e| StoreError::Protocol(e.to_string()))
 }

@@ -54,3 +54,30 @@ fn many_threads_on_many_keys_keep_each_budget_apart() {
     let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(total, 100 * 3, "each of 100 accounts gets exactly its 3 per minute");
 }
+
+/// Polls a future that is ready at once (the memory store's are).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the memory store's futures are ready at once"),
+    }
+}
+
+#[test]
+fn the_store_trait_takes_a_locally_owned_plan() {
+    let policy = Policy::seed();
+    let store = MemoryStore::new();
+    let now = Timestamp::from_secs(1_795_860_000);
+    let decision = {
+        let req = Request { account: "a", tier: "basic", endpoint: "txt2img", cost: 1 };
+        let plan = policy.plan(&req).unwrap();
+        let d = ready(quota_core::store::decide(&store, &plan, now)).unwrap();
+        d.minute().unwrap().remaining()
+    };
+    assert_eq!(decision, 2);
+    let req = Request { account: "a", tier: "basic", endpoint: "txt2img", cost: 1 };
+    let plan = policy.plan(&req).unwrap();
+    let peeked = ready(quota_core::Store::peek(&store, &plan, now)).unwrap();
+    assert_eq!(peeked[0].remaining, 1);
+}

@@ -1,0 +1,235 @@
+//! Helpers shared by the integration tests: the shared Redis at
+//! 127.0.0.1:6379, a unique key prefix per test (its keys are deleted when
+//! the test ends, even when it fails), private `redis-server` processes that
+//! a test may kill, and a server that accepts connections but never answers.
+// tests may panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// each test binary uses a part of these helpers
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quota_redis::{Clock, RedisConfig};
+
+/// The shared Redis (override with `QUOTA_TEST_REDIS_URL`).
+pub(crate) fn redis_url() -> String {
+    std::env::var("QUOTA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn sync_connection(url: &str, wait: Duration) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(url)?.get_connection_with_timeout(wait)
+}
+
+/// Fails the test with a clear message when the shared Redis is down: the
+/// Redis tests never skip.
+pub(crate) fn require_redis() {
+    let url = redis_url();
+    let pong = sync_connection(&url, Duration::from_secs(2))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    if let Err(e) = pong {
+        panic!(
+            "Redis is not reachable at {url}: {e}. These tests need a real Redis and do not skip: \
+             start one (`redis-server --daemonize yes`, or `.ci/run` which starts it)."
+        );
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A key prefix no other test (or run) uses.
+pub(crate) fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("quota-test:{test}:{}-{nanos}-{n}:", std::process::id())
+}
+
+/// A unique prefix on a Redis; every key under it is deleted on drop.
+pub(crate) struct TestKeys {
+    pub(crate) prefix: String,
+    pub(crate) url: String,
+}
+
+impl TestKeys {
+    /// A fresh prefix on the shared Redis.
+    pub(crate) fn new(test: &str) -> Self {
+        require_redis();
+        TestKeys {
+            prefix: unique_prefix(test),
+            url: redis_url(),
+        }
+    }
+
+    /// A fresh prefix on another server.
+    pub(crate) fn on(url: &str, test: &str) -> Self {
+        TestKeys {
+            prefix: unique_prefix(test),
+            url: url.to_owned(),
+        }
+    }
+
+    /// A config with this prefix.
+    pub(crate) fn config(&self) -> RedisConfig {
+        RedisConfig::default().with_prefix(self.prefix.clone())
+    }
+
+    /// A config for tests in virtual time: the caller's clock, and keys that
+    /// outlive the virtual windows (real time passes while virtual time
+    /// stands still).
+    pub(crate) fn virtual_time_config(&self) -> RedisConfig {
+        self.config()
+            .with_clock(Clock::Caller)
+            .with_ttl_grace(Duration::from_secs(120))
+    }
+
+    /// A plain connection to the same Redis.
+    pub(crate) fn connection(&self) -> redis::Connection {
+        sync_connection(&self.url, Duration::from_secs(2)).expect("connect to redis")
+    }
+
+    /// Every key under the prefix.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut c = self.connection();
+        let pattern = quota_redis::KeySpace::new(&self.prefix).unwrap().pattern();
+        let mut keys: Vec<String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter(&mut c)
+            .unwrap()
+            .map(|k| k.unwrap())
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for TestKeys {
+    fn drop(&mut self) {
+        let Ok(mut c) = sync_connection(&self.url, Duration::from_secs(1)) else {
+            return;
+        };
+        let Ok(space) = quota_redis::KeySpace::new(&self.prefix) else {
+            return;
+        };
+        let keys: Vec<String> = match redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(space.pattern())
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter(&mut c)
+        {
+            Ok(iter) => iter.filter_map(Result::ok).collect(),
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(500) {
+            let _ = redis::cmd("DEL").arg(chunk).query::<i64>(&mut c);
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A `redis-server` of this test's own on 127.0.0.1, killed on drop.
+pub(crate) struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one on a free port and waits until it answers.
+    pub(crate) fn start() -> Self {
+        let mut r = PrivateRedis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients).
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: no persistence).
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed to run the fault tests");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = sync_connection(&self.url(), Duration::from_millis(200))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if pong.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server on port {port} did not start: {pong:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A server that accepts TCP connections (the kernel completes them) but
+/// never reads or answers: every call to it can only time out.
+pub(crate) struct Blackhole {
+    listener: TcpListener,
+}
+
+impl Blackhole {
+    pub(crate) fn start() -> Self {
+        Blackhole {
+            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://{}", self.listener.local_addr().unwrap())
+    }
+}
