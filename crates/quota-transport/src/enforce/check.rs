@@ -1,0 +1,332 @@
+//! The checks of one request, in order, before the inner service sees it.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use quota_core::account::{Accounts, Charge, Identity};
+use quota_core::policy::{Money, Plan, PlanError, Request as PlanRequest};
+use quota_core::upload::UploadRules;
+use quota_core::{Decision, Outcomes, Store, StoreError};
+
+use super::body::RequestBody;
+use super::guard::guard;
+use super::layer::Config;
+use super::observe::{Observation, Outcome};
+use super::policy::Loaded;
+use super::summary::{DecisionSummary, RateHeaders};
+use crate::identity::api_key;
+use crate::response::{json_message, too_many_attempts};
+use crate::upload::{precheck, Verdict};
+
+/// What the checks decided.
+#[allow(clippy::large_enum_variant)] // `Proceed` is the common case; boxing it would allocate per request
+pub(crate) enum Checked<B> {
+    /// Call the service with this request, then add what `pass` says.
+    Proceed { req: Request<B>, pass: Pass },
+    /// Answer this instead; the service is never called.
+    Refuse(Response<Bytes>),
+}
+
+/// Gives a charge back, if the upload is refused after the service ran.
+pub(crate) type Refund = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// What an admitted request carries to its response.
+#[derive(Default)]
+pub(crate) struct Pass {
+    /// The decision's headers for the response.
+    pub(crate) rate: Option<RateHeaders>,
+    /// The IETF fields, when configured.
+    pub(crate) ietf: Vec<(HeaderName, HeaderValue)>,
+    /// The rules the body is checked against while it streams.
+    upload: Option<Arc<UploadRules>>,
+    /// Whether the guarded body broke a rule, read after the service ran.
+    pub(crate) verdict: Option<Verdict>,
+    /// The charge to give back when it did.
+    pub(crate) refund: Option<Refund>,
+}
+
+/// Labels gathered on the way, for the observer.
+#[derive(Default)]
+struct Trace<'p> {
+    endpoint: Option<&'p str>,
+    limit: Option<Cow<'static, str>>,
+}
+
+/// An admitted request: what goes to the response, what to the extensions.
+type Admitted = (Pass, Option<DecisionSummary>);
+
+/// Runs every check on `req` (see the module docs of `enforce` for the order).
+///
+/// The future is boxed per request, so its size matters: the request is
+/// split here and its parts captured once (an `async fn` would keep a second
+/// copy of its argument), and every `await` below holds only small values.
+pub(crate) fn check<S, A, B>(
+    config: Arc<Config<S, A>>,
+    req: Request<B>,
+) -> impl Future<Output = Checked<RequestBody<B>>> + Send
+where
+    S: Store,
+    A: Accounts + 'static,
+    B: Body + Send,
+{
+    let (mut parts, body) = req.into_parts();
+    async move {
+        let started = config.observer.as_ref().map(|_| Instant::now());
+        let loaded = config.policy.load_full();
+        let mut identity = None;
+        let mut trace = Trace::default();
+        let result = run(&config, &loaded, &parts, &mut identity, &mut trace).await;
+        if let (Some(observer), Some(started)) = (&config.observer, started) {
+            let (outcome, status) = match &result {
+                Ok((pass, _)) if pass.rate.as_ref().is_some_and(RateHeaders::is_refused) => {
+                    (Outcome::Refused, StatusCode::TOO_MANY_REQUESTS)
+                }
+                Ok(_) => (Outcome::Admitted, StatusCode::OK),
+                Err(res) if res.status().is_server_error() => (Outcome::Error, res.status()),
+                Err(res) => (Outcome::Refused, res.status()),
+            };
+            observer.observe(&Observation {
+                tier: identity.as_ref().map(|i: &Identity| i.tier.as_str()),
+                endpoint: trace.endpoint,
+                outcome,
+                status,
+                limit: trace.limit.as_deref(),
+                latency: started.elapsed(),
+                shadow: config.shadow,
+            });
+        }
+        let (mut pass, summary) = match result {
+            Ok(admitted) => admitted,
+            Err(_) if config.shadow => (Pass::default(), None),
+            Err(res) => return Checked::Refuse(res),
+        };
+        if let Some(identity) = identity {
+            parts.extensions.insert(identity);
+        }
+        if let Some(summary) = summary {
+            parts.extensions.insert(summary);
+        }
+        let endpoint = parts
+            .uri
+            .path()
+            .get(config.prefix.len()..)
+            .unwrap_or_default();
+        let (body, verdict) = guard(body, &parts.headers, endpoint, pass.upload.take());
+        pass.verdict = verdict;
+        Checked::Proceed {
+            req: Request::from_parts(parts, body),
+            pass,
+        }
+    }
+}
+
+/// The checks, then the refund of a charge when a later check refused.
+async fn run<'p, S, A>(
+    config: &'p Config<S, A>,
+    loaded: &'p Loaded,
+    parts: &Parts,
+    identity: &mut Option<Identity>,
+    trace: &mut Trace<'p>,
+) -> Result<Admitted, Response<Bytes>>
+where
+    S: Store,
+    A: Accounts + 'static,
+{
+    let (refusal, charged) = match admit(config, loaded, parts, identity, trace).await {
+        Ok(admitted) => return Ok(admitted),
+        Err(refused) => refused,
+    };
+    if let (Some(price), Some(who)) = (charged, identity.as_ref()) {
+        refund_to(&*config.accounts, &who.account, price).await;
+    }
+    Err(refusal)
+}
+
+/// The checks in order; a refusal carries the charge to give back, if any.
+async fn admit<'p, S, A>(
+    config: &'p Config<S, A>,
+    loaded: &'p Loaded,
+    parts: &Parts,
+    identity: &mut Option<Identity>,
+    trace: &mut Trace<'p>,
+) -> Result<Admitted, (Response<Bytes>, Option<Money>)>
+where
+    S: Store,
+    A: Accounts + 'static,
+{
+    let policy = &*loaded.policy;
+    // 1. Identity.
+    let key = api_key(&parts.headers, config.key_headers)
+        .map_err(|e| (unauthorized(config, &e.to_string()), None))?;
+    let who = match config.accounts.resolve(key).await {
+        Ok(Some(who)) => identity.insert(who),
+        Ok(None) => return Err((unauthorized(config, "unknown API key"), None)),
+        Err(e) => {
+            return Err((
+                unavailable(&format!("cannot resolve the API key: {e}")),
+                None,
+            ))
+        }
+    };
+
+    // 2. Endpoint.
+    let path = parts.uri.path();
+    let Some(name) = path.strip_prefix(&*config.prefix) else {
+        let message = format!(
+            "path {path:?} is not under the API prefix {:?}",
+            &*config.prefix
+        );
+        return Err((json_message(StatusCode::NOT_FOUND, &message), None));
+    };
+    if let Some(exempt) = config.unmetered.iter().find(|u| ***u == *name) {
+        trace.endpoint = Some(exempt);
+        return Ok((Pass::default(), None));
+    }
+    let Some(endpoint) = policy.endpoint(name) else {
+        return Err((
+            json_message(StatusCode::NOT_FOUND, &format!("unknown endpoint {name:?}")),
+            None,
+        ));
+    };
+    trace.endpoint = Some(endpoint.path());
+
+    // 3. Upload precheck: a declared length over the limit is refused unread.
+    if !config.shadow {
+        precheck(&parts.headers, name, &loaded.uploads)
+            .map_err(|e| (e.to_response::<Bytes>(), None))?;
+    }
+
+    // 4. Credit.
+    let price = endpoint.price();
+    let charged = if price > Money::ZERO && !config.shadow {
+        match config.accounts.charge(&who.account, price).await {
+            Ok(Charge::Charged { .. }) => Some(price),
+            Ok(Charge::Insufficient { credit, price }) => {
+                let message = format!(
+                    "insufficient credit: {name} costs ${price}, the account has ${credit}"
+                );
+                return Err((json_message(StatusCode::PAYMENT_REQUIRED, &message), None));
+            }
+            Err(e) => {
+                return Err((
+                    unavailable(&format!("cannot charge the request: {e}")),
+                    None,
+                ))
+            }
+        }
+    } else {
+        None
+    };
+
+    // 5. Rate limits: all decided together; a refusal consumes nothing.
+    let req = PlanRequest {
+        account: &who.account,
+        tier: &who.tier,
+        endpoint: name,
+        cost: 1,
+    };
+    let plan = policy.plan(&req).map_err(|e| (plan_error(&e), charged))?;
+    let now = (config.clock)();
+    let outcomes = config.store.decide(&plan, now).await;
+    let rated = conclude(config, &plan, outcomes).map_err(|res| (res, charged))?;
+    trace.limit = rated.rate.refused_name();
+    if let Some(refusal) = rated.refusal.filter(|_| !config.shadow) {
+        return Err((refusal, charged));
+    }
+    let refund = charged.map(|price| -> Refund {
+        let accounts = Arc::clone(&config.accounts);
+        let account = who.account.clone();
+        Box::new(move || Box::pin(async move { refund_to(&*accounts, &account, price).await }))
+    });
+    let pass = Pass {
+        rate: Some(rated.rate),
+        ietf: rated.ietf,
+        upload: (!config.shadow).then(|| Arc::clone(&loaded.uploads)),
+        verdict: None,
+        refund,
+    };
+    Ok((pass, Some(rated.summary)))
+}
+
+/// A rate-limit decision, owned: nothing borrowed from the plan survives.
+struct Rated {
+    rate: RateHeaders,
+    summary: DecisionSummary,
+    ietf: Vec<(HeaderName, HeaderValue)>,
+    /// The 429 when refused (built while the decision is at hand).
+    refusal: Option<Response<Bytes>>,
+}
+
+/// Turns the store's answer into an owned decision, or a 503.
+#[allow(clippy::result_large_err)] // the error is the response itself, answered once; boxing it gains nothing
+fn conclude<S, A>(
+    config: &Config<S, A>,
+    plan: &Plan<'_>,
+    outcomes: Result<Outcomes, StoreError>,
+) -> Result<Rated, Response<Bytes>> {
+    let decision = match outcomes {
+        Ok(outcomes) => Decision::from_outcomes(plan, &outcomes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+    .map_err(|e| unavailable(&format!("cannot decide the request: {e}")))?;
+    let summary = DecisionSummary::new(&decision);
+    Ok(Rated {
+        rate: RateHeaders::new(&summary),
+        summary,
+        ietf: if config.style.ietf_headers {
+            ietf_headers(&decision)
+        } else {
+            Vec::new()
+        },
+        refusal: (!decision.is_admitted()).then(|| too_many_attempts(&decision, config.style)),
+    })
+}
+
+fn plan_error(e: &PlanError) -> Response<Bytes> {
+    let status = match e {
+        PlanError::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+        // The account's tier is not in the policy: a configuration error.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    json_message(status, &format!("cannot plan the request: {e}"))
+}
+
+fn unauthorized<S, A>(config: &Config<S, A>, message: &str) -> Response<Bytes> {
+    let mut res = json_message(StatusCode::UNAUTHORIZED, message);
+    if config.key_headers.accepts_bearer() {
+        res.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+fn unavailable(message: &str) -> Response<Bytes> {
+    json_message(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+async fn refund_to<A: Accounts>(accounts: &A, account: &str, amount: Money) {
+    if let Err(e) = accounts.refund(account, amount).await {
+        tracing::warn!(account, %amount, error = %e, "cannot refund a refused request");
+    }
+}
+
+fn ietf_headers(decision: &Decision<'_>) -> Vec<(HeaderName, HeaderValue)> {
+    decision
+        .ietf_headers()
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::try_from(value).ok()?,
+            ))
+        })
+        .collect()
+}

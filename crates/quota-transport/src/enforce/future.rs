@@ -1,0 +1,160 @@
+//! [`ResponseFuture`]: the checks, then the inner service, then the headers.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::body::{RequestBody, ResponseBody};
+use super::check::{Checked, Pass};
+
+pub(crate) type BoxCheck<B> = Pin<Box<dyn Future<Output = Checked<RequestBody<B>>> + Send>>;
+type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pin_project! {
+    /// The response future of [`Enforce`](super::Enforce).
+    ///
+    /// First the checks run; a refusal completes the future with the
+    /// layer's response and the inner service is dropped uncalled.
+    /// Otherwise the inner service is called and its response gets the
+    /// rate-limit headers, unless the body broke an upload rule while the
+    /// service read it: then the answer is the upload refusal (and a charge
+    /// is given back).
+    pub struct ResponseFuture<Inner, B>
+    where
+        Inner: Service<Request<RequestBody<B>>>,
+    {
+        #[pin]
+        state: State<Inner, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Inner, B>
+    where
+        Inner: Service<Request<RequestBody<B>>>,
+    {
+        Check { check: BoxCheck<B>, service: Option<Inner> },
+        Call { #[pin] future: Inner::Future, pass: Option<Pass> },
+        Refund { refund: BoxRefund, response: Option<Response<Bytes>> },
+        Done,
+    }
+}
+
+impl<Inner, B> ResponseFuture<Inner, B>
+where
+    Inner: Service<Request<RequestBody<B>>>,
+{
+    pub(crate) fn new(check: BoxCheck<B>, service: Inner) -> Self {
+        ResponseFuture {
+            state: State::Check {
+                check,
+                service: Some(service),
+            },
+        }
+    }
+}
+
+impl<Inner, B> fmt::Debug for ResponseFuture<Inner, B>
+where
+    Inner: Service<Request<RequestBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Check { .. } => "check",
+            State::Call { .. } => "call",
+            State::Refund { .. } => "refund",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<Inner, B, ResBody> Future for ResponseFuture<Inner, B>
+where
+    Inner: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, Inner::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Check { check, service } => {
+                    let verdict = ready!(check.as_mut().poll(cx));
+                    let service = service.take();
+                    match (verdict, service) {
+                        (Checked::Proceed { req, pass }, Some(mut service)) => {
+                            let future = service.call(req);
+                            this.state.set(State::Call {
+                                future,
+                                pass: Some(pass),
+                            });
+                        }
+                        (Checked::Refuse(res), _) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(res.map(ResponseBody::full)));
+                        }
+                        (Checked::Proceed { .. }, None) => {
+                            unreachable!("the service is taken only here")
+                        }
+                    }
+                }
+                StateProj::Call { future, pass } => {
+                    let res = ready!(future.poll(cx));
+                    let pass = pass.take().unwrap_or_default();
+                    let rejection = pass.verdict.as_ref().and_then(|v| v.rejection());
+                    let Some(rejection) = rejection.map(|e| e.to_response::<Bytes>()) else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(res.map(|res| finish(res, pass)));
+                    };
+                    // The body broke an upload rule: answer that, whatever
+                    // the service made of the failed read.
+                    let mut response = rejection;
+                    if let Some(rate) = &pass.rate {
+                        rate.write(response.headers_mut());
+                    }
+                    match pass.refund {
+                        Some(refund) => this.state.set(State::Refund {
+                            refund: refund(),
+                            response: Some(response),
+                        }),
+                        None => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                        }
+                    }
+                }
+                StateProj::Refund { refund, response } => {
+                    ready!(refund.as_mut().poll(cx));
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    if let Some(response) = response {
+                        return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                    }
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Adds the decision's headers to the service's response.
+fn finish<ResBody>(res: Response<ResBody>, pass: Pass) -> Response<ResponseBody<ResBody>> {
+    let (mut parts, body) = res.into_parts();
+    if let Some(rate) = &pass.rate {
+        rate.write(&mut parts.headers);
+    }
+    for (name, value) in pass.ietf {
+        parts.headers.insert(name, value);
+    }
+    Response::from_parts(parts, ResponseBody::inner(body))
+}

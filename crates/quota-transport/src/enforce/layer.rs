@@ -1,0 +1,214 @@
+//! [`EnforceLayer`]: the configuration, and the tower `Layer`.
+
+use core::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use quota_core::account::Accounts;
+use quota_core::{Store, Timestamp};
+use tower_layer::Layer;
+
+use super::observe::Observer;
+use super::policy::PolicyHandle;
+use super::service::Enforce;
+use crate::identity::KeyHeaders;
+use crate::response::ResponseStyle;
+
+/// A clock: the time of each decision.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock as a [`Timestamp`]: the default [`Clock`].
+pub fn system_clock() -> Timestamp {
+    Timestamp::from_unix_duration(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// Applies [`Enforce`] to a service: rate limits, credit and upload
+/// prechecks in front of it. See the [module docs](super) for the checks.
+///
+/// Built with the policy, the store and the account source; every other
+/// setting has a default and a builder method.
+pub struct EnforceLayer<S, A> {
+    pub(crate) config: Arc<Config<S, A>>,
+}
+
+pub(crate) struct Config<S, A> {
+    pub(crate) policy: PolicyHandle,
+    pub(crate) store: Arc<S>,
+    pub(crate) accounts: Arc<A>,
+    pub(crate) prefix: Box<str>,
+    pub(crate) key_headers: KeyHeaders,
+    pub(crate) style: ResponseStyle,
+    pub(crate) shadow: bool,
+    pub(crate) clock: Clock,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) unmetered: Vec<Box<str>>,
+}
+
+impl<S, A> Clone for Config<S, A> {
+    fn clone(&self) -> Self {
+        Config {
+            policy: self.policy.clone(),
+            store: Arc::clone(&self.store),
+            accounts: Arc::clone(&self.accounts),
+            prefix: self.prefix.clone(),
+            key_headers: self.key_headers,
+            style: self.style,
+            shadow: self.shadow,
+            clock: Arc::clone(&self.clock),
+            observer: self.observer.clone(),
+            unmetered: self.unmetered.clone(),
+        }
+    }
+}
+
+impl<S, A> Clone for EnforceLayer<S, A> {
+    fn clone(&self) -> Self {
+        EnforceLayer {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<S, A> fmt::Debug for EnforceLayer<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("EnforceLayer")
+            .field("prefix", &c.prefix)
+            .field("key_headers", &c.key_headers)
+            .field("style", &c.style)
+            .field("shadow", &c.shadow)
+            .field("observer", &c.observer.is_some())
+            .field("unmetered", &c.unmetered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store, A: Accounts> EnforceLayer<S, A> {
+    /// A layer enforcing `policy` (a [`Policy`](quota_core::policy::Policy),
+    /// an `Arc` of one, or a [`PolicyHandle`] to reload it later) with state
+    /// in `store` and accounts from `accounts` (both shared: the gateway's
+    /// admin API and `limits` endpoint use them too).
+    ///
+    /// Defaults: prefix `/v1/`, keys from either header
+    /// ([`KeyHeaders::BOTH`]), the seed's headers only, enforcing (not
+    /// shadow), the system clock, no observer.
+    pub fn new(policy: impl Into<PolicyHandle>, store: Arc<S>, accounts: Arc<A>) -> Self {
+        EnforceLayer {
+            config: Arc::new(Config {
+                policy: policy.into(),
+                store,
+                accounts,
+                prefix: "/v1/".into(),
+                key_headers: KeyHeaders::BOTH,
+                style: ResponseStyle::default(),
+                shadow: false,
+                clock: Arc::new(system_clock),
+                observer: None,
+                unmetered: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl<S, A> EnforceLayer<S, A> {
+    fn edit(mut self, f: impl FnOnce(&mut Config<S, A>)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The path prefix before endpoint names (default `/v1/`): with it,
+    /// `/v1/prompt/enhance` is endpoint `prompt/enhance`. A path outside
+    /// the prefix is 404. A missing trailing `/` is added.
+    #[must_use]
+    pub fn prefix(self, prefix: &str) -> Self {
+        let prefix: Box<str> = if prefix.ends_with('/') {
+            prefix.into()
+        } else {
+            format!("{prefix}/").into()
+        };
+        self.edit(|c| c.prefix = prefix)
+    }
+
+    /// Which headers may carry the API key (default: both).
+    #[must_use]
+    pub fn key_headers(self, accepted: KeyHeaders) -> Self {
+        self.edit(|c| c.key_headers = accepted)
+    }
+
+    /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` fields.
+    #[must_use]
+    pub fn ietf_headers(self, on: bool) -> Self {
+        self.edit(|c| c.style.ietf_headers = on)
+    }
+
+    /// Answer a 429 with the IETF `application/problem+json` body instead
+    /// of the seed's `{"message":"Too Many Attempts."}`.
+    #[must_use]
+    pub fn problem_json(self, on: bool) -> Self {
+        self.edit(|c| c.style.problem_json = on)
+    }
+
+    /// Shadow mode: decide and count every request, send the rate-limit
+    /// headers and tell the observer, but refuse nothing. Requests that
+    /// would be refused reach the service (observed as `Refused` with
+    /// `shadow: true`); a would-be 429 still carries `X-RateLimit-Type` and
+    /// `Retry-After` on the service's response. Credit is not charged and
+    /// bodies are not limited.
+    #[must_use]
+    pub fn shadow(self, on: bool) -> Self {
+        self.edit(|c| c.shadow = on)
+    }
+
+    /// The clock decisions are taken at (default [`system_clock`]); tests
+    /// pass a virtual one.
+    #[must_use]
+    pub fn clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.clock = Arc::new(clock))
+    }
+
+    /// A hook called with every decision's labels (for metrics).
+    #[must_use]
+    pub fn observer(self, observer: impl Observer) -> Self {
+        self.edit(|c| c.observer = Some(Arc::new(observer)))
+    }
+
+    /// Endpoint names under the prefix that need a valid key but are not
+    /// metered, charged or limited (a gateway's own `limits` endpoint). The
+    /// resolved identity is still in the request's extensions.
+    #[must_use]
+    pub fn unmetered<I, T>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let names: Vec<Box<str>> = names.into_iter().map(|n| n.as_ref().into()).collect();
+        self.edit(|c| c.unmetered = names)
+    }
+
+    /// The policy slot, to reload the policy while serving.
+    pub fn policy(&self) -> &PolicyHandle {
+        &self.config.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.config.store
+    }
+
+    /// The account source.
+    pub fn accounts(&self) -> &Arc<A> {
+        &self.config.accounts
+    }
+}
+
+impl<Inner, S, A> Layer<Inner> for EnforceLayer<S, A> {
+    type Service = Enforce<Inner, S, A>;
+
+    fn layer(&self, inner: Inner) -> Self::Service {
+        Enforce::new(inner, self.clone())
+    }
+}

@@ -1,0 +1,127 @@
+//! Server-side enforcement: a tower layer that puts the policy in front of a
+//! service.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use quota_core::account::{AccountAdmin, MemoryAccounts, NewAccount};
+//! use quota_core::policy::{Money, Policy};
+//! use quota_core::{MemoryStore, Timestamp};
+//! use quota_transport::enforce::EnforceLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let accounts = MemoryAccounts::new();
+//! let new = NewAccount { id: "acct-1".into(), api_key: "k-1".into(), tier: "basic".into(), credit: Money::from_dollars(5) };
+//! accounts.create(new, Timestamp::EPOCH).await?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), Arc::new(accounts)))
+//!     .service(service_fn(|_req: Request<_>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("a picture"))))
+//!     }));
+//!
+//! let req = || Request::post("/v1/txt2img").header("x-api-key", "k-1").body(Full::new(Bytes::new()));
+//! let ok = service.clone().oneshot(req()?).await?;
+//! assert_eq!(ok.status(), 200);
+//! assert_eq!(ok.headers()["x-ratelimit-remaining"], "2"); // 3 a minute on Basic
+//! assert_eq!(ok.into_body().collect().await?.to_bytes(), "a picture");
+//!
+//! let denied = service.oneshot(Request::post("/v1/txt2img").body(Full::new(Bytes::new()))?).await?;
+//! assert_eq!(denied.status(), 401); // no key
+//! # Ok(()) }
+//! ```
+//!
+//! Served by hyper, the same stack goes through
+//! [`TowerToHyperService`](hyper_util::service::TowerToHyperService); the
+//! request body is then hyper's `Incoming`.
+//!
+//! # The checks, in order
+//! Each request is checked in this order; the first that fails answers, and
+//! the inner service is never called for a refused request.
+//!
+//! 1. **Identity**: the API key from `Authorization: Bearer KEY` or
+//!    `X-API-Key: KEY` ([`KeyHeaders`](crate::identity::KeyHeaders)),
+//!    resolved through [`Accounts`](quota_core::account::Accounts). Missing,
+//!    malformed or unknown: **401** `{"message": ...}`.
+//! 2. **Endpoint**: the path after the prefix (default `/v1/`) must be an
+//!    endpoint of the policy: else **404**.
+//! 3. **Upload precheck** ([`upload::precheck`](crate::upload::precheck)):
+//!    a `Content-Length` over the endpoint's largest body
+//!    ([`UploadRules::max_body`](quota_core::upload::UploadRules::max_body))
+//!    is **413** before a byte is read; an unreadable `Content-Length` or a
+//!    multipart type without a boundary is **400**.
+//! 4. **Credit**: a priced endpoint charges the account
+//!    ([`Accounts::charge`](quota_core::account::Accounts::charge)); credit
+//!    that cannot pay is **402**.
+//! 5. **Rate limits**: the [`Plan`](quota_core::policy::Plan) is decided by the
+//!    [`Store`](quota_core::Store). Refused: the charge is refunded and the
+//!    answer is **429**, `Content-Type: application/json`, body
+//!    `{"message":"Too Many Attempts."}` and `X-RateLimit-Limit`,
+//!    `X-RateLimit-Remaining`, `X-RateLimit-Daily-Limit`,
+//!    `X-RateLimit-Daily-Remaining`, `X-RateLimit-Type`, `Retry-After`
+//!    ([`Decision::headers`](quota_core::Decision::headers)). A store error is **503**
+//!    (whether it reaches the layer is the store's failure policy).
+//! 6. **Admitted**: the service is called with the resolved
+//!    [`Identity`](quota_core::account::Identity) and a [`DecisionSummary`]
+//!    in the request's extensions, and its response gets the
+//!    `X-RateLimit-*` headers of the limits that apply (none for an
+//!    unlimited quantity: Premium has no daily pair).
+//! 7. **While the body streams**: the service reads a [`RequestBody`], the
+//!    client's frames under the upload rules
+//!    ([`upload::guard_body`](crate::upload::guard_body)): a body that grows
+//!    past its limit is cut there, each multipart file is classified by its
+//!    bytes and checked for size and duration. If a rule broke, the answer
+//!    is **413**/**422**/**400** with a JSON `message` naming the limit
+//!    (whatever the service made of the failed read), still with the
+//!    rate-limit headers (the request was counted), and a charge is given
+//!    back. A service that answers before reading its body (a streaming
+//!    proxy) keeps its answer: the body still ends in the error there.
+//!
+//! # Options
+//! [`EnforceLayer`]'s builder methods: the prefix, the accepted key headers,
+//! the IETF `RateLimit-Policy`/`RateLimit` fields and problem+json 429s,
+//! shadow mode (decide and report, refuse nothing), the clock (virtual in
+//! tests), an [`Observer`] for metrics, and unmetered endpoints. The policy
+//! is held in a [`PolicyHandle`] and loaded once per request, so it can be
+//! replaced while serving.
+//!
+//! # Types
+//! `Enforce<Inner, S, A>` implements `Service<Request<B>>` for any body `B:
+//! Body<Data = Bytes>` (hyper's `Incoming`, axum's `Body`) and any `Inner:
+//! Service<Request<RequestBody<B>>, Response = Response<R>> + Clone`. The
+//! error type is `Inner::Error`. The inner service reads a
+//! [`RequestBody<B>`] (`Data = Bytes`, `Error =`
+//! [`UploadError`](crate::upload::UploadError)). The response body is
+//! [`ResponseBody<R>`]: `R` untouched on success, the refusal's JSON
+//! otherwise (it needs `R::Data: From<Bytes>`, true of hyper's and axum's
+//! bodies).
+//!
+//! # Cost
+//! One boxed future per request (the checks run as one `async` block over
+//! the store's and the account source's futures), the identity and the
+//! summary inserted into the extensions, the upload guard for a non-empty
+//! body, and header values taken from a static table for counts up to
+//! 9999: no string is formatted for an admitted request unless the IETF
+//! fields are on.
+
+mod body;
+mod check;
+mod future;
+mod guard;
+mod layer;
+mod observe;
+mod policy;
+mod service;
+mod summary;
+
+pub use body::{RequestBody, ResponseBody};
+pub use future::ResponseFuture;
+pub use layer::{system_clock, Clock, EnforceLayer};
+pub use observe::{Observation, Observer, Outcome};
+pub use policy::PolicyHandle;
+pub use service::Enforce;
+pub use summary::{DecisionSummary, LimitSummary};
