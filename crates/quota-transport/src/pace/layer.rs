@@ -10,7 +10,6 @@ use quota_core::Timestamp;
 use tower_layer::Layer;
 
 use super::service::Pace;
-use crate::retry::wall_clock;
 
 /// The time source of a layer.
 type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -31,7 +30,7 @@ impl Shared {
     fn new(pacer: Pacer) -> Self {
         Shared {
             pacer: Arc::new(Mutex::new(pacer)),
-            clock: Arc::new(wall_clock),
+            clock: Arc::new(crate::enforce::system_clock),
             max_delay: None,
             on_delay: None,
         }

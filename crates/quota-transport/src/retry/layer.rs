@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use quota_core::client::RetryPolicy;
 use quota_core::Timestamp;
@@ -12,14 +11,6 @@ use tower_layer::Layer;
 
 use super::event::RetryWait;
 use super::service::Retry;
-
-/// The wall clock as a [`Timestamp`]; a clock before 1970 reads as the epoch.
-pub(crate) fn wall_clock() -> Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_unix_duration(since_epoch)
-}
 
 /// Where the jitter of the backoff comes from.
 #[derive(Clone)]
@@ -49,7 +40,7 @@ impl Config {
     fn new(policy: RetryPolicy) -> Self {
         Config {
             policy,
-            clock: Arc::new(wall_clock),
+            clock: Arc::new(crate::enforce::system_clock),
             jitter: Jitter::Thread,
             on_wait: None,
         }

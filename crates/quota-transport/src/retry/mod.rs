@@ -134,7 +134,6 @@ mod service;
 
 pub use event::{RetryOutcome, RetryWait};
 pub use future::ResponseFuture;
-pub(crate) use layer::wall_clock;
 pub use layer::RetryLayer;
 pub use quota_core::client::{GiveUp, LimitType, RetryPolicy};
 pub use service::Retry;
