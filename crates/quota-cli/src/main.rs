@@ -1,1 +1,90 @@
-fn main() {}
+//! `quota`: a rate-limiting API gateway and the tools around it.
+//!
+//! - `quota serve`: the gateway (reverse proxy, enforcement, admin API,
+//!   `/v1/limits`, `/healthz`, `/metrics`, policy reload, graceful shutdown);
+//!   `quota serve --demo` runs it in front of a built-in mock upstream.
+//! - `quota call`: a curl-like client that retries 429s the seed's way.
+//! - `quota simulate`: replays a CSV trace through a policy offline.
+//! - `quota policy show|validate|export`: look at and check policy files.
+//!
+//! See `docs/gateway.md`.
+
+mod call;
+mod cli;
+mod config;
+mod plot;
+mod policy_cmd;
+mod policy_file;
+mod serve;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve(args) => serve_main(&args),
+        Command::Call(args) => match runtime() {
+            Ok(rt) => rt.block_on(call::run(&args)),
+            Err(e) => fail(&e),
+        },
+        Command::Simulate(args) => match simulate::run(&args) {
+            Ok(()) => 0,
+            Err(e) => fail(&e),
+        },
+        Command::Policy(args) => policy_cmd::run(&args.action),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn fail(e: &anyhow::Error) -> i32 {
+    eprintln!("quota: {e:#}");
+    1
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn serve_main(args: &cli::ServeArgs) -> i32 {
+    let settings = match config::Settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quota serve: {e}");
+            return 2;
+        }
+    };
+    init_tracing(settings.log_format);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match rt.block_on(serve::run(settings)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "quota serve failed");
+            eprintln!("quota serve: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,195 @@
+//! The command line: subcommands and their flags.
+//!
+//! `serve` flags are all optional here so that [`crate::config`] can tell a
+//! value given on the command line or in the environment (clap reads both,
+//! the flag first) from one left to the config file or the default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `quota`: a rate-limiting API gateway and the tools around it.
+#[derive(Debug, Parser)]
+#[command(name = "quota", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the gateway: a rate-limiting reverse proxy in front of an API.
+    Serve(Box<ServeArgs>),
+    /// Send one request, curl-like, retrying 429s with the seed's strategy.
+    Call(CallArgs),
+    /// Replay a CSV trace through a policy offline and count the decisions.
+    Simulate(SimulateArgs),
+    /// Show, validate or export a policy file.
+    Policy(PolicyArgs),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `quota serve`. Precedence: flag > environment > config file > default.
+#[derive(Debug, Args, Default)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, env = "QUOTA_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// The API to forward admitted requests to, e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "QUOTA_UPSTREAM", value_name = "URL")]
+    pub(crate) upstream: Option<String>,
+    /// Policy file (TOML or JSON); the built-in seed policy when absent.
+    #[arg(long, env = "QUOTA_POLICY", value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// Where limit counters live: `memory` (default) or a Redis URL (redis://host:port).
+    #[arg(long, env = "QUOTA_STORE", value_name = "memory|redis://...")]
+    pub(crate) store: Option<String>,
+    /// Key prefix for the Redis store (default `quota:`), so several deployments can share one Redis.
+    #[arg(long, env = "QUOTA_REDIS_PREFIX", value_name = "PREFIX")]
+    pub(crate) redis_prefix: Option<String>,
+    /// What the Redis store does when Redis cannot answer: `closed` (503),
+    /// `open` (admit) or `local:N` (decide locally with 1/N of each budget).
+    #[arg(long, env = "QUOTA_REDIS_FAILURE", value_name = "closed|open|local:N")]
+    pub(crate) redis_failure: Option<String>,
+    /// Bearer token of the admin API (`/admin/...`); the admin API is off without one.
+    #[arg(
+        long,
+        env = "QUOTA_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) admin_token: Option<String>,
+    /// Directory of the embedded accounts database (default ./quota-data).
+    #[arg(long, env = "QUOTA_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Decide, send headers and count metrics, but never refuse a request.
+    #[arg(long, env = "QUOTA_SHADOW", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) shadow: Option<bool>,
+    /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` headers.
+    #[arg(long, env = "QUOTA_IETF_HEADERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) ietf_headers: Option<bool>,
+    /// Seconds to wait for the upstream's response headers before answering 504 (default 30).
+    #[arg(long, env = "QUOTA_UPSTREAM_TIMEOUT", value_name = "SECS")]
+    pub(crate) upstream_timeout: Option<f64>,
+    /// Seconds to let in-flight requests finish on shutdown (default 30).
+    #[arg(long, env = "QUOTA_SHUTDOWN_TIMEOUT", value_name = "SECS")]
+    pub(crate) shutdown_timeout: Option<f64>,
+    /// Log format: text or json (default text).
+    #[arg(long, env = "QUOTA_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Config file (TOML) with the same keys as these flags.
+    #[arg(long, env = "QUOTA_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Run a built-in mock upstream and create two demo accounts.
+    #[arg(long)]
+    pub(crate) demo: bool,
+}
+
+/// Flags of `quota call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The URL to call (http only).
+    pub(crate) url: String,
+    /// API key, sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "QUOTA_KEY", hide_env_values = true)]
+    pub(crate) key: Option<String>,
+    /// Request body (the method becomes POST); `@FILE` reads it from a file.
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "DATA",
+        conflicts_with = "form"
+    )]
+    pub(crate) data: Option<String>,
+    /// A multipart form field, `name=value` or `name=@PATH` for a file; repeatable.
+    #[arg(short = 'F', long = "form", value_name = "NAME=VALUE|NAME=@PATH")]
+    pub(crate) form: Vec<String>,
+    /// The method (default GET, or POST with a body).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+    /// An extra header, `Name: value`; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub(crate) headers: Vec<String>,
+    /// Pace requests from the X-RateLimit headers so that no 429 is met.
+    #[arg(long)]
+    pub(crate) pace: bool,
+    /// Send the request this many times in a row (pacing matters from the second one).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) repeat: u32,
+    /// Print the response status and headers on stderr.
+    #[arg(short = 'i', long = "include")]
+    pub(crate) include: bool,
+}
+
+/// Flags of `quota simulate`.
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Policy file; the seed policy when absent.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// CSV trace: `timestamp_ms,key,endpoint[,tier]` (a header line is allowed).
+    #[arg(long, value_name = "FILE.csv")]
+    pub(crate) trace: PathBuf,
+    /// Tier of rows that name none (default: the policy's signup tier).
+    #[arg(long)]
+    pub(crate) tier: Option<String>,
+    /// Draw admitted and refused requests over time into this SVG file.
+    #[arg(long, value_name = "OUT.svg")]
+    pub(crate) plot: Option<PathBuf>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Flags of `quota policy`.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArgs {
+    /// What to do with the policy.
+    #[command(subcommand)]
+    pub(crate) action: PolicyAction,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PolicyFormat {
+    /// TOML.
+    #[default]
+    Toml,
+    /// JSON.
+    Json,
+}
+
+/// `quota policy` actions.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyAction {
+    /// Print the policy as readable tables.
+    Show {
+        /// Policy file; the seed policy when absent.
+        file: Option<PathBuf>,
+    },
+    /// Check a policy file; errors name the line and column.
+    Validate {
+        /// Policy file.
+        file: PathBuf,
+    },
+    /// Print the policy as TOML or JSON.
+    Export {
+        /// Policy file; the seed policy when absent.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PolicyFormat::Toml)]
+        format: PolicyFormat,
+    },
+}

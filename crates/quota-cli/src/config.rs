@@ -1,0 +1,496 @@
+//! `quota serve` settings: flags, environment, config file, defaults.
+//!
+//! Precedence, highest first: a command-line flag, its environment variable
+//! (clap reads both), the config file (`--config FILE`, TOML, the same keys
+//! as the flags with `-` or `_`), the default. A bad value anywhere is an
+//! error naming where it came from: `FILE:LINE:COL: key: problem` for the
+//! config file, `--flag (or QUOTA_ENV): problem` otherwise. Relative paths in
+//! the config file are taken from the config file's folder.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// The listen address when none is given.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The accounts database folder when none is given.
+pub(crate) const DEFAULT_DATA_DIR: &str = "quota-data";
+
+/// Where counters live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreSetting {
+    /// In this process.
+    Memory,
+    /// In Redis at this URL.
+    Redis(String),
+}
+
+/// Everything `quota serve` runs with, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// Listen address.
+    pub(crate) listen: SocketAddr,
+    /// Upstream base URL (absent only with `--demo`).
+    pub(crate) upstream: Option<http::Uri>,
+    /// Policy file (the seed when absent).
+    pub(crate) policy: Option<PathBuf>,
+    /// Counter store.
+    pub(crate) store: StoreSetting,
+    /// Redis key prefix (the store's default when absent).
+    pub(crate) redis_prefix: Option<String>,
+    /// What the Redis store does when Redis cannot answer.
+    pub(crate) redis_failure: quota_redis::FailurePolicy,
+    /// Admin token (admin API off when absent).
+    pub(crate) admin_token: Option<String>,
+    /// Accounts database folder, and whether it was chosen explicitly.
+    pub(crate) data_dir: PathBuf,
+    /// True when `data_dir` was given rather than defaulted.
+    pub(crate) data_dir_given: bool,
+    /// Never refuse.
+    pub(crate) shadow: bool,
+    /// Send the IETF `RateLimit-Policy`/`RateLimit` headers too.
+    pub(crate) ietf_headers: bool,
+    /// How long to wait for upstream response headers.
+    pub(crate) upstream_timeout: Duration,
+    /// How long in-flight requests get on shutdown.
+    pub(crate) shutdown_timeout: Duration,
+    /// Log format.
+    pub(crate) log_format: LogFormat,
+    /// Demo mode.
+    pub(crate) demo: bool,
+}
+
+/// A bad setting, with where it came from.
+#[derive(Debug)]
+pub(crate) struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The config file: the flags' keys, every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<Spanned<String>>,
+    upstream: Option<Spanned<String>>,
+    policy: Option<Spanned<String>>,
+    store: Option<Spanned<String>>,
+    #[serde(alias = "redis-prefix")]
+    redis_prefix: Option<Spanned<String>>,
+    #[serde(alias = "redis-failure")]
+    redis_failure: Option<Spanned<String>>,
+    #[serde(alias = "admin-token")]
+    admin_token: Option<Spanned<String>>,
+    #[serde(alias = "data-dir")]
+    data_dir: Option<Spanned<String>>,
+    shadow: Option<Spanned<bool>>,
+    #[serde(alias = "ietf-headers")]
+    ietf_headers: Option<Spanned<bool>>,
+    #[serde(alias = "upstream-timeout")]
+    upstream_timeout: Option<Spanned<f64>>,
+    #[serde(alias = "shutdown-timeout")]
+    shutdown_timeout: Option<Spanned<f64>>,
+    #[serde(alias = "log-format")]
+    log_format: Option<Spanned<LogFormat>>,
+}
+
+/// A loaded config file and its text (for line numbers).
+struct Loaded {
+    path: PathBuf,
+    src: String,
+    file: ConfigFile,
+}
+
+impl Loaded {
+    fn at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        problem: impl fmt::Display,
+    ) -> ConfigError {
+        let (line, col) = line_col(&self.src, span.start);
+        ConfigError(format!(
+            "{}:{line}:{col}: {key}: {problem}",
+            self.path.display()
+        ))
+    }
+
+    /// A path from the file, relative to the file's folder.
+    fn path_value(&self, v: &str) -> PathBuf {
+        let p = PathBuf::from(v);
+        if p.is_absolute() {
+            return p;
+        }
+        self.path.parent().map_or(p.clone(), |dir| dir.join(&p))
+    }
+}
+
+/// Line and column (from 1) of a byte offset.
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: cannot read config file: {e}", path.display())))?;
+    let file: ConfigFile = toml::from_str(&src).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(&src, s.start));
+        ConfigError(format!(
+            "{}:{line}:{col}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
+    Ok(Loaded {
+        path: path.to_owned(),
+        src,
+        file,
+    })
+}
+
+/// Where a value came from, for error messages.
+enum Origin<'a> {
+    Flag(&'static str, &'static str),
+    File(&'a Loaded, std::ops::Range<usize>, &'static str),
+    Default,
+}
+
+impl Origin<'_> {
+    fn error(&self, problem: impl fmt::Display) -> ConfigError {
+        match self {
+            Origin::Flag(flag, env) => ConfigError(format!("--{flag} (or {env}): {problem}")),
+            Origin::File(loaded, span, key) => loaded.at(span.clone(), key, problem),
+            Origin::Default => ConfigError(format!("default value: {problem}")),
+        }
+    }
+}
+
+/// Picks flag/env, else the file's value, with its origin.
+fn pick<'a, T: Clone>(
+    flag: Option<T>,
+    names: (&'static str, &'static str),
+    file: Option<(&'a Loaded, &Spanned<T>)>,
+    key: &'static str,
+) -> Option<(T, Origin<'a>)> {
+    if let Some(v) = flag {
+        return Some((v, Origin::Flag(names.0, names.1)));
+    }
+    file.map(|(l, s)| (s.get_ref().clone(), Origin::File(l, s.span(), key)))
+}
+
+impl Settings {
+    /// Resolves the settings of `quota serve`.
+    pub(crate) fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let loaded = args.config.as_deref().map(load_file).transpose()?;
+        let l = loaded.as_ref();
+        let f = |get: fn(&ConfigFile) -> Option<&Spanned<String>>| {
+            l.and_then(|l| get(&l.file).map(|s| (l, s)))
+        };
+
+        let listen = match pick(
+            args.listen.clone(),
+            ("listen", "QUOTA_LISTEN"),
+            f(|c| c.listen.as_ref()),
+            "listen",
+        ) {
+            Some((v, origin)) => parse_listen(&v).map_err(|e| origin.error(e))?,
+            None => parse_listen(DEFAULT_LISTEN).map_err(|e| Origin::Default.error(e))?,
+        };
+        let upstream = match pick(
+            args.upstream.clone(),
+            ("upstream", "QUOTA_UPSTREAM"),
+            f(|c| c.upstream.as_ref()),
+            "upstream",
+        ) {
+            Some((v, origin)) => Some(parse_upstream(&v).map_err(|e| origin.error(e))?),
+            None => None,
+        };
+        let policy = match (
+            &args.policy,
+            l.and_then(|l| l.file.policy.as_ref().map(|p| (l, p))),
+        ) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some((l, p))) => Some(l.path_value(p.get_ref())),
+            (None, None) => None,
+        };
+        let store = match pick(
+            args.store.clone(),
+            ("store", "QUOTA_STORE"),
+            f(|c| c.store.as_ref()),
+            "store",
+        ) {
+            Some((v, origin)) => parse_store(&v).map_err(|e| origin.error(e))?,
+            None => StoreSetting::Memory,
+        };
+        let redis_prefix = pick(
+            args.redis_prefix.clone(),
+            ("redis-prefix", "QUOTA_REDIS_PREFIX"),
+            f(|c| c.redis_prefix.as_ref()),
+            "redis_prefix",
+        )
+        .map(|(v, _)| v);
+        let redis_failure = match pick(
+            args.redis_failure.clone(),
+            ("redis-failure", "QUOTA_REDIS_FAILURE"),
+            f(|c| c.redis_failure.as_ref()),
+            "redis_failure",
+        ) {
+            Some((v, origin)) => v.parse().map_err(|e: String| origin.error(e))?,
+            None => quota_redis::FailurePolicy::default(),
+        };
+        let admin_token = match pick(
+            args.admin_token.clone(),
+            ("admin-token", "QUOTA_ADMIN_TOKEN"),
+            f(|c| c.admin_token.as_ref()),
+            "admin_token",
+        ) {
+            Some((v, origin)) if v.trim().len() < 8 => {
+                return Err(origin.error("the admin token must be at least 8 characters"))
+            }
+            Some((v, _)) => Some(v),
+            None => None,
+        };
+        let (data_dir, data_dir_given) = match (
+            &args.data_dir,
+            l.and_then(|l| l.file.data_dir.as_ref().map(|p| (l, p))),
+        ) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some((l, p))) => (l.path_value(p.get_ref()), true),
+            (None, None) => (PathBuf::from(DEFAULT_DATA_DIR), false),
+        };
+        let shadow = args
+            .shadow
+            .or_else(|| l.and_then(|l| l.file.shadow.as_ref().map(|s| *s.get_ref())))
+            .unwrap_or(false);
+        let ietf_headers = args
+            .ietf_headers
+            .or_else(|| l.and_then(|l| l.file.ietf_headers.as_ref().map(|s| *s.get_ref())))
+            .unwrap_or(false);
+        let secs = |flag: Option<f64>,
+                    names: (&'static str, &'static str),
+                    file: Option<(&Loaded, &Spanned<f64>)>,
+                    key: &'static str,
+                    default: f64|
+         -> Result<Duration, ConfigError> {
+            match pick(flag, names, file, key) {
+                Some((v, origin)) => seconds(v).map_err(|e| origin.error(e)),
+                None => seconds(default).map_err(|e| Origin::Default.error(e)),
+            }
+        };
+        let upstream_timeout = secs(
+            args.upstream_timeout,
+            ("upstream-timeout", "QUOTA_UPSTREAM_TIMEOUT"),
+            l.and_then(|l| l.file.upstream_timeout.as_ref().map(|s| (l, s))),
+            "upstream_timeout",
+            30.0,
+        )?;
+        let shutdown_timeout = secs(
+            args.shutdown_timeout,
+            ("shutdown-timeout", "QUOTA_SHUTDOWN_TIMEOUT"),
+            l.and_then(|l| l.file.shutdown_timeout.as_ref().map(|s| (l, s))),
+            "shutdown_timeout",
+            30.0,
+        )?;
+        let log_format = args
+            .log_format
+            .or_else(|| l.and_then(|l| l.file.log_format.as_ref().map(|s| *s.get_ref())))
+            .unwrap_or_default();
+        if upstream.is_none() && !args.demo {
+            return Err(ConfigError(
+                "no upstream: pass --upstream URL (or QUOTA_UPSTREAM, or `upstream` in the config file), or try --demo"
+                    .into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            upstream,
+            policy,
+            store,
+            redis_prefix,
+            redis_failure,
+            admin_token,
+            data_dir,
+            data_dir_given,
+            shadow,
+            ietf_headers,
+            upstream_timeout,
+            shutdown_timeout,
+            log_format,
+            demo: args.demo,
+        })
+    }
+}
+
+fn parse_listen(v: &str) -> Result<SocketAddr, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:8080"))
+}
+
+/// Parses an upstream base URL: `http://host[:port][/base]`.
+pub(crate) fn parse_upstream(v: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = v
+        .trim()
+        .parse()
+        .map_err(|e| format!("invalid upstream URL {v:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "upstream URL {v:?}: scheme {other:?} is not supported (use http://)"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "upstream URL {v:?} needs a scheme, e.g. http://{v}"
+            ))
+        }
+    }
+    if uri.authority().is_none() {
+        return Err(format!("upstream URL {v:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("upstream URL {v:?} must not have a query"));
+    }
+    Ok(uri)
+}
+
+fn parse_store(v: &str) -> Result<StoreSetting, String> {
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("memory") {
+        Ok(StoreSetting::Memory)
+    } else if t.starts_with("redis://")
+        || t.starts_with("rediss://")
+        || t.starts_with("redis+unix://")
+    {
+        Ok(StoreSetting::Redis(t.to_owned()))
+    } else {
+        Err(format!(
+            "invalid store {v:?}: expected `memory` or a Redis URL such as redis://127.0.0.1:6379"
+        ))
+    }
+}
+
+fn seconds(v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "invalid number of seconds {v}: expected a positive number"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // tests may panic
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A config file in its own folder, removed on drop.
+    struct File(PathBuf);
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn write(name: &str, text: &str) -> File {
+        let dir =
+            std::env::temp_dir().join(format!("quota-config-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("quota.toml");
+        std::fs::write(&p, text).unwrap();
+        File(p)
+    }
+
+    #[test]
+    fn flag_beats_config_file_which_beats_default() {
+        let p = write(
+            "prec",
+            "listen = \"127.0.0.1:9001\"\nupstream = \"http://127.0.0.1:9\"\nshadow = true\n",
+        );
+        let args = ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        assert!(s.shadow);
+        let args = ServeArgs {
+            config: Some(p.0.clone()),
+            listen: Some("127.0.0.1:9002".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Settings::resolve(&args).unwrap().listen.port(), 9002);
+        let args = ServeArgs {
+            upstream: Some("http://127.0.0.1:9".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args).unwrap().listen.to_string(),
+            DEFAULT_LISTEN
+        );
+    }
+
+    #[test]
+    fn bad_value_in_config_file_names_file_line_and_key() {
+        let p = write(
+            "bad",
+            "upstream = \"http://127.0.0.1:9\"\n\nlisten = \"nowhere\"\n",
+        );
+        let err = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("{}:3:10: listen:", p.0.display())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_config_file_is_refused_with_its_line() {
+        let p = write(
+            "unknown",
+            "upstream = \"http://127.0.0.1:9\"\nlisten_port = 3\n",
+        );
+        let msg = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains(":2:1:") && msg.contains("listen_port"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn upstream_must_be_http() {
+        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("127.0.0.1:80").is_err());
+        assert!(parse_upstream("http://127.0.0.1:80/base").is_ok());
+    }
+}

@@ -1,0 +1,440 @@
+//! Accounts on disk: the embedded default, in a `redb` database under `--data-dir`.
+//!
+//! Two tables: `accounts` (id to the account as JSON) and `keys` (API key to
+//! id). Creating an account and recording a payment commit durably (fsync)
+//! before they answer; charges and refunds, one per priced request, commit
+//! without waiting for the disk (the OS writes them; a crash of the process
+//! loses nothing, a power cut may lose the last moment), and a durable commit
+//! every second and at shutdown ([`RedbAccounts::flush`]) puts them on disk.
+
+use std::future::{ready, Future};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use quota_core::account::{
+    Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
+};
+use quota_core::policy::Money;
+use quota_core::Timestamp;
+use rand::RngCore;
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
+const KEYS: TableDefinition<'_, &str, &str> = TableDefinition::new("keys");
+
+/// The database file's name inside the data folder.
+pub(crate) const DB_FILE: &str = "accounts.redb";
+
+/// Accounts in a redb file. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct RedbAccounts {
+    db: Arc<Database>,
+    dirty: Arc<AtomicBool>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbAccounts")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> AccountError {
+    AccountError::Unavailable(format!("accounts database: {e}"))
+}
+
+/// A new random API key: `qk_` and 32 hex digits (128 bits).
+pub(crate) fn new_api_key() -> String {
+    format!("qk_{}", random_hex(16))
+}
+
+/// A new random account id: `acct_` and 16 hex digits.
+pub(crate) fn new_account_id() -> String {
+    format!("acct_{}", random_hex(8))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RedbAccounts {
+    /// Opens (or creates) the database in `dir`.
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", dir.display()))?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "{}: the accounts database is in use by another process (another `quota serve` with the same --data-dir?)",
+                path.display()
+            ),
+            other => anyhow::anyhow!("{}: cannot open the accounts database: {other}", path.display()),
+        })?;
+        // Create the tables so that readers never meet a missing one.
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(ACCOUNTS)?;
+            tx.open_table(KEYS)?;
+        }
+        tx.commit()?;
+        Ok(RedbAccounts {
+            db: Arc::new(db),
+            dirty: Arc::new(AtomicBool::new(false)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes every commit so far durable (an fsync), if any was not.
+    pub(crate) fn flush(&self) -> Result<(), AccountError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().map_err(unavailable)?;
+        tx.set_durability(Durability::Immediate);
+        tx.commit().map_err(unavailable)
+    }
+
+    /// The number of accounts.
+    pub(crate) fn count(&self) -> Result<u64, AccountError> {
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+        t.len().map_err(unavailable)
+    }
+
+    fn get_sync(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+        let Some(v) = t.get(id).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        decode(v.value()).map(Some)
+    }
+
+    fn resolve_sync(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let keys = tx.open_table(KEYS).map_err(unavailable)?;
+        let Some(id) = keys.get(api_key).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+        let Some(v) = accounts.get(id.value()).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let a = decode(v.value())?;
+        Ok(Some(Identity {
+            account: a.id,
+            tier: a.tier,
+        }))
+    }
+
+    /// Reads, changes and writes one account in one transaction.
+    fn update<T>(
+        &self,
+        id: &str,
+        durable: bool,
+        change: impl FnOnce(&mut Account) -> Result<(T, bool), AccountError>,
+    ) -> Result<T, AccountError> {
+        let mut tx = self.db.begin_write().map_err(unavailable)?;
+        tx.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::Eventual
+        });
+        let out = {
+            let mut t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let current = t
+                .get(id)
+                .map_err(unavailable)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let mut account = current.ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            let (out, write) = change(&mut account)?;
+            if write {
+                let bytes = encode(&account)?;
+                t.insert(id, bytes.as_slice()).map_err(unavailable)?;
+            }
+            out
+        };
+        tx.commit().map_err(unavailable)?;
+        if !durable {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(out)
+    }
+
+    fn create_sync(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
+        let mut tx = self.db.begin_write().map_err(unavailable)?;
+        tx.set_durability(Durability::Immediate);
+        let account = Account {
+            id: new.id.clone(),
+            tier: new.tier,
+            credit: new.credit,
+            paid: Money::ZERO,
+            spent: Money::ZERO,
+            requests: 0,
+            created_at: now,
+        };
+        {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
+            if accounts
+                .get(new.id.as_str())
+                .map_err(unavailable)?
+                .is_some()
+                || keys
+                    .get(new.api_key.as_str())
+                    .map_err(unavailable)?
+                    .is_some()
+            {
+                return Err(AccountError::Exists(new.id));
+            }
+            let bytes = encode(&account)?;
+            accounts
+                .insert(new.id.as_str(), bytes.as_slice())
+                .map_err(unavailable)?;
+            keys.insert(new.api_key.as_str(), new.id.as_str())
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(account)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Account, AccountError> {
+    serde_json::from_slice(bytes).map_err(|e| unavailable(format!("corrupt account record: {e}")))
+}
+
+fn encode(a: &Account) -> Result<Vec<u8>, AccountError> {
+    serde_json::to_vec(a).map_err(unavailable)
+}
+
+/// Runs a blocking database call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, AccountError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| unavailable(format!("database task failed: {e}")))?
+}
+
+fn add(a: Money, b: Money) -> Money {
+    Money::from_micros(a.micros().saturating_add(b.micros()))
+}
+
+fn sub(a: Money, b: Money) -> Money {
+    Money::from_micros(a.micros().saturating_sub(b.micros()))
+}
+
+impl Accounts for RedbAccounts {
+    fn resolve(
+        &self,
+        api_key: &str,
+    ) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send {
+        ready(self.resolve_sync(api_key))
+    }
+
+    fn charge(
+        &self,
+        account: &str,
+        price: Money,
+    ) -> impl Future<Output = Result<Charge, AccountError>> + Send {
+        ready(self.update(account, false, |a| {
+            if a.credit < price {
+                return Ok((
+                    Charge::Insufficient {
+                        credit: a.credit,
+                        price,
+                    },
+                    false,
+                ));
+            }
+            a.credit = sub(a.credit, price);
+            a.spent = add(a.spent, price);
+            a.requests = a.requests.saturating_add(1);
+            Ok((
+                Charge::Charged {
+                    remaining: a.credit,
+                },
+                true,
+            ))
+        }))
+    }
+
+    fn refund(
+        &self,
+        account: &str,
+        amount: Money,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send {
+        ready(self.update(account, false, |a| {
+            a.credit = add(a.credit, amount);
+            a.spent = sub(a.spent, amount);
+            a.requests = a.requests.saturating_sub(1);
+            Ok(((), true))
+        }))
+    }
+}
+
+impl AccountAdmin for RedbAccounts {
+    fn create(
+        &self,
+        new: NewAccount,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
+        let this = self.clone();
+        blocking(move || this.create_sync(new, now))
+    }
+
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send {
+        ready(self.get_sync(id))
+    }
+
+    fn record_payment(
+        &self,
+        id: &str,
+        amount: Money,
+        tier: &str,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
+        let (this, id, tier) = (self.clone(), id.to_owned(), tier.to_owned());
+        blocking(move || {
+            this.update(&id, true, |a| {
+                a.credit = add(a.credit, amount);
+                a.paid = add(a.paid, amount);
+                a.tier = tier;
+                Ok((a.clone(), true))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // tests may panic
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("quota-redb-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn new(id: &str, key: &str) -> NewAccount {
+        NewAccount {
+            id: id.into(),
+            api_key: key.into(),
+            tier: "basic".into(),
+            credit: Money::from_dollars(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn accounts_and_credit_survive_reopening() {
+        let d = dir("reopen");
+        {
+            let db = RedbAccounts::open(&d).unwrap();
+            db.create(new("a1", "k1"), Timestamp::from_secs(1))
+                .await
+                .unwrap();
+            let c = db.charge("a1", Money::from_dollars(1)).await.unwrap();
+            assert_eq!(
+                c,
+                Charge::Charged {
+                    remaining: Money::from_dollars(4)
+                }
+            );
+            db.flush().unwrap();
+        }
+        let db = RedbAccounts::open(&d).unwrap();
+        let who = db.resolve("k1").await.unwrap().unwrap();
+        assert_eq!(
+            who,
+            Identity {
+                account: "a1".into(),
+                tier: "basic".into()
+            }
+        );
+        let a = db.get("a1").await.unwrap().unwrap();
+        assert_eq!(
+            (a.credit, a.spent, a.requests),
+            (Money::from_dollars(4), Money::from_dollars(1), 1)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn charge_the_credit_cannot_pay_debits_nothing() {
+        let d = dir("insufficient");
+        let db = RedbAccounts::open(&d).unwrap();
+        db.create(new("a1", "k1"), Timestamp::EPOCH).await.unwrap();
+        let c = db.charge("a1", Money::from_dollars(6)).await.unwrap();
+        assert_eq!(
+            c,
+            Charge::Insufficient {
+                credit: Money::from_dollars(5),
+                price: Money::from_dollars(6)
+            }
+        );
+        assert_eq!(
+            db.get("a1").await.unwrap().unwrap().credit,
+            Money::from_dollars(5)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn payment_adds_credit_and_moves_tier_at_once() {
+        let d = dir("payment");
+        let db = RedbAccounts::open(&d).unwrap();
+        db.create(new("a1", "k1"), Timestamp::EPOCH).await.unwrap();
+        let a = db
+            .record_payment("a1", Money::from_dollars(10), "premium")
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.tier.as_str(), a.credit, a.paid),
+            ("premium", Money::from_dollars(15), Money::from_dollars(10))
+        );
+        assert_eq!(db.resolve("k1").await.unwrap().unwrap().tier, "premium");
+        assert!(matches!(
+            db.record_payment("nope", Money::ZERO, "x").await,
+            Err(AccountError::NotFound(_))
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn duplicate_id_or_key_is_refused() {
+        let d = dir("dup");
+        let db = RedbAccounts::open(&d).unwrap();
+        db.create(new("a1", "k1"), Timestamp::EPOCH).await.unwrap();
+        assert!(matches!(
+            db.create(new("a1", "k2"), Timestamp::EPOCH).await,
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            db.create(new("a2", "k1"), Timestamp::EPOCH).await,
+            Err(AccountError::Exists(_))
+        ));
+        assert_eq!(db.count().unwrap(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn keys_are_long_random_hex() {
+        let (a, b) = (new_api_key(), new_api_key());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 3 + 32);
+        assert!(a[3..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,102 @@
+//! The service behind the enforcement layer: `/v1/limits` or the proxy.
+//!
+//! The layer has already resolved the caller ([`Identity`] in the request's
+//! extensions). The proxy tells the upstream who the caller is with
+//! `X-Quota-Account` and `X-Quota-Tier` (any such headers the client sent are
+//! replaced, so they can be trusted).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use quota_core::account::{AccountAdmin, Identity};
+
+use super::limits;
+use super::proxy::Proxy;
+use super::respond::{json, message, Body, BoxError};
+use super::{now, Shared};
+
+const X_QUOTA_ACCOUNT: HeaderName = HeaderName::from_static("x-quota-account");
+const X_QUOTA_TIER: HeaderName = HeaderName::from_static("x-quota-tier");
+
+/// The inner service. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct App {
+    proxy: Proxy,
+    shared: Arc<Shared>,
+}
+
+impl App {
+    /// The service over `proxy`.
+    pub(crate) fn new(proxy: Proxy, shared: Arc<Shared>) -> Self {
+        App { proxy, shared }
+    }
+
+    async fn handle<B>(self, mut req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let who = req.extensions().get::<Identity>().cloned();
+        if req.uri().path() == "/v1/limits" {
+            return match who {
+                Some(who) => self.limits(&who).await,
+                None => message(StatusCode::UNAUTHORIZED, "missing API key"),
+            };
+        }
+        let headers = req.headers_mut();
+        headers.remove(&X_QUOTA_ACCOUNT);
+        headers.remove(&X_QUOTA_TIER);
+        if let Some(who) = &who {
+            if let (Ok(a), Ok(t)) = (
+                HeaderValue::from_str(&who.account),
+                HeaderValue::from_str(&who.tier),
+            ) {
+                headers.insert(X_QUOTA_ACCOUNT, a);
+                headers.insert(X_QUOTA_TIER, t);
+            }
+        }
+        self.proxy.forward(req).await
+    }
+
+    async fn limits(&self, who: &Identity) -> Response<Body> {
+        let s = &self.shared;
+        let account = s.accounts.get(&who.account).await.ok().flatten();
+        let policy = s.policy.load();
+        match limits::report(&policy, &*s.store, who, account.as_ref(), now()).await {
+            Ok(report) => json(StatusCode::OK, &report),
+            Err(e) => {
+                s.metrics.record_store_error();
+                tracing::error!(error = %e, "cannot read the limits");
+                message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the limit store is unavailable",
+                )
+            }
+        }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for App
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}

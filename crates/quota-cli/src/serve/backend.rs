@@ -1,0 +1,227 @@
+//! The store and account source the gateway runs on: embedded (memory
+//! counters, redb accounts) or Redis (both in Redis, shared by every node).
+//!
+//! The core's traits return `impl Future`, so they are not object-safe; these
+//! enums dispatch to the backend chosen at start-up.
+
+use quota_core::account::{
+    Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
+};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use quota_core::policy::{Money, Plan};
+use quota_core::{MemoryStore, Outcomes, Store, StoreError, Timestamp};
+
+use quota_redis::{FailurePolicy, RedisAccounts, RedisStore, StoreHealth};
+
+use super::accounts::RedbAccounts;
+
+/// Where limit counters live.
+pub(crate) enum GatewayStore {
+    /// In this process.
+    Memory(MemoryStore),
+    /// In Redis.
+    Redis(RedisStore),
+}
+
+impl GatewayStore {
+    /// `memory` or `redis`.
+    pub(crate) fn backend(&self) -> &'static str {
+        match self {
+            GatewayStore::Memory(_) => "memory",
+            GatewayStore::Redis(_) => "redis",
+        }
+    }
+
+    /// `ok`; on Redis while it does not answer, what the failure policy
+    /// does: `fallback` (`open` or `local:N`) or `unavailable` (`closed`).
+    pub(crate) fn mode(&self) -> &'static str {
+        match self {
+            GatewayStore::Memory(_) => "ok",
+            GatewayStore::Redis(r) => {
+                let h = r.health();
+                match (h.redis_ok, h.failure_policy) {
+                    (true, _) => "ok",
+                    (false, FailurePolicy::Closed) => "unavailable",
+                    (false, _) => "fallback",
+                }
+            }
+        }
+    }
+
+    /// The Redis store's health, when on Redis.
+    pub(crate) fn redis_health(&self) -> Option<StoreHealth> {
+        match self {
+            GatewayStore::Memory(_) => None,
+            GatewayStore::Redis(r) => Some(r.health()),
+        }
+    }
+}
+
+impl Store for GatewayStore {
+    async fn decide<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> Result<Outcomes, StoreError> {
+        match self {
+            GatewayStore::Memory(m) => Ok(m.decide_now(plan, now)),
+            GatewayStore::Redis(r) => r.decide(plan, now).await,
+        }
+    }
+
+    async fn peek<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> Result<Outcomes, StoreError> {
+        match self {
+            GatewayStore::Memory(m) => Ok(m.peek_now(plan, now)),
+            GatewayStore::Redis(r) => r.peek(plan, now).await,
+        }
+    }
+}
+
+/// Where accounts live.
+pub(crate) enum GatewayAccounts {
+    /// In the embedded database.
+    Redb(RedbAccounts),
+    /// In Redis, with the identities last seen for when Redis is away.
+    Redis(RedisAccounts, LastKnown),
+}
+
+/// The identities Redis last answered, by API key: used only while Redis
+/// cannot answer, so that the store's failure policy (`open`, `local:N`)
+/// can still decide for callers seen before. A tier changed meanwhile is
+/// seen once Redis answers again. Bounded: cleared when it grows past
+/// [`LastKnown::CAPACITY`] keys.
+#[derive(Debug, Default)]
+pub(crate) struct LastKnown(Mutex<HashMap<String, Identity>>);
+
+impl LastKnown {
+    /// The most keys remembered.
+    pub(crate) const CAPACITY: usize = 100_000;
+
+    fn remember(&self, api_key: &str, who: &Identity) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(api_key) == Some(who) {
+            return;
+        }
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(api_key.to_owned(), who.clone());
+    }
+
+    fn recall(&self, api_key: &str) -> Option<Identity> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(api_key)
+            .cloned()
+    }
+
+    fn forget(&self, api_key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(api_key);
+    }
+}
+
+/// Resolves through Redis, falling back to the last known identity while
+/// Redis is unavailable.
+async fn resolve_redis(
+    r: &RedisAccounts,
+    last: &LastKnown,
+    api_key: &str,
+) -> Result<Option<Identity>, AccountError> {
+    match r.resolve(api_key).await {
+        Ok(Some(who)) => {
+            last.remember(api_key, &who);
+            Ok(Some(who))
+        }
+        Ok(None) => {
+            last.forget(api_key);
+            Ok(None)
+        }
+        Err(AccountError::Unavailable(e)) => match last.recall(api_key) {
+            Some(who) => {
+                tracing::debug!(error = %e, "redis unavailable: using the last known identity");
+                Ok(Some(who))
+            }
+            None => Err(AccountError::Unavailable(e)),
+        },
+        Err(other) => Err(other),
+    }
+}
+
+impl GatewayAccounts {
+    /// Makes recent writes durable (embedded database only; Redis persists on its own).
+    pub(crate) fn flush(&self) -> Result<(), AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.flush(),
+            GatewayAccounts::Redis(..) => Ok(()),
+        }
+    }
+
+    /// `redb` or `redis`.
+    pub(crate) fn backend(&self) -> &'static str {
+        match self {
+            GatewayAccounts::Redb(_) => "redb",
+            GatewayAccounts::Redis(..) => "redis",
+        }
+    }
+}
+
+impl Accounts for GatewayAccounts {
+    async fn resolve(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.resolve(api_key).await,
+            GatewayAccounts::Redis(r, last) => resolve_redis(r, last, api_key).await,
+        }
+    }
+
+    async fn charge(&self, account: &str, price: Money) -> Result<Charge, AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.charge(account, price).await,
+            GatewayAccounts::Redis(r, _) => r.charge(account, price).await,
+        }
+    }
+
+    async fn refund(&self, account: &str, amount: Money) -> Result<(), AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.refund(account, amount).await,
+            GatewayAccounts::Redis(r, _) => r.refund(account, amount).await,
+        }
+    }
+}
+
+impl AccountAdmin for GatewayAccounts {
+    async fn create(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.create(new, now).await,
+            GatewayAccounts::Redis(r, _) => r.create(new, now).await,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.get(id).await,
+            GatewayAccounts::Redis(r, _) => r.get(id).await,
+        }
+    }
+
+    async fn record_payment(
+        &self,
+        id: &str,
+        amount: Money,
+        tier: &str,
+    ) -> Result<Account, AccountError> {
+        match self {
+            GatewayAccounts::Redb(r) => r.record_payment(id, amount, tier).await,
+            GatewayAccounts::Redis(r, _) => r.record_payment(id, amount, tier).await,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `quota serve --demo`: a built-in mock upstream and two demo accounts, so
+//! the gateway can be tried with nothing else installed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use quota_core::account::{AccountAdmin, NewAccount};
+use quota_core::policy::Money;
+use tokio::net::TcpListener;
+
+use super::accounts::{new_account_id, new_api_key};
+use super::admin::SIGNUP_CREDIT;
+use super::respond::{json, Body};
+use super::{now, Shared};
+
+/// Starts the mock upstream on a free loopback port: it answers every
+/// request with a small JSON body naming the endpoint, after reading the
+/// request body (so uploads work).
+pub(crate) async fn start_mock_upstream() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(answer(req).await)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn answer(req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let account = req
+        .headers()
+        .get("x-quota-account")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut received = 0u64;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => received += f.data_ref().map_or(0, Bytes::len) as u64,
+            Err(_) => break,
+        }
+    }
+    let endpoint = path.strip_prefix("/v1/").unwrap_or(&path);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "endpoint": endpoint,
+            "method": method,
+            "received_bytes": received,
+            "account": account,
+            "result": format!("demo result for {endpoint}"),
+        }),
+    )
+}
+
+/// A demo account's id and key.
+pub(crate) struct DemoAccount {
+    /// Id.
+    pub(crate) id: String,
+    /// API key.
+    pub(crate) key: String,
+    /// Tier.
+    pub(crate) tier: String,
+}
+
+/// Creates one account on the signup tier and one on the payment tier (a $10 payment).
+pub(crate) async fn create_accounts(shared: &Shared) -> anyhow::Result<Vec<DemoAccount>> {
+    let policy = shared.policy.load();
+    let signup = policy.signup_tier().map(|t| t.name().to_owned());
+    let payment = policy.payment_tier().map(|t| t.name().to_owned());
+    let mut out = Vec::new();
+    for (label, paid_tier) in [("basic", None), ("premium", payment)] {
+        let Some(tier) = signup
+            .clone()
+            .or_else(|| policy.tiers().first().map(|t| t.name().to_owned()))
+        else {
+            anyhow::bail!("the policy has no tier");
+        };
+        if label == "premium" && paid_tier.is_none() {
+            continue;
+        }
+        let id = format!("demo-{label}-{}", &new_account_id()[5..11]);
+        let key = new_api_key();
+        let new = NewAccount {
+            id: id.clone(),
+            api_key: key.clone(),
+            tier,
+            credit: SIGNUP_CREDIT,
+        };
+        let mut account = shared.accounts.create(new, now()).await?;
+        if let Some(t) = paid_tier {
+            account = shared
+                .accounts
+                .record_payment(&id, Money::from_dollars(10), &t)
+                .await?;
+        }
+        out.push(DemoAccount {
+            id,
+            key,
+            tier: account.tier,
+        });
+    }
+    Ok(out)
+}
+
+/// The lines printed for a newcomer.
+pub(crate) fn banner(
+    gateway: SocketAddr,
+    upstream: SocketAddr,
+    admin_token: &str,
+    accounts: &[DemoAccount],
+) -> String {
+    let base = format!("http://{gateway}");
+    let mut s = String::new();
+    s.push_str(&format!(
+        "\nquota demo: gateway on {base}, mock upstream on http://{upstream}\n\n"
+    ));
+    for a in accounts {
+        s.push_str(&format!(
+            "  {:<8} account {:<22} key {}\n",
+            a.tier, a.id, a.key
+        ));
+    }
+    s.push_str(&format!("  admin token {admin_token}\n\n"));
+    if let Some(basic) = accounts.first() {
+        s.push_str(
+            "Try (the Basic tier allows 3 txt2img requests a minute; the 4th is a 429):\n\n",
+        );
+        s.push_str(&format!(
+            "  for i in 1 2 3 4; do curl -s -i -X POST {base}/v1/txt2img -H 'Authorization: Bearer {}' | head -n 1; done\n",
+            basic.key
+        ));
+        s.push_str(&format!(
+            "  curl -s {base}/v1/limits -H 'Authorization: Bearer {}'\n",
+            basic.key
+        ));
+        s.push_str(&format!(
+            "  curl -s -X POST {base}/admin/accounts/{}/payments -H 'Authorization: Bearer {admin_token}' -d '{{\"amount\":\"10.00\"}}'\n",
+            basic.id
+        ));
+        s.push_str(&format!("  curl -s {base}/metrics\n"));
+    }
+    s.push_str("\nStop with Ctrl-C.\n");
+    s
+}

@@ -1,0 +1,223 @@
+//! Running the gateway: metrics, health, shadow mode, restart, graceful
+//! shutdown, policy reload.
+
+// tests may panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{early_in_window, gateway, Http, Quota, TempDir, Upstream, ADMIN_TOKEN, TEST_POLICY};
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_decisions_by_outcome_and_limit_type() {
+    let (_up, gw, _dir) = gateway(&[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    early_in_window(60_000, Duration::from_secs(5)).await;
+    for _ in 0..4 {
+        http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+    }
+    http.post(&gw.url("/v1/txt2img"), None).await;
+    let res = http.get(&gw.url("/metrics"), None).await;
+    assert_eq!(res.status, 200);
+    assert!(res
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = String::from_utf8_lossy(&res.body).into_owned();
+    let admitted = r#"quota_decisions_total{tier="basic",endpoint="txt2img",outcome="admitted",limit_type="none"}"#;
+    let refused = r#"quota_decisions_total{tier="basic",endpoint="txt2img",outcome="refused",limit_type="minute"}"#;
+    let unauthorized = r#"quota_decisions_total{tier="unknown",endpoint="unknown",outcome="unauthorized",limit_type="none"}"#;
+    assert_eq!(metric(&text, admitted), 3, "{text}");
+    assert_eq!(metric(&text, refused), 1, "{text}");
+    assert_eq!(metric(&text, unauthorized), 1, "{text}");
+    assert_eq!(
+        metric(&text, "quota_decision_duration_seconds_count"),
+        5,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "quota_store_errors_total"), 0);
+    assert!(text.contains("quota_store_info{backend=\"memory\",mode=\"ok\"} 1"));
+
+    http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+    let again =
+        String::from_utf8_lossy(&http.get(&gw.url("/metrics"), None).await.body).into_owned();
+    assert_eq!(metric(&again, refused), 2, "the counter moves");
+
+    let health = http.get(&gw.url("/healthz"), None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    assert_eq!(health.json()["store"]["backend"], "memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_sends_headers_and_counts_but_never_refuses() {
+    let (up, gw, _dir) = gateway(&["--shadow"]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    early_in_window(60_000, Duration::from_secs(5)).await;
+    for _ in 0..5 {
+        let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("x-ratelimit-limit"), Some("3"));
+    }
+    assert_eq!(up.seen().len(), 5);
+    let text =
+        String::from_utf8_lossy(&http.get(&gw.url("/metrics"), None).await.body).into_owned();
+    let shadow = r#"quota_decisions_total{tier="basic",endpoint="txt2img",outcome="shadow_refused",limit_type="minute"}"#;
+    assert_eq!(metric(&text, shadow), 2, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_accounts_tiers_and_credit() {
+    let up = Upstream::start().await;
+    let dir = TempDir::new("restart");
+    let policy = dir.write("policy.toml", TEST_POLICY);
+    let data = dir.path().join("data");
+    let args = [
+        "--upstream",
+        &up.url(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--admin-token",
+        ADMIN_TOKEN,
+    ];
+    let http = Http::default();
+    let (id, key, premium_key) = {
+        let mut gw = tokio::task::block_in_place(|| Quota::serve(&args));
+        let (id, key) = http.create_account(&gw).await;
+        let (pid, pkey) = http.create_account(&gw).await;
+        assert_eq!(http.pay(&gw, &pid, "1.50").await.status, 200);
+        assert_eq!(http.post(&gw.url("/v1/paid"), Some(&key)).await.status, 200);
+        gw.terminate();
+        assert_eq!(
+            tokio::task::block_in_place(|| gw.wait_exit(Duration::from_secs(10))),
+            Some(0)
+        );
+        (id, key, pkey)
+    };
+    let gw = tokio::task::block_in_place(|| Quota::serve(&args));
+    let account = http.account(&gw, &id).await.json();
+    assert_eq!(account["credit"], "3.00");
+    assert_eq!(account["spent"], "2.00");
+    assert_eq!(account["requests"], 1);
+    assert_eq!(http.post(&gw.url("/v1/paid"), Some(&key)).await.status, 200);
+    assert_eq!(
+        http.post(&gw.url("/v1/paid"), Some(&key)).await.status,
+        402,
+        "$1 left cannot pay $2"
+    );
+    let premium = http.post(&gw.url("/v1/txt2img"), Some(&premium_key)).await;
+    assert_eq!(premium.status, 200);
+    assert_eq!(premium.header("x-ratelimit-limit"), Some("300"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish_then_exits_cleanly() {
+    let (_up, mut gw, _dir) = gateway(&[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let url = gw.url("/v1/slow?delay_ms=1500");
+    let in_flight: Vec<_> = (0..3)
+        .map(|_| {
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            tokio::spawn(async move { http.post(&url, Some(&key)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let started = Instant::now();
+    gw.terminate();
+    gw.wait_log("shutting down", Duration::from_secs(5));
+    // A new connection is refused while the old ones drain.
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+    for t in in_flight {
+        let res = t.await.unwrap();
+        assert_eq!(res.status, 200, "{:?}", res.body);
+    }
+    assert_eq!(
+        tokio::task::block_in_place(|| gw.wait_exit(Duration::from_secs(10))),
+        Some(0)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "exited before the requests finished"
+    );
+    assert!(gw.stderr().contains("accounts flushed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_policy_file_is_reloaded_and_a_bad_one_refused() {
+    let (_up, gw, dir) = gateway(&[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    early_in_window(60_000, Duration::from_secs(10)).await;
+    // Count against a limit that the reload does not change.
+    assert_eq!(
+        http.post(&gw.url("/v1/slow"), Some(&key))
+            .await
+            .header("x-ratelimit-remaining"),
+        Some("99")
+    );
+    assert_eq!(
+        http.post(&gw.url("/v1/txt2img"), Some(&key))
+            .await
+            .header("x-ratelimit-limit"),
+        Some("3")
+    );
+
+    let raised = TEST_POLICY.replace(
+        r#"{ endpoint = "txt2img", window = "1m", count = 3 }"#,
+        r#"{ endpoint = "txt2img", window = "1m", count = 7 }"#,
+    );
+    assert_ne!(raised, TEST_POLICY);
+    dir.write("policy.toml", &raised);
+    gw.wait_log_count("policy reloaded", 1, Duration::from_secs(10));
+    let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+    assert_eq!(res.header("x-ratelimit-limit"), Some("7"));
+    let slow = http.post(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(
+        slow.header("x-ratelimit-remaining"),
+        Some("98"),
+        "an unchanged limit keeps its count"
+    );
+
+    let broken = raised.replace("count = 7", "count = 0");
+    dir.write("policy.toml", &broken);
+    gw.wait_log("policy reload refused", Duration::from_secs(10));
+    let log = gw.stderr();
+    assert!(
+        log.contains("policy.toml:"),
+        "the refusal names the file and line: {log}"
+    );
+    assert!(log.contains("count must be at least 1"), "{log}");
+    let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+    assert_eq!(
+        res.header("x-ratelimit-limit"),
+        Some("7"),
+        "the old policy keeps running"
+    );
+
+    // SIGHUP reloads too.
+    dir.write("policy.toml", TEST_POLICY);
+    gw.wait_log_count("policy reloaded", 2, Duration::from_secs(10));
+    gw.hangup();
+    gw.wait_log("trigger=Signal", Duration::from_secs(10));
+    let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
+    assert_eq!(res.header("x-ratelimit-limit"), Some("3"));
+}

@@ -1,0 +1,362 @@
+//! The binary's other faces: bad configuration, `quota call`, `quota
+//! simulate`, `quota policy`.
+
+// tests may panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, early_in_window, gateway, Http, Quota, TempDir, TEST_POLICY};
+
+/// Runs `quota ARGS` to completion (bounded), without the QUOTA_* environment.
+fn quota(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "QUOTA_LISTEN",
+        "QUOTA_UPSTREAM",
+        "QUOTA_POLICY",
+        "QUOTA_CONFIG",
+        "QUOTA_KEY",
+        "QUOTA_DATA_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("quota {args:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn bad_config_file_exits_non_zero_naming_file_line_and_problem() {
+    let dir = TempDir::new("badconfig");
+    let cfg = dir.write(
+        "quota.toml",
+        "upstream = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\nshadow = \"maybe\"\n",
+    );
+    let out = quota(&["serve", "--config", cfg.to_str().unwrap()], &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let msg = stderr(&out);
+    assert!(msg.contains(&format!("{}:3:", cfg.display())), "{msg}");
+    assert!(msg.contains("bool") || msg.contains("boolean"), "{msg}");
+}
+
+#[test]
+fn bad_policy_file_exits_non_zero_with_file_line_and_column() {
+    let dir = TempDir::new("badpolicy");
+    let policy = dir.write(
+        "policy.toml",
+        &TEST_POLICY.replace("count = 3 }", "count = 0 }"),
+    );
+    let data = dir.path().join("data");
+    let out = quota(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    let line = TEST_POLICY
+        .lines()
+        .position(|l| l.contains("count = 3 }"))
+        .unwrap()
+        + 1;
+    assert!(
+        msg.contains(&format!("{}:{line}:", policy.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("count must be at least 1"), "{msg}");
+}
+
+#[test]
+fn flag_beats_environment_which_beats_config_file() {
+    let dir = TempDir::new("precedence");
+    let cfg = dir.write(
+        "quota.toml",
+        "upstream = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\n",
+    );
+    // The environment's bad value beats the file's good one...
+    let out = quota(
+        &["serve", "--config", cfg.to_str().unwrap()],
+        &[("QUOTA_LISTEN", "not-an-address")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("QUOTA_LISTEN"), "{}", stderr(&out));
+    // ...and a flag beats the environment.
+    let data = dir.path().join("data");
+    let gw = Quota::serve_with_env(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[("QUOTA_LISTEN", "not-an-address")],
+    );
+    assert_eq!(gw.addr.ip().to_string(), "127.0.0.1");
+}
+
+#[test]
+fn missing_upstream_is_a_clear_error() {
+    let out = quota(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--upstream"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_waits_through_a_minute_limit_then_succeeds() {
+    let (_up, gw, _dir) = gateway(&[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let url = gw.url("/v1/burst");
+    // Spend the one request of this 2-second window, early in it.
+    early_in_window(2_000, Duration::from_millis(1_500)).await;
+    assert_eq!(http.post(&url, Some(&key)).await.status, 200);
+    let started = Instant::now();
+    let out =
+        tokio::task::block_in_place(|| quota(&["call", "--key", &key, "-X", "POST", &url], &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("attempt 1 refused (429, minute limit); waiting"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("\"path\":\"/v1/burst\""),
+        "{}",
+        stdout(&out)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_gives_up_at_once_on_a_daily_limit() {
+    let (_up, gw, _dir) = gateway(&[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let url = gw.url("/v1/once");
+    assert_eq!(http.post(&url, Some(&key)).await.status, 200);
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        quota(
+            &["call", "--key", &key, "-d", "{\"prompt\":\"x\"}", &url],
+            &[],
+        )
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("daily limit reached after 1 attempt"), "{err}");
+    assert!(stdout(&out).contains("Too Many Attempts."));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait before giving up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_with_pacing_meets_no_429() {
+    // The IETF `RateLimit` header tells the pacer when this 2-second window resets.
+    let (_up, gw, _dir) = gateway(&["--ietf-headers"]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let url = gw.url("/v1/burst");
+    let out = tokio::task::block_in_place(|| {
+        quota(
+            &[
+                "call", "--key", &key, "--pace", "--repeat", "2", "-X", "POST", &url,
+            ],
+            &[],
+        )
+    });
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("refused"), "pacing avoided the 429: {err}");
+    assert!(err.contains("pacing: waiting"), "{err}");
+}
+
+#[test]
+fn call_to_nothing_exits_2() {
+    let out = quota(&["call", "http://127.0.0.1:9/v1/x"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+}
+
+#[test]
+fn simulate_counts_a_generated_trace_and_draws_it() {
+    let dir = TempDir::new("simulate");
+    let policy = dir.write("policy.toml", TEST_POLICY);
+    // 3 keys, each sending 10 txt2img requests in each of 20 seconds: every
+    // minute window admits 3 per key; rows spread over two minutes.
+    let start = 1_700_000_020_000u64; // 40 s into a UTC minute
+    let mut csv = String::from("timestamp_ms,key,endpoint,tier\n");
+    for s in 0..40u64 {
+        for i in 0..10u64 {
+            for k in 0..3 {
+                csv.push_str(&format!(
+                    "{},key-{k},txt2img,basic\n",
+                    start + s * 1000 + i * 10
+                ));
+            }
+        }
+    }
+    csv.push_str(&format!("{},key-0,nope,basic\n", start + 40_000));
+    let trace = dir.write("trace.csv", &csv);
+    let svg = dir.path().join("out.svg");
+    let out = quota(
+        &[
+            "simulate",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 1200 requests over two minute windows: 3 keys x 3 x 2 admitted.
+    assert_eq!(v["requests"], 1201);
+    assert_eq!(v["endpoints"]["txt2img"]["admitted"], 18);
+    assert_eq!(v["endpoints"]["txt2img"]["refused"], 1182);
+    assert_eq!(v["endpoints"]["txt2img"]["refused_by"]["minute"], 1182);
+    assert_eq!(v["errors"]["unknown endpoint"], 1);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    assert!(svg.contains("admitted") && svg.contains("refused"));
+
+    let table = quota(
+        &[
+            "simulate",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = stdout(&table);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("txt2img") && l.contains("18") && l.contains("1182")),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_validate_names_line_and_column() {
+    let dir = TempDir::new("validate");
+    let good = dir.write("good.toml", TEST_POLICY);
+    let out = quota(&["policy", "validate", good.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("ok (5 endpoints, 2 tiers)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let bad = dir.write(
+        "bad.toml",
+        &TEST_POLICY.replace("window = \"2s\"", "window = \"2 fortnights\""),
+    );
+    let out = quota(&["policy", "validate", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = TEST_POLICY
+        .lines()
+        .position(|l| l.contains("window = \"2s\""))
+        .unwrap()
+        + 1;
+    let msg = stderr(&out);
+    let prefix = format!("{}:{line}:", bad.display());
+    assert!(msg.starts_with(&prefix), "{msg}");
+    let col: usize = msg[prefix.len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(col > 1, "{msg}");
+    assert!(msg.contains("invalid window length"), "{msg}");
+}
+
+#[test]
+fn policy_show_and_export_round_trip() {
+    let out = quota(&["policy", "show"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("Tier premium"));
+    let dir = TempDir::new("export");
+    let json = quota(&["policy", "export", "--format", "json"], &[]);
+    let file = dir.write("seed.json", &stdout(&json));
+    let back = quota(&["policy", "validate", file.to_str().unwrap()], &[]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    let toml = quota(&["policy", "export"], &[]);
+    let file = dir.write("seed.toml", &stdout(&toml));
+    assert_eq!(
+        quota(&["policy", "validate", file.to_str().unwrap()], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_the_seed_with_two_accounts_and_nothing_else() {
+    let dir = TempDir::new("demo");
+    let gw = tokio::task::block_in_place(|| {
+        Quota::serve(&[
+            "--demo",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ])
+    });
+    let out = gw.stdout();
+    let keys: Vec<&str> = out
+        .split_whitespace()
+        .filter(|w| w.starts_with("qk_"))
+        .collect();
+    assert!(keys.len() >= 2, "{out}");
+    assert!(out.contains("curl"), "{out}");
+    let http = Http::default();
+    let basic = http.post(&gw.url("/v1/txt2video"), Some(keys[0])).await;
+    assert_eq!(basic.status, 200);
+    assert_eq!(basic.header("x-ratelimit-limit"), Some("1"));
+    assert_eq!(basic.json()["endpoint"], "txt2video");
+    let premium = http.post(&gw.url("/v1/txt2video"), Some(keys[1])).await;
+    assert_eq!(premium.header("x-ratelimit-limit"), Some("300"));
+}
