@@ -49,9 +49,20 @@ fn governor_limiter() -> governor::DefaultKeyedRateLimiter<String> {
 }
 
 /// Fills both limiters with every key once, so lookups hit existing state.
-fn warm(store: &MemoryStore, policy: &Policy, gov: &governor::DefaultKeyedRateLimiter<String>, keys: &[String], tier: &str) {
+fn warm(
+    store: &MemoryStore,
+    policy: &Policy,
+    gov: &governor::DefaultKeyedRateLimiter<String>,
+    keys: &[String],
+    tier: &str,
+) {
     for k in keys {
-        let req = Request { account: k, tier, endpoint: "txt2img", cost: 1 };
+        let req = Request {
+            account: k,
+            tier,
+            endpoint: "txt2img",
+            cost: 1,
+        };
         let _ = store.check(policy, &req, Timestamp::from_millis(T0));
         let _ = gov.check_key(k);
     }
@@ -67,13 +78,22 @@ fn single_thread(c: &mut Criterion) {
         warm(&store, &policy, &gov, &keys, "premium");
         let mut group = c.benchmark_group(format!("decision/{n}_keys"));
         group.throughput(Throughput::Elements(1));
-        let label = if n == 1 { "hot key".to_string() } else { format!("{n} keys") };
+        let label = if n == 1 {
+            "hot key".to_string()
+        } else {
+            format!("{n} keys")
+        };
         group.bench_function(BenchmarkId::new("quota basic (2 limits)", &label), |b| {
             let mut calls = 0u64;
             b.iter(|| {
                 calls += 1;
                 let i = calls as usize % n;
-                let req = Request { account: &keys[i], tier: "basic", endpoint: "txt2img", cost: 1 };
+                let req = Request {
+                    account: &keys[i],
+                    tier: "basic",
+                    endpoint: "txt2img",
+                    cost: 1,
+                };
                 let plan = policy.plan(&req).expect("plan");
                 black_box(store.decide_now(&plan, at(calls)))
             })
@@ -82,7 +102,12 @@ fn single_thread(c: &mut Criterion) {
             let mut i = 0usize;
             b.iter(|| {
                 i = (i + 1) % n;
-                let req = Request { account: &keys[i], tier: "premium", endpoint: "txt2img", cost: 1 };
+                let req = Request {
+                    account: &keys[i],
+                    tier: "premium",
+                    endpoint: "txt2img",
+                    cost: 1,
+                };
                 let plan = policy.plan(&req).expect("plan");
                 black_box(store.decide_now(&plan, at(i as u64)))
             })
@@ -100,7 +125,11 @@ fn single_thread(c: &mut Criterion) {
 
 fn pure_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("algorithm step (pure, no store)");
-    for alg in [Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::Gcra] {
+    for alg in [
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindow,
+        Algorithm::Gcra,
+    ] {
         let limit = Limit::from_millis(1_000_000, 60_000, alg).expect("limit");
         group.bench_function(alg.as_str(), |b| {
             let mut state = State::default();
@@ -133,7 +162,12 @@ fn two_threads(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 run_two(iters, |t, i| {
                     let k = &keys[(i as usize * 2 + t) % n];
-                    let req = Request { account: k, tier: "basic", endpoint: "txt2img", cost: 1 };
+                    let req = Request {
+                        account: k,
+                        tier: "basic",
+                        endpoint: "txt2img",
+                        cost: 1,
+                    };
                     let plan = policy.plan(&req).expect("plan");
                     black_box(store.decide_now(&plan, at(i)));
                 })

@@ -27,7 +27,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -45,13 +48,19 @@ fn main() {
             let before = LIVE.load(Ordering::Relaxed);
             let store = MemoryStore::new();
             for k in &keys {
-                let req = Request { account: k, tier, endpoint: "txt2img", cost: 1 };
+                let req = Request {
+                    account: k,
+                    tier,
+                    endpoint: "txt2img",
+                    cost: 1,
+                };
                 let _ = store.check(&policy, &req, Timestamp::from_secs(1_795_860_000));
             }
             let quota_bytes = (LIVE.load(Ordering::Relaxed) - before) as f64 / (n * limits) as f64;
             drop(store);
             let before = LIVE.load(Ordering::Relaxed);
-            let gov = RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(300).expect("non-zero")));
+            let gov =
+                RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(300).expect("non-zero")));
             for k in &keys {
                 let _ = gov.check_key(k);
             }

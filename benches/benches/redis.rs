@@ -44,7 +44,12 @@ async fn measure(store: Arc<RedisStore>, policy: Arc<Policy>, in_flight: usize) 
             let (store, policy) = (store.clone(), policy.clone());
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(200_000);
-                let req = Request { account: "bench-hot", tier: "basic", endpoint: "txt2img", cost: 1 };
+                let req = Request {
+                    account: "bench-hot",
+                    tier: "basic",
+                    endpoint: "txt2img",
+                    cost: 1,
+                };
                 let plan = policy.plan(&req).expect("plan");
                 while Instant::now() < deadline {
                     let t = Instant::now();
@@ -63,7 +68,11 @@ async fn measure(store: Arc<RedisStore>, policy: Arc<Policy>, in_flight: usize) 
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    (all.len() as f64 / secs, percentile(&all, 0.5), percentile(&all, 0.99))
+    (
+        all.len() as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+    )
 }
 
 /// `redis-benchmark` running the same EVALSHA with `clients` connections,
@@ -72,7 +81,17 @@ fn redis_benchmark(sha: &str, clients: usize, pipeline: usize) -> Option<f64> {
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", "6379", "-n", "200000", "-q"])
         .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
-        .args(["EVALSHA", sha, "2", "quota-bench:{rb}:a", "quota-bench:{rb}:b", "1", "", "1", "1000"])
+        .args([
+            "EVALSHA",
+            sha,
+            "2",
+            "quota-bench:{rb}:a",
+            "quota-bench:{rb}:b",
+            "1",
+            "",
+            "1",
+            "1000",
+        ])
         .args(["f", "1000000000", "60000", "f", "1000000000", "86400000"])
         .output()
         .ok()?;
@@ -83,13 +102,22 @@ fn redis_benchmark(sha: &str, clients: usize, pipeline: usize) -> Option<f64> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let policy = Arc::new(Policy::from_toml(POLICY).expect("policy"));
     let prefix = format!("quota-bench-{}:", std::process::id());
     let store = rt.block_on(async {
-        RedisStore::connect(URL, RedisConfig::default().with_prefix(prefix.clone()).with_timeout(Duration::from_secs(2)))
-            .await
-            .expect("Redis at 127.0.0.1:6379")
+        RedisStore::connect(
+            URL,
+            RedisConfig::default()
+                .with_prefix(prefix.clone())
+                .with_timeout(Duration::from_secs(2)),
+        )
+        .await
+        .expect("Redis at 127.0.0.1:6379")
     });
     let store = Arc::new(store);
 
@@ -109,7 +137,10 @@ fn main() {
         let (rate, p50, p99) = rt.block_on(measure(store.clone(), policy.clone(), in_flight));
         let conns = redis_benchmark(&sha, in_flight, 1);
         let piped = redis_benchmark(&sha, 1, in_flight);
-        let ceiling = conns.into_iter().chain(piped).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let ceiling = conns
+            .into_iter()
+            .chain(piped)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
         let ratio = ceiling.map_or("-".to_string(), |c| format!("{:.2}", rate / c));
         println!(
             "| {in_flight} | {rate:.0} | {p50:.3} | {p99:.3} | {} | {} | {} | {ratio} |",
@@ -120,8 +151,14 @@ fn main() {
     }
 
     // Clean up this run's keys.
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut con).unwrap_or_default();
-    let rb: Vec<String> = redis::cmd("KEYS").arg("quota-bench:*").query(&mut con).unwrap_or_default();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut con)
+        .unwrap_or_default();
+    let rb: Vec<String> = redis::cmd("KEYS")
+        .arg("quota-bench:*")
+        .query(&mut con)
+        .unwrap_or_default();
     for k in keys.iter().chain(&rb) {
         let _: Result<(), _> = redis::cmd("DEL").arg(k).query(&mut con);
     }

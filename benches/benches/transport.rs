@@ -58,7 +58,12 @@ fn request() -> Request<Full<Bytes>> {
 fn overhead(c: &mut Criterion) {
     let accounts = MemoryAccounts::new();
     block_on(accounts.create(
-        NewAccount { id: "acct".into(), api_key: "bench-key".into(), tier: "basic".into(), credit: Money::from_dollars(5) },
+        NewAccount {
+            id: "acct".into(),
+            api_key: "bench-key".into(),
+            tier: "basic".into(),
+            credit: Money::from_dollars(5),
+        },
         Timestamp::EPOCH,
     ))
     .expect("account");
@@ -70,7 +75,8 @@ fn overhead(c: &mut Criterion) {
         let i = tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Timestamp::from_millis(1_795_860_000_000 + (i / 20_000_000) * 86_400_000 + (i & 1023))
     };
-    let layer = EnforceLayer::new(policy, Arc::new(MemoryStore::new()), Arc::new(accounts)).clock(clock);
+    let layer =
+        EnforceLayer::new(policy, Arc::new(MemoryStore::new()), Arc::new(accounts)).clock(clock);
     let mut enforced = layer.layer(service_fn(handler));
     let mut bare = service_fn(handler);
 

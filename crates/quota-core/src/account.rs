@@ -116,19 +116,34 @@ pub enum AccountError {
 /// What the enforcement layer needs: resolve a key, charge a price.
 pub trait Accounts: Send + Sync {
     /// The identity behind an API key; `None` for an unknown key.
-    fn resolve(&self, api_key: &str) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send;
+    fn resolve(
+        &self,
+        api_key: &str,
+    ) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send;
 
     /// Debits `price` if the credit can pay it, atomically.
-    fn charge(&self, account: &str, price: Money) -> impl Future<Output = Result<Charge, AccountError>> + Send;
+    fn charge(
+        &self,
+        account: &str,
+        price: Money,
+    ) -> impl Future<Output = Result<Charge, AccountError>> + Send;
 
     /// Gives back a charge (the request was then refused by a rate limit).
-    fn refund(&self, account: &str, amount: Money) -> impl Future<Output = Result<(), AccountError>> + Send;
+    fn refund(
+        &self,
+        account: &str,
+        amount: Money,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
 }
 
 /// What the admin API needs besides [`Accounts`].
 pub trait AccountAdmin: Accounts {
     /// Creates an account.
-    fn create(&self, new: NewAccount, now: Timestamp) -> impl Future<Output = Result<Account, AccountError>> + Send;
+    fn create(
+        &self,
+        new: NewAccount,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send;
 
     /// An account by id.
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
@@ -166,30 +181,55 @@ impl MemoryAccounts {
 }
 
 impl Accounts for MemoryAccounts {
-    fn resolve(&self, api_key: &str) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send {
+    fn resolve(
+        &self,
+        api_key: &str,
+    ) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send {
         ready(Ok(self.with(|i| {
             let id = i.by_key.get(api_key)?;
             let a = i.by_id.get(id)?;
-            Some(Identity { account: a.id.clone(), tier: a.tier.clone() })
+            Some(Identity {
+                account: a.id.clone(),
+                tier: a.tier.clone(),
+            })
         })))
     }
 
-    fn charge(&self, account: &str, price: Money) -> impl Future<Output = Result<Charge, AccountError>> + Send {
+    fn charge(
+        &self,
+        account: &str,
+        price: Money,
+    ) -> impl Future<Output = Result<Charge, AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i.by_id.get_mut(account).ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
+            let a = i
+                .by_id
+                .get_mut(account)
+                .ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
             if a.credit < price {
-                return Ok(Charge::Insufficient { credit: a.credit, price });
+                return Ok(Charge::Insufficient {
+                    credit: a.credit,
+                    price,
+                });
             }
             a.credit = Money::from_micros(a.credit.micros() - price.micros());
             a.spent = Money::from_micros(a.spent.micros().saturating_add(price.micros()));
             a.requests += 1;
-            Ok(Charge::Charged { remaining: a.credit })
+            Ok(Charge::Charged {
+                remaining: a.credit,
+            })
         }))
     }
 
-    fn refund(&self, account: &str, amount: Money) -> impl Future<Output = Result<(), AccountError>> + Send {
+    fn refund(
+        &self,
+        account: &str,
+        amount: Money,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i.by_id.get_mut(account).ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
+            let a = i
+                .by_id
+                .get_mut(account)
+                .ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
             a.credit = Money::from_micros(a.credit.micros().saturating_add(amount.micros()));
             a.spent = Money::from_micros(a.spent.micros().saturating_sub(amount.micros()));
             a.requests = a.requests.saturating_sub(1);
@@ -199,7 +239,11 @@ impl Accounts for MemoryAccounts {
 }
 
 impl AccountAdmin for MemoryAccounts {
-    fn create(&self, new: NewAccount, now: Timestamp) -> impl Future<Output = Result<Account, AccountError>> + Send {
+    fn create(
+        &self,
+        new: NewAccount,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
         ready(self.with(|i| {
             if i.by_id.contains_key(&new.id) || i.by_key.contains_key(&new.api_key) {
                 return Err(AccountError::Exists(new.id));
@@ -223,9 +267,17 @@ impl AccountAdmin for MemoryAccounts {
         ready(Ok(self.with(|i| i.by_id.get(id).cloned())))
     }
 
-    fn record_payment(&self, id: &str, amount: Money, tier: &str) -> impl Future<Output = Result<Account, AccountError>> + Send {
+    fn record_payment(
+        &self,
+        id: &str,
+        amount: Money,
+        tier: &str,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i.by_id.get_mut(id).ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            let a = i
+                .by_id
+                .get_mut(id)
+                .ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
             a.credit = Money::from_micros(a.credit.micros().saturating_add(amount.micros()));
             a.paid = Money::from_micros(a.paid.micros().saturating_add(amount.micros()));
             a.tier = tier.to_owned();

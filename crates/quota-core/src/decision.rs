@@ -94,10 +94,16 @@ impl<'a> Decision<'a> {
     /// # Errors
     /// [`OutcomeMismatch`] when the counts differ (a store bug, or a Redis
     /// script of another version).
-    pub fn from_outcomes(plan: &Plan<'a>, outcomes: &[LimitOutcome]) -> Result<Self, OutcomeMismatch> {
+    pub fn from_outcomes(
+        plan: &Plan<'a>,
+        outcomes: &[LimitOutcome],
+    ) -> Result<Self, OutcomeMismatch> {
         let expected = plan.len();
         if outcomes.len() != expected {
-            return Err(OutcomeMismatch { expected, got: outcomes.len() });
+            return Err(OutcomeMismatch {
+                expected,
+                got: outcomes.len(),
+            });
         }
         let admitted = outcomes.iter().all(|o| o.admits);
         let cost = plan.cost();
@@ -109,7 +115,10 @@ impl<'a> Decision<'a> {
                 if !admitted && outcome.admits {
                     // The request was refused by another limit and consumed
                     // nothing: report what is left without it.
-                    outcome.remaining = outcome.remaining.saturating_add(cost).min(limit.limit().count());
+                    outcome.remaining = outcome
+                        .remaining
+                        .saturating_add(cost)
+                        .min(limit.limit().count());
                 }
                 LimitStatus { limit, outcome }
             })
@@ -122,7 +131,10 @@ impl<'a> Decision<'a> {
             .filter(|(_, s)| !s.outcome.admits)
             .max_by_key(|(_, s)| (s.outcome.retry_after_ms, s.limit.is_daily()))
             .map(|(i, _)| i);
-        Ok(Decision { statuses, refused_by })
+        Ok(Decision {
+            statuses,
+            refused_by,
+        })
     }
 
     /// Whether every limit admitted the request.
@@ -143,12 +155,14 @@ impl<'a> Decision<'a> {
     /// How long until the request would be admitted, if refused (the longest
     /// wait of the refusing limits).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.refused_by().map(|s| Duration::from_millis(s.outcome.retry_after_ms.max(1)))
+        self.refused_by()
+            .map(|s| Duration::from_millis(s.outcome.retry_after_ms.max(1)))
     }
 
     /// `Retry-After` in whole seconds: the wait rounded up, never 0.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        self.refused_by().map(|s| ceil_secs(s.outcome.retry_after_ms).max(1))
+        self.refused_by()
+            .map(|s| ceil_secs(s.outcome.retry_after_ms).max(1))
     }
 
     /// The limit reported in `X-RateLimit-Limit`/`-Remaining`: of the
@@ -228,8 +242,12 @@ impl<'a> Decision<'a> {
     /// policies; `None` when admitted.
     pub fn problem_body(&self) -> Option<String> {
         self.refused_by()?;
-        let violated: Vec<String> =
-            self.statuses.iter().filter(|s| !s.admits()).map(|s| format!("\"{}\"", s.name())).collect();
+        let violated: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|s| !s.admits())
+            .map(|s| format!("\"{}\"", s.name()))
+            .collect();
         Some(format!(
             "{{\"type\":\"https://iana.org/assignments/http-problem-types#quota-exceeded\",\
              \"title\":\"Request cannot be satisfied as assigned quota has been exceeded\",\

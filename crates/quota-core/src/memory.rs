@@ -68,7 +68,9 @@ impl Default for MemoryStore {
 
 impl core::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MemoryStore").field("shards", &self.shards.len()).finish_non_exhaustive()
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +84,14 @@ impl MemoryStore {
     pub fn with_shards(n: usize) -> Self {
         let n = n.max(1).next_power_of_two();
         MemoryStore {
-            shards: (0..n).map(|_| Padded(Mutex::new(Shard { sweep_at_len: 64, ..Shard::default() }))).collect(),
+            shards: (0..n)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        sweep_at_len: 64,
+                        ..Shard::default()
+                    }))
+                })
+                .collect(),
             hasher: foldhash::fast::RandomState::default(),
             mask: n - 1,
         }
@@ -92,7 +101,12 @@ impl MemoryStore {
     ///
     /// # Errors
     /// [`PlanError`] for an unknown tier or endpoint, or an impossible cost.
-    pub fn check<'a>(&self, policy: &'a Policy, req: &Request<'a>, now: Timestamp) -> Result<Decision<'a>, PlanError> {
+    pub fn check<'a>(
+        &self,
+        policy: &'a Policy,
+        req: &Request<'a>,
+        now: Timestamp,
+    ) -> Result<Decision<'a>, PlanError> {
         let plan = policy.plan(req)?;
         let outcomes = self.decide_now(&plan, now);
         Ok(decision(&plan, &outcomes))
@@ -133,7 +147,12 @@ impl MemoryStore {
     }
 
     fn slot_hash(&self, account_hash: u64, scope: &str) -> u64 {
-        account_hash ^ self.hasher.hash_one(scope).rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        account_hash
+            ^ self
+                .hasher
+                .hash_one(scope)
+                .rotate_left(29)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
@@ -150,12 +169,16 @@ impl MemoryStore {
         for bucket in plan.buckets() {
             let h = self.slot_hash(h_account, bucket.scope());
             hashes.push(h);
-            let slot = shard.table.find(h, |s| &*s.account == account && &*s.scope == bucket.scope());
+            let slot = shard
+                .table
+                .find(h, |s| &*s.account == account && &*s.scope == bucket.scope());
             for limit in bucket.limits() {
                 let state = slot
                     .and_then(|s| s.states.iter().find(|(fp, _)| *fp == limit.fingerprint()))
                     .map(|(_, st)| st);
-                let outcome = limit.limit().evaluate(state.unwrap_or(&State::Empty), now, cost);
+                let outcome = limit
+                    .limit()
+                    .evaluate(state.unwrap_or(&State::Empty), now, cost);
                 all_admit &= outcome.admits;
                 outcomes.push(outcome);
             }
@@ -171,17 +194,37 @@ impl MemoryStore {
 }
 
 impl Shard {
-    fn commit(&mut self, hasher: &foldhash::fast::RandomState, account: &str, bucket: &Bucket<'_>, h: u64, now: Timestamp, cost: u64) {
+    fn commit(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        account: &str,
+        bucket: &Bucket<'_>,
+        h: u64,
+        now: Timestamp,
+        cost: u64,
+    ) {
         let rehash = |s: &Slot| {
-            hasher.hash_one(&*s.account) ^ hasher.hash_one(&*s.scope).rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            hasher.hash_one(&*s.account)
+                ^ hasher
+                    .hash_one(&*s.scope)
+                    .rotate_left(29)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         };
-        let slot = match self.table.find_mut(h, |s| &*s.account == account && &*s.scope == bucket.scope()) {
+        let slot = match self
+            .table
+            .find_mut(h, |s| &*s.account == account && &*s.scope == bucket.scope())
+        {
             Some(slot) => slot,
             None => self
                 .table
                 .insert_unique(
                     h,
-                    Slot { account: account.into(), scope: bucket.scope().into(), expires_at: 0, states: SmallVec::new() },
+                    Slot {
+                        account: account.into(),
+                        scope: bucket.scope().into(),
+                        expires_at: 0,
+                        states: SmallVec::new(),
+                    },
                     rehash,
                 )
                 .into_mut(),
@@ -202,7 +245,9 @@ impl Shard {
     }
 
     fn maybe_sweep(&mut self, now: u64) {
-        if self.table.len() >= self.sweep_at_len || now >= self.last_sweep.saturating_add(SWEEP_INTERVAL_MS) {
+        if self.table.len() >= self.sweep_at_len
+            || now >= self.last_sweep.saturating_add(SWEEP_INTERVAL_MS)
+        {
             self.sweep(now);
         }
     }

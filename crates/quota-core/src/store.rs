@@ -65,7 +65,11 @@ pub trait Store: Send + Sync {
 ///
 /// # Errors
 /// The store's error, or [`StoreError::Protocol`] when its answer does not fit the plan.
-pub async fn decide<'p, S: Store + ?Sized>(store: &S, plan: &Plan<'p>, now: Timestamp) -> Result<Decision<'p>, StoreError> {
+pub async fn decide<'p, S: Store + ?Sized>(
+    store: &S,
+    plan: &Plan<'p>,
+    now: Timestamp,
+) -> Result<Decision<'p>, StoreError> {
     let outcomes = store.decide(plan, now).await?;
     Decision::from_outcomes(plan, &outcomes).map_err(|e| StoreError::Protocol(e.to_string()))
 }

@@ -5,8 +5,12 @@ use proptest::prelude::*;
 use quota_core::algorithm::{Algorithm, Limit, State};
 use quota_core::Timestamp;
 
-const ALGORITHMS: [Algorithm; 4] =
-    [Algorithm::FixedWindow, Algorithm::SlidingLog, Algorithm::SlidingWindow, Algorithm::Gcra];
+const ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::FixedWindow,
+    Algorithm::SlidingLog,
+    Algorithm::SlidingWindow,
+    Algorithm::Gcra,
+];
 
 /// A limit and a sequence of (gap before the request in ms, cost).
 fn scenario() -> impl Strategy<Value = (u64, u64, Vec<(u64, u64)>)> {
@@ -38,7 +42,13 @@ fn run(limit: &Limit, start: u64, events: &[(u64, u64)]) -> Vec<(u64, u64)> {
 fn max_in_any_interval(admitted: &[(u64, u64)], len: u64) -> u64 {
     admitted
         .iter()
-        .map(|&(t, _)| admitted.iter().filter(|&&(u, _)| u >= t && u < t + len).map(|&(_, c)| c).sum())
+        .map(|&(t, _)| {
+            admitted
+                .iter()
+                .filter(|&&(u, _)| u >= t && u < t + len)
+                .map(|&(_, c)| c)
+                .sum()
+        })
         .max()
         .unwrap_or(0)
 }

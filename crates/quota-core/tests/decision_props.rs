@@ -3,11 +3,17 @@
 
 use proptest::prelude::*;
 use quota_core::algorithm::Algorithm;
-use quota_core::policy::{Count, EndpointSpec, LimitSpec, Policy, PolicySpec, Request, TierSpec, WindowLength};
+use quota_core::policy::{
+    Count, EndpointSpec, LimitSpec, Policy, PolicySpec, Request, TierSpec, WindowLength,
+};
 use quota_core::{Decision, MemoryStore, Timestamp};
 
-const ALGORITHMS: [Algorithm; 4] =
-    [Algorithm::FixedWindow, Algorithm::SlidingLog, Algorithm::SlidingWindow, Algorithm::Gcra];
+const ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::FixedWindow,
+    Algorithm::SlidingLog,
+    Algorithm::SlidingWindow,
+    Algorithm::Gcra,
+];
 const PATHS: [&str; 4] = ["a", "b", "p/x", "p/y"];
 
 fn limit_spec() -> impl Strategy<Value = LimitSpec> {
@@ -37,9 +43,17 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
         PolicySpec {
             endpoints: ["a", "b", "p/*"]
                 .iter()
-                .map(|p| EndpointSpec { path: (*p).to_owned(), price: None, priority: None })
+                .map(|p| EndpointSpec {
+                    path: (*p).to_owned(),
+                    price: None,
+                    priority: None,
+                })
                 .collect(),
-            tiers: vec![TierSpec { name: "t".into(), granted: None, limits }],
+            tiers: vec![TierSpec {
+                name: "t".into(),
+                granted: None,
+                limits,
+            }],
             uploads: None,
         }
     })

@@ -18,7 +18,12 @@ fn many_threads_on_one_key_admit_exactly_the_limit() {
             let (policy, store, admitted) = (policy.clone(), store.clone(), admitted.clone());
             std::thread::spawn(move || {
                 for _ in 0..200 {
-                    let req = Request { account: "shared", tier: "premium", endpoint: "txt2img", cost: 1 };
+                    let req = Request {
+                        account: "shared",
+                        tier: "premium",
+                        endpoint: "txt2img",
+                        cost: 1,
+                    };
                     if store.check(&policy, &req, now).unwrap().is_admitted() {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -44,7 +49,12 @@ fn many_threads_on_many_keys_keep_each_budget_apart() {
                 let mut admitted = 0;
                 for i in 0..400 {
                     let account = format!("acct-{}", (i + t) % 100);
-                    let req = Request { account: &account, tier: "basic", endpoint: "txt2img", cost: 1 };
+                    let req = Request {
+                        account: &account,
+                        tier: "basic",
+                        endpoint: "txt2img",
+                        cost: 1,
+                    };
                     admitted += u64::from(store.check(&policy, &req, now).unwrap().is_admitted());
                 }
                 admitted
@@ -52,7 +62,11 @@ fn many_threads_on_many_keys_keep_each_budget_apart() {
         })
         .collect();
     let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(total, 100 * 3, "each of 100 accounts gets exactly its 3 per minute");
+    assert_eq!(
+        total,
+        100 * 3,
+        "each of 100 accounts gets exactly its 3 per minute"
+    );
 }
 
 /// Polls a future that is ready at once (the memory store's are).
@@ -70,13 +84,23 @@ fn the_store_trait_takes_a_locally_owned_plan() {
     let store = MemoryStore::new();
     let now = Timestamp::from_secs(1_795_860_000);
     let decision = {
-        let req = Request { account: "a", tier: "basic", endpoint: "txt2img", cost: 1 };
+        let req = Request {
+            account: "a",
+            tier: "basic",
+            endpoint: "txt2img",
+            cost: 1,
+        };
         let plan = policy.plan(&req).unwrap();
         let d = ready(quota_core::store::decide(&store, &plan, now)).unwrap();
         d.minute().unwrap().remaining()
     };
     assert_eq!(decision, 2);
-    let req = Request { account: "a", tier: "basic", endpoint: "txt2img", cost: 1 };
+    let req = Request {
+        account: "a",
+        tier: "basic",
+        endpoint: "txt2img",
+        cost: 1,
+    };
     let plan = policy.plan(&req).unwrap();
     let peeked = ready(quota_core::Store::peek(&store, &plan, now)).unwrap();
     assert_eq!(peeked[0].remaining, 1);

@@ -14,7 +14,10 @@ fn zero_window_is_refused_with_its_path_and_line() {
     let src = format!("{ENDPOINTS}[[tiers]]\nname = \"t\"\nlimits = [\n  {{ endpoint = \"a\", window = \"0s\", count = 3 }},\n]\n");
     let e = err(&src);
     assert!(matches!(e, PolicyError::ZeroWindow { .. }), "{e}");
-    assert_eq!(e.to_string(), "tiers[0].limits[0].window: window must be longer than 0");
+    assert_eq!(
+        e.to_string(),
+        "tiers[0].limits[0].window: window must be longer than 0"
+    );
     let at = Policy::locate(&src, &e).unwrap();
     assert_eq!(at.line, 8, "{at}");
 }
@@ -27,17 +30,22 @@ fn zero_count_is_refused() {
 
 #[test]
 fn duplicate_endpoint_is_refused() {
-    let e = err("[[endpoints]]\npath = \"a\"\n[[endpoints]]\npath = \"a\"\n[[tiers]]\nname = \"t\"\n");
+    let e =
+        err("[[endpoints]]\npath = \"a\"\n[[endpoints]]\npath = \"a\"\n[[tiers]]\nname = \"t\"\n");
     assert!(matches!(e, PolicyError::DuplicateEndpoint { .. }), "{e}");
     assert!(e.to_string().contains("endpoints[1].path"), "{e}");
 }
 
 #[test]
 fn two_patterns_claiming_one_path_without_a_priority_are_refused() {
-    let src = "[[endpoints]]\npath = \"p/*\"\n[[endpoints]]\npath = \"*/x\"\n[[tiers]]\nname = \"t\"\n";
+    let src =
+        "[[endpoints]]\npath = \"p/*\"\n[[endpoints]]\npath = \"*/x\"\n[[tiers]]\nname = \"t\"\n";
     let e = err(src);
     assert!(matches!(e, PolicyError::AmbiguousPatterns { .. }), "{e}");
-    assert!(e.to_string().contains("\"p/x\""), "names an example path: {e}");
+    assert!(
+        e.to_string().contains("\"p/x\""),
+        "names an example path: {e}"
+    );
 }
 
 #[test]
@@ -50,7 +58,8 @@ fn a_priority_picks_between_overlapping_patterns() {
 
 #[test]
 fn an_exact_endpoint_beats_a_pattern() {
-    let src = "[[endpoints]]\npath = \"p/*\"\n[[endpoints]]\npath = \"p/x\"\n[[tiers]]\nname = \"t\"\n";
+    let src =
+        "[[endpoints]]\npath = \"p/*\"\n[[endpoints]]\npath = \"p/x\"\n[[tiers]]\nname = \"t\"\n";
     let policy = Policy::from_toml(src).unwrap();
     assert_eq!(policy.endpoint("p/x").unwrap().path(), "p/x");
 }
@@ -106,15 +115,32 @@ fn bad_paths_and_names_are_refused() {
 fn syntax_errors_carry_line_and_column() {
     let e = err("[[tiers]]\nname = \"t\"\nlimits = [{ window = \"1 fortnight\", count = 1 }]\n");
     match e {
-        PolicyError::Syntax { format: "TOML", at: Some(LineCol { line: 3, .. }), ref message } => {
+        PolicyError::Syntax {
+            format: "TOML",
+            at: Some(LineCol { line: 3, .. }),
+            ref message,
+        } => {
             assert!(message.contains("fortnight"), "{message}");
         }
         other => panic!("unexpected {other:?}"),
     }
     let e = err("[[tiers]]\nname = \"t\"\nunknown_key = 1\n");
-    assert!(matches!(e, PolicyError::Syntax { .. }), "unknown keys are refused: {e}");
+    assert!(
+        matches!(e, PolicyError::Syntax { .. }),
+        "unknown keys are refused: {e}"
+    );
     let e = Policy::from_json("{\"tiers\": [}").unwrap_err();
-    assert!(matches!(e, PolicyError::Syntax { format: "JSON", at: Some(LineCol { line: 1, .. }), .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            PolicyError::Syntax {
+                format: "JSON",
+                at: Some(LineCol { line: 1, .. }),
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -123,8 +149,20 @@ fn windows_accept_any_length_from_a_second_to_days() {
         "{ENDPOINTS}[[tiers]]\nname = \"t\"\nlimits = [\n{{ window = \"1s\", count = 1 }},\n{{ window = 90, count = 2 }},\n{{ window = \"7d\", count = 3 }},\n{{ window = \"250ms\", count = 1, name = \"burst\" }},\n]\n"
     );
     let policy = Policy::from_toml(&src).unwrap();
-    let windows: Vec<u64> = policy.tier("t").unwrap().limits().iter().map(|l| l.limit().window_ms()).collect();
+    let windows: Vec<u64> = policy
+        .tier("t")
+        .unwrap()
+        .limits()
+        .iter()
+        .map(|l| l.limit().window_ms())
+        .collect();
     assert_eq!(windows, [1000, 90_000, 7 * 86_400_000, 250]);
-    let names: Vec<&str> = policy.tier("t").unwrap().limits().iter().map(|l| l.name()).collect();
+    let names: Vec<&str> = policy
+        .tier("t")
+        .unwrap()
+        .limits()
+        .iter()
+        .map(|l| l.name())
+        .collect();
     assert_eq!(names, ["second", "90s", "weekly", "burst"]);
 }

@@ -25,7 +25,12 @@ videos/replace 1 15
 prompt/* 10 100";
 
 fn request<'a>(tier: &'a str, endpoint: &'a str) -> Request<'a> {
-    Request { account: "acct", tier, endpoint, cost: 1 }
+    Request {
+        account: "acct",
+        tier,
+        endpoint,
+        cost: 1,
+    }
 }
 
 #[test]
@@ -33,16 +38,33 @@ fn every_basic_row_of_the_spec_table_is_in_the_seed() {
     let policy = Policy::seed();
     for row in SPEC_TABLE.lines() {
         let cols: Vec<&str> = row.split_whitespace().collect();
-        let (endpoint, per_minute, per_day) = (cols[0], cols[1].parse::<u64>().unwrap(), cols[2].parse::<u64>().unwrap());
-        let concrete = if endpoint == "prompt/*" { "prompt/enhance" } else { endpoint };
+        let (endpoint, per_minute, per_day) = (
+            cols[0],
+            cols[1].parse::<u64>().unwrap(),
+            cols[2].parse::<u64>().unwrap(),
+        );
+        let concrete = if endpoint == "prompt/*" {
+            "prompt/enhance"
+        } else {
+            endpoint
+        };
         let plan = policy.plan(&request("basic", concrete)).unwrap();
         let limits: Vec<(String, u64, u64)> = plan
             .limits()
-            .map(|l| (l.name().to_owned(), l.limit().count(), l.limit().window_ms()))
+            .map(|l| {
+                (
+                    l.name().to_owned(),
+                    l.limit().count(),
+                    l.limit().window_ms(),
+                )
+            })
             .collect();
         assert_eq!(
             limits,
-            vec![("minute".to_owned(), per_minute, 60_000), ("daily".to_owned(), per_day, 86_400_000)],
+            vec![
+                ("minute".to_owned(), per_minute, 60_000),
+                ("daily".to_owned(), per_day, 86_400_000)
+            ],
             "row {row}"
         );
     }
@@ -55,9 +77,16 @@ fn premium_is_300_per_minute_across_all_endpoints_with_no_daily_limit() {
     for row in SPEC_TABLE.lines() {
         let endpoint = row.split_whitespace().next().unwrap().replace('*', "x");
         let plan = policy.plan(&request("premium", &endpoint)).unwrap();
-        let limits: Vec<_> = plan.limits().map(|l| (l.name(), l.limit().count(), l.scope_key())).collect();
+        let limits: Vec<_> = plan
+            .limits()
+            .map(|l| (l.name(), l.limit().count(), l.scope_key()))
+            .collect();
         assert_eq!(limits, [("minute", 300, "*")], "{endpoint}");
-        assert_eq!(plan.buckets()[0].scope(), "*", "one budget shared by every endpoint");
+        assert_eq!(
+            plan.buckets()[0].scope(),
+            "*",
+            "one budget shared by every endpoint"
+        );
     }
 }
 
@@ -79,8 +108,14 @@ fn the_seed_file_and_the_constructor_agree() {
 #[test]
 fn the_seed_survives_toml_and_json_round_trips() {
     let seed = Policy::seed();
-    assert_eq!(Policy::from_toml(&seed.to_toml()).unwrap().spec(), seed.spec());
-    assert_eq!(Policy::from_json(&seed.to_json()).unwrap().spec(), seed.spec());
+    assert_eq!(
+        Policy::from_toml(&seed.to_toml()).unwrap().spec(),
+        seed.spec()
+    );
+    assert_eq!(
+        Policy::from_json(&seed.to_json()).unwrap().spec(),
+        seed.spec()
+    );
 }
 
 #[test]
@@ -90,5 +125,8 @@ fn unknown_paths_are_not_endpoints() {
     assert!(policy.endpoint("prompt").is_none());
     assert!(policy.endpoint("prompt/a/b").is_none());
     assert!(policy.endpoint("videos").is_none());
-    assert_eq!(policy.endpoint("videos/replace").unwrap().path(), "videos/replace");
+    assert_eq!(
+        policy.endpoint("videos/replace").unwrap().path(),
+        "videos/replace"
+    );
 }

@@ -37,5 +37,8 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
     let (window, used) = used_now(limit, state, now);
-    *state = State::Fixed { window, used: used.saturating_add(cost) };
+    *state = State::Fixed {
+        window,
+        used: used.saturating_add(cost),
+    };
 }

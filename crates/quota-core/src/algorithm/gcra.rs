@@ -40,5 +40,7 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
     let t = emission_interval(limit);
-    *state = State::Gcra { tat: tat(state).max(now) + cost * t };
+    *state = State::Gcra {
+        tat: tat(state).max(now) + cost * t,
+    };
 }

@@ -109,7 +109,9 @@ pub enum LimitError {
     #[error("window must be at least 1 ms")]
     ZeroWindow,
     /// `count * window` is too large for exact arithmetic.
-    #[error("count x window ({count} x {window_ms} ms) exceeds 2^52; use a smaller count or window")]
+    #[error(
+        "count x window ({count} x {window_ms} ms) exceeds 2^52; use a smaller count or window"
+    )]
     TooLarge {
         /// The count.
         count: u64,
@@ -187,7 +189,11 @@ impl Limit {
     ///
     /// # Errors
     /// As [`Limit::new`].
-    pub fn from_millis(count: u64, window_ms: u64, algorithm: Algorithm) -> Result<Self, LimitError> {
+    pub fn from_millis(
+        count: u64,
+        window_ms: u64,
+        algorithm: Algorithm,
+    ) -> Result<Self, LimitError> {
         if count == 0 {
             return Err(LimitError::ZeroCount);
         }
@@ -195,7 +201,11 @@ impl Limit {
             return Err(LimitError::ZeroWindow);
         }
         match count.checked_mul(window_ms) {
-            Some(p) if p <= MAX_COUNT_TIMES_WINDOW_MS => Ok(Limit { count, window_ms, algorithm }),
+            Some(p) if p <= MAX_COUNT_TIMES_WINDOW_MS => Ok(Limit {
+                count,
+                window_ms,
+                algorithm,
+            }),
             _ => Err(LimitError::TooLarge { count, window_ms }),
         }
     }
@@ -263,7 +273,11 @@ impl Limit {
         match state {
             State::Empty => 0,
             State::Fixed { window, .. } => window.saturating_add(1).saturating_mul(w),
-            State::Counter { window, current, previous } => {
+            State::Counter {
+                window,
+                current,
+                previous,
+            } => {
                 if *current > 0 {
                     window.saturating_add(2).saturating_mul(w)
                 } else if *previous > 0 {

@@ -28,7 +28,8 @@ impl Log {
     /// Index of the first unit still inside the window at `now`
     /// (a unit logged at `t` counts while `now < t + W`).
     fn first_live(&self, window_ms: u64, now: u64) -> usize {
-        self.times.partition_point(|&t| t.saturating_add(window_ms) <= now)
+        self.times
+            .partition_point(|&t| t.saturating_add(window_ms) <= now)
     }
 }
 

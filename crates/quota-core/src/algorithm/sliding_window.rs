@@ -10,8 +10,14 @@ use super::{Limit, LimitOutcome, State};
 fn counts_now(limit: &Limit, state: &State, now: u64) -> (u64, u64, u64) {
     let idx = now / limit.window_ms;
     match *state {
-        State::Counter { window, previous, current } if window >= idx => (window, previous, current),
-        State::Counter { window, current, .. } if window + 1 == idx => (idx, current, 0),
+        State::Counter {
+            window,
+            previous,
+            current,
+        } if window >= idx => (window, previous, current),
+        State::Counter {
+            window, current, ..
+        } if window + 1 == idx => (idx, current, 0),
         _ => (idx, 0, 0),
     }
 }
@@ -34,8 +40,17 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
     };
     if weighted_prev + (cur + cost) * w <= budget {
         let left = budget - weighted_prev - (cur + cost) * w;
-        let reset_after_ms = if cur + cost > 0 { 2 * w - e } else { reset_after_ms };
-        return LimitOutcome { admits: true, remaining: left / w, reset_after_ms, retry_after_ms: 0 };
+        let reset_after_ms = if cur + cost > 0 {
+            2 * w - e
+        } else {
+            reset_after_ms
+        };
+        return LimitOutcome {
+            admits: true,
+            remaining: left / w,
+            reset_after_ms,
+            retry_after_ms: 0,
+        };
     }
     let remaining = budget.saturating_sub(weighted_prev + cur * w) / w;
     // Earliest admission inside the current window: p * (W - e') <= (N - c - k) * W.
@@ -52,13 +67,24 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
     // Otherwise in the next window, where the current count becomes previous:
     // c * (W - e'') <= (N - k) * W.
     .unwrap_or_else(|| {
-        let e_next = ((n - cost) * w).checked_div(cur).map_or(0, |room| w - room.min(w));
+        let e_next = ((n - cost) * w)
+            .checked_div(cur)
+            .map_or(0, |room| w - room.min(w));
         (w - e) + e_next
     });
-    LimitOutcome { admits: false, remaining, reset_after_ms, retry_after_ms: retry_after_ms.max(1) }
+    LimitOutcome {
+        admits: false,
+        remaining,
+        reset_after_ms,
+        retry_after_ms: retry_after_ms.max(1),
+    }
 }
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
     let (window, previous, current) = counts_now(limit, state, now);
-    *state = State::Counter { window, previous, current: current + cost };
+    *state = State::Counter {
+        window,
+        previous,
+        current: current + cost,
+    };
 }

@@ -145,7 +145,10 @@ impl Pacer {
     /// assert_eq!(pacer.poll_delay(now).as_secs(), 60); // 1 per UTC minute
     /// ```
     pub fn for_plan(plan: &crate::policy::Plan<'_>) -> Self {
-        let limits: Vec<PacedLimit> = plan.limits().map(|l| PacedLimit::for_limit(l.limit())).collect();
+        let limits: Vec<PacedLimit> = plan
+            .limits()
+            .map(|l| PacedLimit::for_limit(l.limit()))
+            .collect();
         // Limits of a validated policy have a count and a window of at least 1.
         Pacer::from_limits(&limits).unwrap_or_default()
     }

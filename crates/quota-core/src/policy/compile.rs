@@ -21,7 +21,9 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
         .filter(|(_, e)| e.pattern.is_exact())
         .map(|(i, e)| (Box::from(&*e.path), i))
         .collect();
-    let mut patterns: Vec<usize> = (0..endpoints.len()).filter(|&i| !endpoints[i].pattern.is_exact()).collect();
+    let mut patterns: Vec<usize> = (0..endpoints.len())
+        .filter(|&i| !endpoints[i].pattern.is_exact())
+        .collect();
     patterns.sort_by_key(|&i| core::cmp::Reverse(endpoints[i].priority));
 
     let mut tiers = Vec::with_capacity(spec.tiers.len());
@@ -29,11 +31,22 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
     let mut granted: [Option<(usize, &str)>; 2] = [None, None];
     for (ti, t) in spec.tiers.iter().enumerate() {
         let at = DocPath::tier(ti);
-        if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(PolicyError::BadTierName { at: at.key("name"), name: t.name.clone() });
+        if t.name.is_empty()
+            || !t
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(PolicyError::BadTierName {
+                at: at.key("name"),
+                name: t.name.clone(),
+            });
         }
         if tier_index.insert(Box::from(t.name.as_str()), ti).is_some() {
-            return Err(PolicyError::DuplicateTier { at: at.key("name"), name: t.name.clone() });
+            return Err(PolicyError::DuplicateTier {
+                at: at.key("name"),
+                name: t.name.clone(),
+            });
         }
         if let Some(g) = t.granted {
             let (slot, event) = match g {
@@ -52,7 +65,10 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
         }
         tiers.push(compile_tier(ti, &t.name, &t.limits, &endpoints)?);
     }
-    let uploads = spec.uploads.clone().unwrap_or_else(crate::upload::UploadRules::seed);
+    let uploads = spec
+        .uploads
+        .clone()
+        .unwrap_or_else(crate::upload::UploadRules::seed);
     Ok(Policy {
         signup_tier: granted[0].map(|(i, _)| i),
         payment_tier: granted[1].map(|(i, _)| i),
@@ -84,7 +100,10 @@ fn compile_endpoints(spec: &PolicySpec) -> Result<Vec<Endpoint>, PolicyError> {
         }
         let priority = e.priority.unwrap_or(0);
         if !pattern.is_exact() {
-            for o in out.iter().filter(|o| !o.pattern.is_exact() && o.priority == priority) {
+            for o in out
+                .iter()
+                .filter(|o| !o.pattern.is_exact() && o.priority == priority)
+            {
                 if o.pattern.overlaps(&pattern) {
                     return Err(PolicyError::AmbiguousPatterns {
                         at,
@@ -95,7 +114,12 @@ fn compile_endpoints(spec: &PolicySpec) -> Result<Vec<Endpoint>, PolicyError> {
                 }
             }
         }
-        out.push(Endpoint { path: Arc::from(e.path.as_str()), pattern, price: e.price.unwrap_or(Money::ZERO), priority });
+        out.push(Endpoint {
+            path: Arc::from(e.path.as_str()),
+            pattern,
+            price: e.price.unwrap_or(Money::ZERO),
+            priority,
+        });
     }
     Ok(out)
 }
@@ -106,7 +130,9 @@ fn example_overlap(a: &str, b: &str) -> String {
     let mut out = Vec::new();
     for i in 0..a.len().max(b.len()) {
         let seg = match (a.get(i), b.get(i)) {
-            (Some(&"**"), Some(s)) | (Some(s), Some(&"**")) | (Some(s), None) | (None, Some(s)) => *s,
+            (Some(&"**"), Some(s)) | (Some(s), Some(&"**")) | (Some(s), None) | (None, Some(s)) => {
+                *s
+            }
             (Some(&"*"), Some(s)) | (Some(s), Some(&"*")) => *s,
             (Some(s), Some(_)) => *s,
             (None, None) => break,
@@ -131,7 +157,12 @@ pub(super) fn default_name(window: WindowLength) -> String {
     }
 }
 
-fn compile_tier(ti: usize, name: &str, limits: &[LimitSpec], endpoints: &[Endpoint]) -> Result<Tier, PolicyError> {
+fn compile_tier(
+    ti: usize,
+    name: &str,
+    limits: &[LimitSpec],
+    endpoints: &[Endpoint],
+) -> Result<Tier, PolicyError> {
     let mut compiled: Vec<(usize, PolicyLimit)> = Vec::new();
     for (li, l) in limits.iter().enumerate() {
         let at = DocPath::limit(ti, li);
@@ -142,31 +173,48 @@ fn compile_tier(ti: usize, name: &str, limits: &[LimitSpec], endpoints: &[Endpoi
         let endpoint = match &l.endpoint {
             None => None,
             Some(ep) => {
-                let idx = endpoints.iter().position(|e| &*e.path == ep).ok_or_else(|| PolicyError::UnknownEndpoint {
-                    at: at.clone().key("endpoint"),
-                    endpoint: ep.clone(),
-                })?;
+                let idx = endpoints
+                    .iter()
+                    .position(|e| &*e.path == ep)
+                    .ok_or_else(|| PolicyError::UnknownEndpoint {
+                        at: at.clone().key("endpoint"),
+                        endpoint: ep.clone(),
+                    })?;
                 if l.per_match && endpoints[idx].pattern.is_exact() {
-                    return Err(PolicyError::PerMatchOnExact { at: at.key("per_match"), endpoint: ep.clone() });
+                    return Err(PolicyError::PerMatchOnExact {
+                        at: at.key("per_match"),
+                        endpoint: ep.clone(),
+                    });
                 }
                 Some(idx)
             }
         };
         if l.per_match && endpoint.is_none() {
-            return Err(PolicyError::PerMatchOnExact { at: at.key("per_match"), endpoint: "(whole tier)".into() });
+            return Err(PolicyError::PerMatchOnExact {
+                at: at.key("per_match"),
+                endpoint: "(whole tier)".into(),
+            });
         }
         let limit_name = l.name.clone().unwrap_or_else(|| default_name(l.window));
         if limit_name.is_empty()
-            || !limit_name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            || !limit_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         {
-            return Err(PolicyError::BadLimitName { at: at.key("name"), name: limit_name });
+            return Err(PolicyError::BadLimitName {
+                at: at.key("name"),
+                name: limit_name,
+            });
         }
         let scope = match (endpoint, l.per_match) {
             (None, _) => Scope::Tier,
             (Some(e), false) => Scope::Endpoint(e),
             (Some(e), true) => Scope::PerMatch(e),
         };
-        if let Some((first, _)) = compiled.iter().find(|(_, c)| c.scope == scope && *c.name == limit_name) {
+        if let Some((first, _)) = compiled
+            .iter()
+            .find(|(_, c)| c.scope == scope && *c.name == limit_name)
+        {
             return Err(PolicyError::DuplicateLimit {
                 at,
                 name: limit_name,
@@ -178,11 +226,20 @@ fn compile_tier(ti: usize, name: &str, limits: &[LimitSpec], endpoints: &[Endpoi
             // Unlimited: validated, never counted, no header.
             continue;
         };
-        let limit = Limit::from_millis(count, l.window.as_millis(), l.algorithm).map_err(|e| match e {
-            LimitError::ZeroCount => PolicyError::ZeroCount { at: at.clone().key("count") },
-            LimitError::ZeroWindow => PolicyError::ZeroWindow { at: at.clone().key("window") },
-            LimitError::TooLarge { count, window_ms } => PolicyError::LimitTooLarge { at: at.clone(), count, window_ms },
-        })?;
+        let limit =
+            Limit::from_millis(count, l.window.as_millis(), l.algorithm).map_err(|e| match e {
+                LimitError::ZeroCount => PolicyError::ZeroCount {
+                    at: at.clone().key("count"),
+                },
+                LimitError::ZeroWindow => PolicyError::ZeroWindow {
+                    at: at.clone().key("window"),
+                },
+                LimitError::TooLarge { count, window_ms } => PolicyError::LimitTooLarge {
+                    at: at.clone(),
+                    count,
+                    window_ms,
+                },
+            })?;
         let daily = limit_name == "daily" || l.window.as_millis() >= 86_400_000;
         let scope_key: Arc<str> = match scope {
             Scope::Tier => Arc::from("*"),
@@ -196,7 +253,18 @@ fn compile_tier(ti: usize, name: &str, limits: &[LimitSpec], endpoints: &[Endpoi
             alg = l.algorithm.as_str()
         );
         let fingerprint = fnv1a(id.as_bytes());
-        compiled.push((li, PolicyLimit { id: id.into(), fingerprint, name: limit_name.into(), limit, daily, scope, scope_key }));
+        compiled.push((
+            li,
+            PolicyLimit {
+                id: id.into(),
+                fingerprint,
+                name: limit_name.into(),
+                limit,
+                daily,
+                scope,
+                scope_key,
+            },
+        ));
     }
     // For every endpoint, the rules that apply, grouped by scope.
     let mut rules = Vec::with_capacity(endpoints.len());
@@ -212,12 +280,19 @@ fn compile_tier(ti: usize, name: &str, limits: &[LimitSpec], endpoints: &[Endpoi
             }
             match groups.iter_mut().find(|g| g.scope == l.scope) {
                 Some(g) => g.limits.push(l.clone()),
-                None => groups.push(Rule { scope: l.scope, limits: vec![l.clone()] }),
+                None => groups.push(Rule {
+                    scope: l.scope,
+                    limits: vec![l.clone()],
+                }),
             }
         }
         rules.push(groups);
     }
-    Ok(Tier { name: Arc::from(name), limits: compiled.into_iter().map(|(_, l)| l).collect(), rules })
+    Ok(Tier {
+        name: Arc::from(name),
+        limits: compiled.into_iter().map(|(_, l)| l).collect(),
+        rules,
+    })
 }
 
 /// FNV-1a, 64 bit: a stable fingerprint of a limit's definition (the same in

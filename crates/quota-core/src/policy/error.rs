@@ -94,7 +94,9 @@ pub enum PolicyError {
         at: DocPath,
     },
     /// `count * window` too large to count exactly.
-    #[error("{at}: {count} per {window_ms} ms is too large (count x window in ms must be at most 2^52)")]
+    #[error(
+        "{at}: {count} per {window_ms} ms is too large (count x window in ms must be at most 2^52)"
+    )]
     LimitTooLarge {
         /// Where.
         at: DocPath,

@@ -25,7 +25,10 @@ impl Policy {
     pub fn from_json(src: &str) -> Result<Self, PolicyError> {
         let spec: PolicySpec = serde_json::from_str(src).map_err(|e| PolicyError::Syntax {
             format: "JSON",
-            at: Some(LineCol { line: e.line(), column: e.column() }),
+            at: Some(LineCol {
+                line: e.line(),
+                column: e.column(),
+            }),
             message: e.to_string(),
         })?;
         Policy::new(spec)
@@ -51,7 +54,8 @@ impl Policy {
 
     /// The policy as pretty JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(&self.spec).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        serde_json::to_string_pretty(&self.spec)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
     /// Where a validation error is in a TOML source: the line and column of

@@ -40,7 +40,6 @@ use crate::algorithm::Limit;
 use crate::upload::UploadRules;
 use pattern::Pattern;
 
-
 /// A validated, compiled policy. Cheap to share behind an `Arc`; reloading a
 /// policy means building a new one.
 #[derive(Debug, Clone)]
@@ -235,7 +234,10 @@ impl Policy {
         if let Some(&i) = self.exact.get(path) {
             return Some(i);
         }
-        self.patterns.iter().copied().find(|&i| self.endpoints[i].pattern.matches(path))
+        self.patterns
+            .iter()
+            .copied()
+            .find(|&i| self.endpoints[i].pattern.matches(path))
     }
 }
 

@@ -31,9 +31,17 @@ impl core::fmt::Display for PatternError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PatternError::Empty => f.write_str("the path is empty"),
-            PatternError::EmptySegment => f.write_str("the path has an empty segment (leading, trailing or double '/')"),
-            PatternError::BadChar(c) => write!(f, "character {c:?} is not allowed (letters, digits, '-', '_', '.', '~' and '/')"),
-            PatternError::PartialWildcard(s) => write!(f, "segment {s:?}: a wildcard must be a whole segment ('*' or '**')"),
+            PatternError::EmptySegment => {
+                f.write_str("the path has an empty segment (leading, trailing or double '/')")
+            }
+            PatternError::BadChar(c) => write!(
+                f,
+                "character {c:?} is not allowed (letters, digits, '-', '_', '.', '~' and '/')"
+            ),
+            PatternError::PartialWildcard(s) => write!(
+                f,
+                "segment {s:?}: a wildcard must be a whole segment ('*' or '**')"
+            ),
             PatternError::RestNotLast => f.write_str("'**' may only be the last segment"),
         }
     }
@@ -52,7 +60,9 @@ impl Pattern {
                 "*" => Segment::One,
                 "**" if i + 1 == parts.len() => Segment::Rest,
                 "**" => return Err(PatternError::RestNotLast),
-                lit if lit.contains('*') => return Err(PatternError::PartialWildcard(lit.to_owned())),
+                lit if lit.contains('*') => {
+                    return Err(PatternError::PartialWildcard(lit.to_owned()))
+                }
                 lit => {
                     if let Some(c) = lit.chars().find(|c| !is_path_char(*c)) {
                         return Err(PatternError::BadChar(c));
@@ -67,7 +77,9 @@ impl Pattern {
 
     /// True when the pattern has no wildcard.
     pub(crate) fn is_exact(&self) -> bool {
-        self.segments.iter().all(|s| matches!(s, Segment::Literal(_)))
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
     }
 
     /// Whether `path` (an endpoint name, no leading `/`) matches.
@@ -145,7 +157,10 @@ mod tests {
 
     #[test]
     fn partial_wildcards_and_empty_segments_are_rejected() {
-        assert_eq!(Pattern::parse("img-*"), Err(PatternError::PartialWildcard("img-*".into())));
+        assert_eq!(
+            Pattern::parse("img-*"),
+            Err(PatternError::PartialWildcard("img-*".into()))
+        );
         assert_eq!(Pattern::parse("a//b"), Err(PatternError::EmptySegment));
         assert_eq!(Pattern::parse("/a"), Err(PatternError::EmptySegment));
         assert_eq!(Pattern::parse("**/a"), Err(PatternError::RestNotLast));

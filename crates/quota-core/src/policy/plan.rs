@@ -77,13 +77,19 @@ impl Policy {
     /// [`PlanError`] for an unknown tier or endpoint, or a cost no window of
     /// an applicable limit can ever hold.
     pub fn plan<'a>(&'a self, req: &Request<'a>) -> Result<Plan<'a>, PlanError> {
-        let tier = self.tier(req.tier).ok_or_else(|| PlanError::UnknownTier(req.tier.to_owned()))?;
-        let ei = self.endpoint_index(req.endpoint).ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
+        let tier = self
+            .tier(req.tier)
+            .ok_or_else(|| PlanError::UnknownTier(req.tier.to_owned()))?;
+        let ei = self
+            .endpoint_index(req.endpoint)
+            .ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
         let mut buckets = SmallVec::new();
         for rule in &tier.rules[ei] {
             let scope: &'a str = match rule.scope {
                 Scope::PerMatch(_) => req.endpoint,
-                Scope::Tier | Scope::Endpoint(_) => rule.limits.first().map_or("*", |l| &l.scope_key),
+                Scope::Tier | Scope::Endpoint(_) => {
+                    rule.limits.first().map_or("*", |l| &l.scope_key)
+                }
             };
             for l in &rule.limits {
                 if req.cost > l.limit.count() {
@@ -94,9 +100,18 @@ impl Policy {
                     });
                 }
             }
-            buckets.push(Bucket { scope, limits: &rule.limits });
+            buckets.push(Bucket {
+                scope,
+                limits: &rule.limits,
+            });
         }
-        Ok(Plan { account: req.account, cost: req.cost, tier, endpoint: &self.endpoints[ei], buckets })
+        Ok(Plan {
+            account: req.account,
+            cost: req.cost,
+            tier,
+            endpoint: &self.endpoints[ei],
+            buckets,
+        })
     }
 }
 

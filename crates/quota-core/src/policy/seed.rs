@@ -37,24 +37,38 @@ pub(crate) fn seed_spec() -> PolicySpec {
     let day = WindowLength::from_secs(86_400);
     let endpoints = BASIC
         .iter()
-        .map(|(path, _, _)| EndpointSpec { path: (*path).to_owned(), price: None, priority: None })
+        .map(|(path, _, _)| EndpointSpec {
+            path: (*path).to_owned(),
+            price: None,
+            priority: None,
+        })
         .collect();
     let basic_limits = BASIC
         .iter()
         .flat_map(|&(path, per_minute, per_day)| {
-            [LimitSpec::new(Some(path), minute, per_minute), LimitSpec::new(Some(path), day, per_day)]
+            [
+                LimitSpec::new(Some(path), minute, per_minute),
+                LimitSpec::new(Some(path), day, per_day),
+            ]
         })
         .collect();
     PolicySpec {
         endpoints,
         tiers: vec![
-            TierSpec { name: "basic".into(), granted: Some(Granted::Signup), limits: basic_limits },
+            TierSpec {
+                name: "basic".into(),
+                granted: Some(Granted::Signup),
+                limits: basic_limits,
+            },
             TierSpec {
                 name: "premium".into(),
                 granted: Some(Granted::Payment),
                 limits: vec![
                     LimitSpec::new(None, minute, PREMIUM_PER_MINUTE),
-                    LimitSpec { count: Count::Unlimited, ..LimitSpec::new(None, day, 1) },
+                    LimitSpec {
+                        count: Count::Unlimited,
+                        ..LimitSpec::new(None, day, 1)
+                    },
                 ],
             },
         ],

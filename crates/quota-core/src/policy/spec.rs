@@ -40,7 +40,10 @@ pub struct PolicySpec {
     #[cfg_attr(feature = "serde", serde(default))]
     pub tiers: Vec<TierSpec>,
     /// Upload size and duration rules; the seed's when absent.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub uploads: Option<crate::upload::UploadRules>,
 }
 
@@ -54,11 +57,17 @@ pub struct EndpointSpec {
     /// the last segment, `**` (one or more segments): `prompt/*`.
     pub path: String,
     /// What one request costs, taken from the account's credit. Free when absent.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub price: Option<Money>,
     /// Picks between two patterns that claim the same path: the higher
     /// priority wins. Exact endpoints always win over patterns.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub priority: Option<i32>,
 }
 
@@ -81,7 +90,10 @@ pub struct TierSpec {
     /// The tier's name (`basic`, `premium`).
     pub name: String,
     /// When accounts get this tier, if the gateway assigns it.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub granted: Option<Granted>,
     /// The tier's limits. A request must satisfy every limit that applies to
     /// its endpoint.
@@ -96,7 +108,10 @@ pub struct TierSpec {
 pub struct LimitSpec {
     /// The endpoint (or pattern) this limit applies to, exactly as declared in
     /// `endpoints`; absent: every request of the tier, one shared budget.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub endpoint: Option<String>,
     /// For a pattern: give each matching endpoint its own budget instead of
     /// one budget shared by all of them.
@@ -105,14 +120,20 @@ pub struct LimitSpec {
     /// The limit's name, reported in `X-RateLimit-Type` and the IETF headers.
     /// Default: `minute` (60 s), `daily` (1 d), `second`, `hour`, `week`, or
     /// the window itself (`90s`). Lowercase letters, digits, `-` and `_`.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub name: Option<String>,
     /// The window length.
     pub window: WindowLength,
     /// Units per window, or `"unlimited"`.
     pub count: Count,
     /// The counting algorithm (default `fixed_window`).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_default_algorithm"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "is_default_algorithm")
+    )]
     pub algorithm: Algorithm,
 }
 

@@ -73,7 +73,11 @@ impl FromStr for WindowLength {
         let mult = if unit.is_empty() {
             1000
         } else {
-            UNITS.iter().find(|(u, _)| *u == unit).map(|&(_, m)| m).ok_or_else(bad)?
+            UNITS
+                .iter()
+                .find(|(u, _)| *u == unit)
+                .map(|&(_, m)| m)
+                .ok_or_else(bad)?
         };
         n.checked_mul(mult).map(WindowLength).ok_or_else(bad)
     }
@@ -148,9 +152,20 @@ impl FromStr for Money {
         if !digits(whole) || !digits(frac) {
             return Err(bad());
         }
-        let w: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-        let f: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
-        w.checked_mul(1_000_000).and_then(|w| w.checked_add(f)).map(Money).ok_or_else(bad)
+        let w: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let f: u64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<6}").parse().map_err(|_| bad())?
+        };
+        w.checked_mul(1_000_000)
+            .and_then(|w| w.checked_add(f))
+            .map(Money)
+            .ok_or_else(bad)
     }
 }
 
@@ -196,7 +211,8 @@ mod serde_impls {
                         .ok_or_else(|| E::custom("window length too large"))
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<WindowLength, E> {
-                    let v = u64::try_from(v).map_err(|_| E::custom("window length cannot be negative"))?;
+                    let v = u64::try_from(v)
+                        .map_err(|_| E::custom("window length cannot be negative"))?;
                     self.visit_u64(v)
                 }
             }
@@ -225,14 +241,18 @@ mod serde_impls {
                     if v.eq_ignore_ascii_case("unlimited") {
                         Ok(Count::Unlimited)
                     } else {
-                        Err(E::custom(format!("invalid count {v:?}: expected an integer or \"unlimited\"")))
+                        Err(E::custom(format!(
+                            "invalid count {v:?}: expected an integer or \"unlimited\""
+                        )))
                     }
                 }
                 fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
                     Ok(Count::Limited(v))
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-                    u64::try_from(v).map(Count::Limited).map_err(|_| E::custom("count cannot be negative"))
+                    u64::try_from(v)
+                        .map(Count::Limited)
+                        .map_err(|_| E::custom("count cannot be negative"))
                 }
             }
             d.deserialize_any(V)
@@ -260,7 +280,9 @@ mod serde_impls {
                     Ok(Money::from_dollars(v))
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                    u64::try_from(v).map(Money::from_dollars).map_err(|_| E::custom("price cannot be negative"))
+                    u64::try_from(v)
+                        .map(Money::from_dollars)
+                        .map_err(|_| E::custom("price cannot be negative"))
                 }
                 fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
                     format!("{v}").parse().map_err(E::custom)
