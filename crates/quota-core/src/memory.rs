@@ -52,12 +52,31 @@ struct Shard {
 
 /// The states of one bucket: `(account, scope)`.
 struct Slot {
-    account: Box<str>,
-    scope: Box<str>,
+    /// The account followed by the scope, in one allocation.
+    key: Box<str>,
+    /// Where the account ends in `key`.
+    account_len: u32,
     /// When every state here counts nothing any more (ms since the epoch).
     expires_at: u64,
     /// `(limit fingerprint, state)`.
     states: SmallVec<[(u64, State); 2]>,
+}
+
+impl Slot {
+    fn account(&self) -> &str {
+        self.key.get(..self.account_len as usize).unwrap_or("")
+    }
+
+    fn scope(&self) -> &str {
+        self.key.get(self.account_len as usize..).unwrap_or("")
+    }
+
+    fn is(&self, account: &str, scope: &str) -> bool {
+        self.account_len as usize == account.len()
+            && self.key.len() == account.len() + scope.len()
+            && self.key.starts_with(account)
+            && self.key.ends_with(scope)
+    }
 }
 
 impl Default for MemoryStore {
@@ -147,12 +166,7 @@ impl MemoryStore {
     }
 
     fn slot_hash(&self, account_hash: u64, scope: &str) -> u64 {
-        account_hash
-            ^ self
-                .hasher
-                .hash_one(scope)
-                .rotate_left(29)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        combine(account_hash, self.hasher.hash_one(scope))
     }
 
     fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
@@ -169,9 +183,7 @@ impl MemoryStore {
         for bucket in plan.buckets() {
             let h = self.slot_hash(h_account, bucket.scope());
             hashes.push(h);
-            let slot = shard
-                .table
-                .find(h, |s| &*s.account == account && &*s.scope == bucket.scope());
+            let slot = shard.table.find(h, |s| s.is(account, bucket.scope()));
             for limit in bucket.limits() {
                 let state = slot
                     .and_then(|s| s.states.iter().find(|(fp, _)| *fp == limit.fingerprint()))
@@ -203,25 +215,16 @@ impl Shard {
         now: Timestamp,
         cost: u64,
     ) {
-        let rehash = |s: &Slot| {
-            hasher.hash_one(&*s.account)
-                ^ hasher
-                    .hash_one(&*s.scope)
-                    .rotate_left(29)
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        };
-        let slot = match self
-            .table
-            .find_mut(h, |s| &*s.account == account && &*s.scope == bucket.scope())
-        {
+        let rehash = |s: &Slot| combine(hasher.hash_one(s.account()), hasher.hash_one(s.scope()));
+        let slot = match self.table.find_mut(h, |s| s.is(account, bucket.scope())) {
             Some(slot) => slot,
             None => self
                 .table
                 .insert_unique(
                     h,
                     Slot {
-                        account: account.into(),
-                        scope: bucket.scope().into(),
+                        key: [account, bucket.scope()].concat().into(),
+                        account_len: u32::try_from(account.len()).unwrap_or(u32::MAX),
                         expires_at: 0,
                         states: SmallVec::new(),
                     },
@@ -257,6 +260,14 @@ impl Shard {
         self.sweep_at_len = (self.table.len() * 2).max(64);
         self.last_sweep = now;
     }
+}
+
+/// The hash of a bucket from the hashes of its account and scope.
+fn combine(account_hash: u64, scope_hash: u64) -> u64 {
+    account_hash
+        ^ scope_hash
+            .rotate_left(29)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A poisoned lock only means another thread panicked mid-decision; every

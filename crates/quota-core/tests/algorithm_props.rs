@@ -190,3 +190,16 @@ proptest! {
         prop_assert_eq!(aged.remaining, fresh.remaining);
     }
 }
+
+#[test]
+fn a_limit_state_is_at_most_24_bytes() {
+    // The sliding log is boxed and the counter's counts are u32 (counts are
+    // validated to fit), so every state stays small in the memory store.
+    assert!(std::mem::size_of::<State>() <= 24, "{}", std::mem::size_of::<State>());
+}
+
+#[test]
+fn counts_above_u32_are_refused() {
+    assert!(Limit::from_millis(u64::from(u32::MAX), 1000, Algorithm::SlidingWindow).is_ok());
+    assert!(Limit::from_millis(u64::from(u32::MAX) + 1, 1, Algorithm::FixedWindow).is_err());
+}

@@ -108,9 +108,10 @@ pub enum LimitError {
     /// The window is shorter than a millisecond.
     #[error("window must be at least 1 ms")]
     ZeroWindow,
-    /// `count * window` is too large for exact arithmetic.
+    /// The count is above `u32::MAX`, or `count * window` is too large for
+    /// exact arithmetic.
     #[error(
-        "count x window ({count} x {window_ms} ms) exceeds 2^52; use a smaller count or window"
+        "{count} per {window_ms} ms is too large: count must be at most 4294967295 and count x window (ms) at most 2^52"
     )]
     TooLarge {
         /// The count.
@@ -160,13 +161,13 @@ pub enum State {
     Counter {
         /// Index of the current aligned window.
         window: u64,
-        /// Units admitted in the previous aligned window.
-        previous: u64,
-        /// Units admitted in the current aligned window.
-        current: u64,
+        /// Units admitted in the previous aligned window (at most the count).
+        previous: u32,
+        /// Units admitted in the current aligned window (at most the count).
+        current: u32,
     },
-    /// Sliding log of admitted units.
-    Log(Log),
+    /// Sliding log of admitted units (boxed: the other states stay small).
+    Log(Box<Log>),
     /// GCRA theoretical arrival time, in ms since the epoch.
     Gcra {
         /// The theoretical arrival time.
@@ -201,11 +202,13 @@ impl Limit {
             return Err(LimitError::ZeroWindow);
         }
         match count.checked_mul(window_ms) {
-            Some(p) if p <= MAX_COUNT_TIMES_WINDOW_MS => Ok(Limit {
-                count,
-                window_ms,
-                algorithm,
-            }),
+            Some(p) if p <= MAX_COUNT_TIMES_WINDOW_MS && count <= u64::from(u32::MAX) => {
+                Ok(Limit {
+                    count,
+                    window_ms,
+                    algorithm,
+                })
+            }
             _ => Err(LimitError::TooLarge { count, window_ms }),
         }
     }

@@ -71,7 +71,7 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
     if !matches!(state, State::Log(_)) {
-        *state = State::Log(Log::default());
+        *state = State::Log(Box::default());
     }
     if let State::Log(log) = state {
         let first = log.first_live(limit.window_ms, now);

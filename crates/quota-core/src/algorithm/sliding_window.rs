@@ -14,10 +14,10 @@ fn counts_now(limit: &Limit, state: &State, now: u64) -> (u64, u64, u64) {
             window,
             previous,
             current,
-        } if window >= idx => (window, previous, current),
+        } if window >= idx => (window, u64::from(previous), u64::from(current)),
         State::Counter {
             window, current, ..
-        } if window + 1 == idx => (idx, current, 0),
+        } if window + 1 == idx => (idx, u64::from(current), 0),
         _ => (idx, 0, 0),
     }
 }
@@ -82,9 +82,12 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
     let (window, previous, current) = counts_now(limit, state, now);
+    // Both counts are at most the limit's count, which validation keeps
+    // within u32.
+    let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     *state = State::Counter {
         window,
-        previous,
-        current: current + cost,
+        previous: narrow(previous),
+        current: narrow(current + cost),
     };
 }

@@ -93,9 +93,9 @@ pub enum PolicyError {
         /// Where.
         at: DocPath,
     },
-    /// `count * window` too large to count exactly.
+    /// A count above `u32::MAX`, or `count * window` too large to count exactly.
     #[error(
-        "{at}: {count} per {window_ms} ms is too large (count x window in ms must be at most 2^52)"
+        "{at}: {count} per {window_ms} ms is too large (count must be at most 4294967295 and count x window in ms at most 2^52)"
     )]
     LimitTooLarge {
         /// Where.
