@@ -63,6 +63,30 @@ struct Slot {
 }
 
 impl Slot {
+    /// Records an admitted request in every limit of the bucket.
+    fn commit(&mut self, bucket: &Bucket<'_>, now: Timestamp, cost: u64) {
+        for limit in bucket.limits() {
+            let fp = limit.fingerprint();
+            let idx = match self.states.iter().position(|(f, _)| *f == fp) {
+                Some(i) => i,
+                None => {
+                    self.states.push((fp, State::Empty));
+                    self.states.len() - 1
+                }
+            };
+            let state = &mut self.states[idx].1;
+            limit.limit().commit(state, now, cost);
+            self.expires_at = self.expires_at.max(limit.limit().expires_at(state));
+        }
+    }
+
+    fn state(&self, fingerprint: u64) -> Option<&State> {
+        self.states
+            .iter()
+            .find(|(fp, _)| *fp == fingerprint)
+            .map(|(_, st)| st)
+    }
+
     fn account(&self) -> &str {
         self.key.get(..self.account_len as usize).unwrap_or("")
     }
@@ -178,22 +202,39 @@ impl MemoryStore {
         let h_account = self.hasher.hash_one(account);
         let mut shard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
         let cost = plan.cost();
+        if let [bucket] = plan.buckets() {
+            // One bucket (the common case): one lookup, then evaluate and
+            // commit on the same slot.
+            let h = self.slot_hash(h_account, bucket.scope());
+            let admitted = match shard.table.find_mut(h, |s| s.is(account, bucket.scope())) {
+                Some(slot) => {
+                    let admitted = evaluate(Some(slot), bucket, now, cost, &mut outcomes);
+                    if commit && admitted {
+                        slot.commit(bucket, now, cost);
+                    }
+                    admitted
+                }
+                None => {
+                    let admitted = evaluate(None, bucket, now, cost, &mut outcomes);
+                    if commit && admitted {
+                        shard.commit(&self.hasher, account, bucket, h, now, cost);
+                    }
+                    admitted
+                }
+            };
+            if commit && admitted {
+                shard.maybe_sweep(now.as_millis());
+            }
+            return outcomes;
+        }
+        // Several buckets: evaluate every one, then commit every one.
         let mut hashes: SmallVec<[u64; 2]> = SmallVec::new();
         let mut all_admit = true;
         for bucket in plan.buckets() {
             let h = self.slot_hash(h_account, bucket.scope());
             hashes.push(h);
             let slot = shard.table.find(h, |s| s.is(account, bucket.scope()));
-            for limit in bucket.limits() {
-                let state = slot
-                    .and_then(|s| s.states.iter().find(|(fp, _)| *fp == limit.fingerprint()))
-                    .map(|(_, st)| st);
-                let outcome = limit
-                    .limit()
-                    .evaluate(state.unwrap_or(&State::Empty), now, cost);
-                all_admit &= outcome.admits;
-                outcomes.push(outcome);
-            }
+            all_admit &= evaluate(slot, bucket, now, cost, &mut outcomes);
         }
         if commit && all_admit {
             for (bucket, &h) in plan.buckets().iter().zip(&hashes) {
@@ -232,19 +273,7 @@ impl Shard {
                 )
                 .into_mut(),
         };
-        for limit in bucket.limits() {
-            let fp = limit.fingerprint();
-            let idx = match slot.states.iter().position(|(f, _)| *f == fp) {
-                Some(i) => i,
-                None => {
-                    slot.states.push((fp, State::Empty));
-                    slot.states.len() - 1
-                }
-            };
-            let state = &mut slot.states[idx].1;
-            limit.limit().commit(state, now, cost);
-            slot.expires_at = slot.expires_at.max(limit.limit().expires_at(state));
-        }
+        slot.commit(bucket, now, cost);
     }
 
     fn maybe_sweep(&mut self, now: u64) {
@@ -260,6 +289,27 @@ impl Shard {
         self.sweep_at_len = (self.table.len() * 2).max(64);
         self.last_sweep = now;
     }
+}
+
+/// Evaluates every limit of `bucket` against its slot (or empty states),
+/// pushing one outcome per limit; true when all admit.
+fn evaluate(
+    slot: Option<&Slot>,
+    bucket: &Bucket<'_>,
+    now: Timestamp,
+    cost: u64,
+    outcomes: &mut Outcomes,
+) -> bool {
+    let mut all_admit = true;
+    for limit in bucket.limits() {
+        let state = slot
+            .and_then(|s| s.state(limit.fingerprint()))
+            .unwrap_or(&State::Empty);
+        let outcome = limit.limit().evaluate(state, now, cost);
+        all_admit &= outcome.admits;
+        outcomes.push(outcome);
+    }
+    all_admit
 }
 
 /// The hash of a bucket from the hashes of its account and scope.

@@ -195,7 +195,11 @@ proptest! {
 fn a_limit_state_is_at_most_24_bytes() {
     // The sliding log is boxed and the counter's counts are u32 (counts are
     // validated to fit), so every state stays small in the memory store.
-    assert!(std::mem::size_of::<State>() <= 24, "{}", std::mem::size_of::<State>());
+    assert!(
+        std::mem::size_of::<State>() <= 24,
+        "{}",
+        std::mem::size_of::<State>()
+    );
 }
 
 #[test]

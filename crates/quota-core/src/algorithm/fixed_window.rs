@@ -5,12 +5,15 @@ use super::{Limit, LimitOutcome, State};
 /// Units used in the window containing `now`, and that window's index.
 /// A state from a later window (the caller's clock went back) still counts:
 /// we never hand out a budget twice.
+/// (`window >= now / W` is tested as `now < (window + 1) * W`: no division
+/// while requests stay in one window.)
 fn used_now(limit: &Limit, state: &State, now: u64) -> (u64, u64) {
-    let current = now / limit.window_ms;
-    match *state {
-        State::Fixed { window, used } if window >= current => (window, used),
-        _ => (current, 0),
+    if let State::Fixed { window, used } = *state {
+        if now < window.saturating_add(1).saturating_mul(limit.window_ms) {
+            return (window, used);
+        }
     }
+    (now / limit.window_ms, 0)
 }
 
 pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {

@@ -3,9 +3,9 @@
 use super::{Limit, LimitOutcome, State};
 
 /// The emission interval in ms, rounded up so the rate never exceeds `count`
-/// per window.
-pub(super) fn emission_interval(limit: &Limit) -> u64 {
-    limit.window_ms.div_ceil(limit.count)
+/// per window (computed once, when the limit is built).
+fn emission_interval(limit: &Limit) -> u64 {
+    limit.interval_ms
 }
 
 fn tat(state: &State) -> u64 {

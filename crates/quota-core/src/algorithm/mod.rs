@@ -127,6 +127,8 @@ pub struct Limit {
     count: u64,
     window_ms: u64,
     algorithm: Algorithm,
+    /// GCRA's emission interval, `ceil(window_ms / count)`.
+    interval_ms: u64,
 }
 
 /// What one limit says about one request. Plain numbers: this is also what
@@ -207,6 +209,7 @@ impl Limit {
                     count,
                     window_ms,
                     algorithm,
+                    interval_ms: window_ms.div_ceil(count),
                 })
             }
             _ => Err(LimitError::TooLarge { count, window_ms }),

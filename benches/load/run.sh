@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# Load benchmark of the `quota` gateway, on loopback, in one run:
+#
+#   1. the upstream alone            (an nginx answering a small JSON body)
+#   2. `quota serve` in front of it  (permissive policy: every request decided and admitted)
+#   3. nginx `limit_req` in front    (permissive rate: every request limited and admitted)
+#
+# Same wrk settings and same request (GET /v1/bench with an X-API-Key header)
+# for all three. Prints the machine, a Markdown table (req/s, p50, p99, share
+# of the upstream-alone throughput) and the ratios quota/upstream and
+# quota/nginx. Fails if any run had a non-2xx/3xx answer or a socket error.
+#
+# Usage: benches/load/run.sh        (see benches/load/README.md for the knobs)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PATH="$PATH:/usr/sbin:/sbin"
+
+# --- settings (environment overrides) ----------------------------------------
+DURATION=${DURATION:-10}              # seconds per recorded wrk run (at most 15)
+WARMUP=${WARMUP:-2}                   # seconds of unrecorded warm-up before each run
+CONNECTIONS=${CONNECTIONS:-32}        # wrk connections
+WRK_THREADS=${WRK_THREADS:-1}         # wrk threads
+UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}  # nginx workers of the upstream
+PROXY_WORKERS=${PROXY_WORKERS:-2}     # gateway tokio worker threads = nginx limit_req workers
+NGINX_RATE=${NGINX_RATE:-1000000r/s}  # limit_req rate (permissive)
+NGINX_BURST=${NGINX_BURST:-1000000}   # limit_req burst (permissive)
+QUOTA_BIN=${QUOTA_BIN:-}              # a prebuilt quota binary; built with cargo when empty
+STRICT=${STRICT:-0}                   # 1: exit 3 when a target is missed
+ENDPOINT=bench                        # the endpoint of permissive.toml
+
+if ((DURATION > 15)); then
+    echo "run.sh: DURATION=$DURATION is over 15 s per run" >&2
+    exit 2
+fi
+
+# --- tools ---------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    echo "run.sh: installing ${missing[*]}" >&2
+    "${SUDO[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y "${missing[@]}"
+fi
+
+if [ -z "$QUOTA_BIN" ]; then
+    echo "run.sh: building the gateway (cargo build --release -p quota-cli --locked)" >&2
+    (cd "$ROOT" && cargo build --release -p quota-cli --locked)
+    QUOTA_BIN="$ROOT/target/release/quota"
+    if [ -n "${CARGO_TARGET_DIR:-}" ]; then QUOTA_BIN="$CARGO_TARGET_DIR/release/quota"; fi
+fi
+[ -x "$QUOTA_BIN" ] || { echo "run.sh: no quota binary at $QUOTA_BIN" >&2; exit 2; }
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- processes and cleanup -----------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/quota-load.XXXXXX")
+PIDS=()
+
+stop() { # stop PID: SIGTERM, then wait (SIGKILL after 10 s)
+    local pid=$1
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# Run a command (wrk) in the background and wait for it, so that a signal to
+# the script stops it at once instead of after the run.
+BG_PID=
+bg_wait() {
+    local rc=0
+    "$@" &
+    BG_PID=$!
+    wait "$BG_PID" || rc=$?
+    BG_PID=
+    return "$rc"
+}
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT
+    if [ -n "$BG_PID" ]; then stop "$BG_PID"; fi
+    for pid in "${PIDS[@]}"; do stop "$pid"; done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 1
+}
+
+# A loopback port nobody listens on (probed with bash's /dev/tcp).
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free loopback port found"
+}
+
+# Wait until URL answers (any HTTP status) while PID lives; at most 15 s.
+wait_http() {
+    local url=$1 pid=$2 log=$3
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "process $pid exited before $url answered"; }
+        if curl -s -o /dev/null "$url"; then return 0; fi
+        sleep 0.1
+    done
+    cat "$log" >&2
+    die "$url did not answer within 15 s"
+}
+
+# Fill a template: render TEMPLATE OUT KEY=VALUE...
+render() {
+    local template=$1 out=$2 kv
+    shift 2
+    cp "$template" "$out"
+    for kv in "$@"; do
+        sed -i "s|@${kv%%=*}@|${kv#*=}|g" "$out"
+    done
+    if grep -q '@[A-Z_]*@' "$out"; then die "unfilled placeholder in $out"; fi
+}
+
+# Start an nginx from a config in $TMP, in the foreground of a background job.
+start_nginx() { # start_nginx NAME CONF PORT -> sets NGINX_PID
+    local name=$1 conf=$2 port=$3
+    nginx -t -q -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" || die "nginx config $conf is invalid"
+    nginx -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" -g 'daemon off;' >"$TMP/$name.out" 2>&1 &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_http "http://127.0.0.1:$port/" "$NGINX_PID" "$TMP/$name.error.log"
+}
+
+# Check that URL answers 200 with the upstream's body before loading it.
+check_ok() {
+    local url=$1 out code
+    out=$(curl -s -w '\n%{http_code}' -H "X-API-Key: $KEY" "$url") || die "curl $url failed"
+    code=${out##*$'\n'}
+    [ "$code" = 200 ] || die "$url answered $code, not 200: ${out%$'\n'*}"
+    [ "${out%$'\n'*}" = '{"ok":true}' ] || die "$url answered an unexpected body: ${out%$'\n'*}"
+}
+
+# CPU time (user + system, in clock ticks) used so far by PID and its
+# children (an nginx master and its workers), from /proc.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# One load run: warm-up (not recorded), then the recorded run.
+# run_wrk NAME URL [PROXY_PID] -> appends NAME to NAMES and sets the
+# RPS/P50/P99/REQS arrays, and UP_CPU/PROXY_CPU (CPU µs per request).
+NAMES=()
+declare -A RPS P50 P99 REQS UP_CPU PROXY_CPU
+run_wrk() {
+    local name=$1 url=$2 proxy=${3:-} out line kv up0 up1 px0=0 px1=0
+    local -A r
+    check_ok "$url"
+    bg_wait timeout --kill-after=5 $((WARMUP + 10)) \
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s \
+        -H "X-API-Key: $KEY" "$url" >/dev/null || die "wrk warm-up failed on $name"
+    up0=$(cpu_ticks "$UP_PID")
+    if [ -n "$proxy" ]; then px0=$(cpu_ticks "$proxy"); fi
+    bg_wait timeout --kill-after=5 $((DURATION + 10)) \
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
+        -s "$HERE/report.lua" -H "X-API-Key: $KEY" "$url" >"$TMP/wrk.out" || die "wrk failed on $name"
+    out=$(<"$TMP/wrk.out")
+    up1=$(cpu_ticks "$UP_PID")
+    if [ -n "$proxy" ]; then px1=$(cpu_ticks "$proxy"); fi
+    # shellcheck disable=SC2016 # backticks are Markdown here
+    printf '### %s: wrk output\n\n```text\n%s\n```\n\n' "$name" "$(grep -v '^RESULT ' <<<"$out")" >>"$TMP/raw.md"
+    line=$(grep '^RESULT ' <<<"$out") || die "no RESULT line from wrk on $name"
+    for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
+    if ((r[non2xx3xx] + r[connect] + r[read] + r[write] + r[timeout] > 0)); then
+        echo "$out" >&2
+        die "$name: ${r[non2xx3xx]} non-2xx/3xx responses; socket errors connect ${r[connect]}, read ${r[read]}, write ${r[write]}, timeout ${r[timeout]}"
+    fi
+    ((r[requests] > 0)) || die "$name: no request completed"
+    NAMES+=("$name")
+    REQS[$name]=${r[requests]}
+    RPS[$name]=$(awk -v n="${r[requests]}" -v us="${r[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+    P50[$name]=${r[p50_us]}
+    P99[$name]=${r[p99_us]}
+    UP_CPU[$name]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="${r[requests]}" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    PROXY_CPU[$name]=$(awk -v t=$((px1 - px0)) -v hz="$CLK_TCK" -v n="${r[requests]}" -v p="$proxy" 'BEGIN { if (p == "") print "-"; else printf "%.1f", t * 1e6 / hz / n }')
+    echo "run.sh: $name: ${RPS[$name]} req/s, p50 ${r[p50_us]} us, p99 ${r[p99_us]} us, no errors" >&2
+}
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+
+KEY=none # the upstream ignores it; replaced by the gateway's key below
+
+# --- 1. the upstream alone -----------------------------------------------------
+UP_PORT=$(free_port)
+render "$HERE/nginx-upstream.conf.template" "$TMP/upstream.conf" \
+    TMP="$TMP" PORT="$UP_PORT" WORKERS="$UPSTREAM_WORKERS"
+start_nginx upstream "$TMP/upstream.conf" "$UP_PORT"
+UP_PID=$NGINX_PID
+UPSTREAM_URL="http://127.0.0.1:$UP_PORT"
+
+# The gateway is started first so that its API key is sent in all three runs.
+mkdir -p "$TMP/quota-data"
+ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM$RANDOM"
+RUST_LOG=warn TOKIO_WORKER_THREADS="$PROXY_WORKERS" "$QUOTA_BIN" serve \
+    --listen 127.0.0.1:0 \
+    --upstream "$UPSTREAM_URL" \
+    --policy "$HERE/permissive.toml" \
+    --admin-token "$ADMIN_TOKEN" \
+    --data-dir "$TMP/quota-data" \
+    --store memory \
+    --shutdown-timeout 5 \
+    >"$TMP/quota.out" 2>"$TMP/quota.log" &
+QUOTA_PID=$!
+PIDS+=("$QUOTA_PID")
+for _ in $(seq 1 150); do
+    grep -q '^quota: listening on http://' "$TMP/quota.out" && break
+    kill -0 "$QUOTA_PID" 2>/dev/null || { cat "$TMP/quota.out" "$TMP/quota.log" >&2; die "quota serve exited"; }
+    sleep 0.1
+done
+QUOTA_URL=$(sed -n 's/^quota: listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$TMP/quota.out" | head -n 1)
+[ -n "$QUOTA_URL" ] || { cat "$TMP/quota.log" >&2; die "quota serve did not start within 15 s"; }
+account=$(curl -s -f -X POST "$QUOTA_URL/admin/accounts" -H "Authorization: Bearer $ADMIN_TOKEN") ||
+    die "creating an account through the admin API failed"
+KEY=$(grep -o '"key" *: *"[^"]*"' <<<"$account" | sed 's/.*"\([^"]*\)"$/\1/')
+[ -n "$KEY" ] || die "no key in the admin API's answer"
+
+run_wrk "upstream alone" "$UPSTREAM_URL/v1/$ENDPOINT"
+
+# --- 2. quota serve in front ---------------------------------------------------
+run_wrk "quota serve" "$QUOTA_URL/v1/$ENDPOINT" "$QUOTA_PID"
+metrics=$(curl -s "$QUOTA_URL/metrics")
+# Every decision of the run must be an admission (nothing refused, no store error).
+others=$(grep '^quota_decisions_total{' <<<"$metrics" | grep -v 'outcome="admitted"' | awk '$NF != 0' || true)
+[ -z "$others" ] || die "the gateway decided something other than admitted: $others"
+admitted=$(grep '^quota_decisions_total{' <<<"$metrics" | grep 'outcome="admitted"' | awk '{ s += $NF } END { printf "%d", s }')
+GATEWAY_LOG_LINES=$(wc -l <"$TMP/quota.log")
+stop "$QUOTA_PID"
+
+# --- 3. nginx limit_req in front -----------------------------------------------
+LR_PORT=$(free_port)
+render "$HERE/nginx-limit-req.conf.template" "$TMP/limit-req.conf" \
+    TMP="$TMP" PORT="$LR_PORT" WORKERS="$PROXY_WORKERS" UPSTREAM_PORT="$UP_PORT" \
+    RATE="$NGINX_RATE" BURST="$NGINX_BURST"
+start_nginx limit-req "$TMP/limit-req.conf" "$LR_PORT"
+run_wrk "nginx limit_req" "http://127.0.0.1:$LR_PORT/v1/$ENDPOINT" "$NGINX_PID"
+if grep -q 'limiting requests' "$TMP/limit-req.error.log"; then
+    die "nginx limit_req refused requests: $(grep -c 'limiting requests' "$TMP/limit-req.error.log") log lines"
+fi
+
+# --- report ----------------------------------------------------------------------
+up=${RPS["upstream alone"]}
+gw=${RPS["quota serve"]}
+ng=${RPS["nginx limit_req"]}
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*:[[:space:]]*//' || echo unknown)
+
+cat <<EOF
+
+## Load benchmark: quota serve vs nginx limit_req
+
+- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
+- machine: $(nproc) CPUs ($cpu), Linux $(uname -r), load average before the runs: $LOADAVG
+- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)'); $("$QUOTA_BIN" --version); $(nginx -v 2>&1 | sed 's/^nginx version: //'); wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -n 1)
+- all on loopback, all sharing the same $(nproc) CPUs: wrk (${WRK_THREADS} thread, ${CONNECTIONS} connections,
+  ${WARMUP} s warm-up then ${DURATION} s recorded), the upstream (nginx, ${UPSTREAM_WORKERS} worker, \`return 200 '{"ok":true}'\`),
+  and the proxy under test (quota serve: ${PROXY_WORKERS} tokio worker threads, RUST_LOG=warn, memory store,
+  benches/load/permissive.toml; nginx limit_req: ${PROXY_WORKERS} workers, rate=${NGINX_RATE} burst=${NGINX_BURST} nodelay,
+  HTTP/1.1 keep-alive to the upstream)
+- request: GET /v1/${ENDPOINT} with an X-API-Key header, the same in every run; every answer 200 (checked)
+
+| setup | req/s | p50 | p99 | vs upstream |
+|---|---:|---:|---:|---:|
+EOF
+for name in "${NAMES[@]}"; do
+    printf '| %s | %s | %s | %s | %s |\n' "$name" "${RPS[$name]}" "$(ms "${P50[$name]}")" "$(ms "${P99[$name]}")" "$(ratio "${RPS[$name]}" "$up")"
+done
+gw_up=$(awk -v a="$gw" -v b="$up" 'BEGIN { printf "%.3f", a / b }')
+gw_ng=$(awk -v a="$gw" -v b="$ng" 'BEGIN { printf "%.3f", a / b }')
+ng_up=$(awk -v a="$ng" -v b="$up" 'BEGIN { printf "%.3f", a / b }')
+met_up=$(awk -v r="$gw_up" 'BEGIN { print (r >= 0.9) ? "met" : "NOT met" }')
+met_ng=$(awk -v r="$gw_ng" 'BEGIN { print (r > 1) ? "met" : "NOT met" }')
+cat <<EOF
+
+- quota / upstream: **$gw_up** (target >= 0.90: $met_up)
+- quota / nginx limit_req: **$gw_ng** (target > 1: $met_ng)
+- nginx limit_req / upstream: $ng_up
+
+CPU time per request during the recorded runs (user + system, from /proc; the
+kernel's loopback TCP work is charged to the process that sends), which is
+what bounds throughput when everything shares $(nproc) CPUs:
+
+| setup | upstream CPU µs/req | proxy CPU µs/req |
+|---|---:|---:|
+$(for name in "${NAMES[@]}"; do printf '| %s | %s | %s |\n' "$name" "${UP_CPU[$name]}" "${PROXY_CPU[$name]}"; done)
+
+- gateway: ${REQS["quota serve"]} requests counted by wrk, $admitted admitted in quota_decisions_total (warm-up and checks included), none refused; $GATEWAY_LOG_LINES log lines at warn level
+
+EOF
+if [ "${SHOW_RAW:-0}" = 1 ]; then cat "$TMP/raw.md"; fi
+if [ "$STRICT" = 1 ] && { [ "$met_up" != met ] || [ "$met_ng" != met ]; }; then
+    exit 3
+fi
