@@ -25,6 +25,11 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, LogFormat};
 
+/// mimalloc: the gateway allocates and frees small blocks on every request,
+/// across worker threads; glibc's malloc spent about 5% of its CPU there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {

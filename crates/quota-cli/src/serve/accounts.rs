@@ -6,11 +6,15 @@
 //! without waiting for the disk (the OS writes them; a crash of the process
 //! loses nothing, a power cut may lose the last moment), and a durable commit
 //! every second and at shutdown ([`RedbAccounts::flush`]) puts them on disk.
+//!
+//! Reads never touch the file: the whole database is loaded into an
+//! [`Index`] when it opens, and each write updates the index once its
+//! transaction has committed (writers go one at a time).
 
 use std::future::{ready, Future};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use quota_core::account::{
     Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
@@ -18,7 +22,9 @@ use quota_core::account::{
 use quota_core::policy::Money;
 use quota_core::Timestamp;
 use rand::RngCore;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+
+use super::account_index::Index;
 
 const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
 const KEYS: TableDefinition<'_, &str, &str> = TableDefinition::new("keys");
@@ -30,6 +36,10 @@ pub(crate) const DB_FILE: &str = "accounts.redb";
 #[derive(Clone)]
 pub(crate) struct RedbAccounts {
     db: Arc<Database>,
+    /// Everything in the database, for reads.
+    index: Arc<RwLock<Index>>,
+    /// Held by each writer from reading the index to updating it.
+    writer: Arc<Mutex<()>>,
     dirty: Arc<AtomicBool>,
     path: PathBuf,
 }
@@ -82,8 +92,13 @@ impl RedbAccounts {
             tx.open_table(KEYS)?;
         }
         tx.commit()?;
+        let index = load(&db).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read the accounts database: {e}", path.display())
+        })?;
         Ok(RedbAccounts {
             db: Arc::new(db),
+            index: Arc::new(RwLock::new(index)),
+            writer: Arc::new(Mutex::new(())),
             dirty: Arc::new(AtomicBool::new(false)),
             path,
         })
@@ -106,35 +121,23 @@ impl RedbAccounts {
 
     /// The number of accounts.
     pub(crate) fn count(&self) -> Result<u64, AccountError> {
-        let tx = self.db.begin_read().map_err(unavailable)?;
-        let t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-        t.len().map_err(unavailable)
+        Ok(self.read().len() as u64)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_index(&self, f: impl FnOnce(&mut Index)) {
+        f(&mut self.index.write().unwrap_or_else(PoisonError::into_inner));
     }
 
     fn get_sync(&self, id: &str) -> Result<Option<Account>, AccountError> {
-        let tx = self.db.begin_read().map_err(unavailable)?;
-        let t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-        let Some(v) = t.get(id).map_err(unavailable)? else {
-            return Ok(None);
-        };
-        decode(v.value()).map(Some)
+        self.read().get(id)
     }
 
     fn resolve_sync(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
-        let tx = self.db.begin_read().map_err(unavailable)?;
-        let keys = tx.open_table(KEYS).map_err(unavailable)?;
-        let Some(id) = keys.get(api_key).map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-        let Some(v) = accounts.get(id.value()).map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let a = decode(v.value())?;
-        Ok(Some(Identity {
-            account: a.id,
-            tier: a.tier,
-        }))
+        self.read().resolve(api_key)
     }
 
     /// Reads, changes and writes one account in one transaction.
@@ -144,37 +147,40 @@ impl RedbAccounts {
         durable: bool,
         change: impl FnOnce(&mut Account) -> Result<(T, bool), AccountError>,
     ) -> Result<T, AccountError> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.read().get(id)?;
+        let mut account = current.ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+        let (out, write) = change(&mut account)?;
+        if !write {
+            return Ok(out);
+        }
+        let bytes = encode(&account)?;
         let mut tx = self.db.begin_write().map_err(unavailable)?;
         tx.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::Eventual
         });
-        let out = {
+        {
             let mut t = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let current = t
-                .get(id)
-                .map_err(unavailable)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            let mut account = current.ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
-            let (out, write) = change(&mut account)?;
-            if write {
-                let bytes = encode(&account)?;
-                t.insert(id, bytes.as_slice()).map_err(unavailable)?;
-            }
-            out
-        };
+            t.insert(id, bytes.as_slice()).map_err(unavailable)?;
+        }
         tx.commit().map_err(unavailable)?;
         if !durable {
             self.dirty.store(true, Ordering::Release);
         }
+        self.write_index(|index| index.put_record(id.to_owned(), Ok(account)));
         Ok(out)
     }
 
     fn create_sync(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
-        let mut tx = self.db.begin_write().map_err(unavailable)?;
-        tx.set_durability(Durability::Immediate);
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let index = self.read();
+            if index.has_account(&new.id) || index.has_key(&new.api_key) {
+                return Err(AccountError::Exists(new.id));
+            }
+        }
         let account = Account {
             id: new.id.clone(),
             tier: new.tier,
@@ -184,21 +190,12 @@ impl RedbAccounts {
             requests: 0,
             created_at: now,
         };
+        let bytes = encode(&account)?;
+        let mut tx = self.db.begin_write().map_err(unavailable)?;
+        tx.set_durability(Durability::Immediate);
         {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
             let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
-            if accounts
-                .get(new.id.as_str())
-                .map_err(unavailable)?
-                .is_some()
-                || keys
-                    .get(new.api_key.as_str())
-                    .map_err(unavailable)?
-                    .is_some()
-            {
-                return Err(AccountError::Exists(new.id));
-            }
-            let bytes = encode(&account)?;
             accounts
                 .insert(new.id.as_str(), bytes.as_slice())
                 .map_err(unavailable)?;
@@ -206,8 +203,27 @@ impl RedbAccounts {
                 .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
+        self.write_index(|index| {
+            index.put(account.clone());
+            index.put_key(new.api_key, new.id);
+        });
         Ok(account)
     }
+}
+
+/// Reads the whole database.
+fn load(db: &Database) -> anyhow::Result<Index> {
+    let tx = db.begin_read()?;
+    let mut index = Index::default();
+    for row in tx.open_table(ACCOUNTS)?.iter()? {
+        let (id, record) = row?;
+        index.put_record(id.value().to_owned(), decode(record.value()));
+    }
+    for row in tx.open_table(KEYS)?.iter()? {
+        let (key, id) = row?;
+        index.put_key(key.value().to_owned(), id.value().to_owned());
+    }
+    Ok(index)
 }
 
 fn decode(bytes: &[u8]) -> Result<Account, AccountError> {

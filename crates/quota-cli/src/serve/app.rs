@@ -42,7 +42,7 @@ impl App {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let who = req.extensions().get::<Identity>().cloned();
+        let who = req.extensions_mut().remove::<Identity>();
         if req.uri().path() == "/v1/limits" {
             return match who {
                 Some(who) => self.limits(&who).await,
@@ -52,10 +52,11 @@ impl App {
         let headers = req.headers_mut();
         headers.remove(&X_QUOTA_ACCOUNT);
         headers.remove(&X_QUOTA_TIER);
-        if let Some(who) = &who {
+        if let Some(who) = who {
+            // From the strings themselves: no copy.
             if let (Ok(a), Ok(t)) = (
-                HeaderValue::from_str(&who.account),
-                HeaderValue::from_str(&who.tier),
+                HeaderValue::try_from(who.account),
+                HeaderValue::try_from(who.tier),
             ) {
                 headers.insert(X_QUOTA_ACCOUNT, a);
                 headers.insert(X_QUOTA_TIER, t);

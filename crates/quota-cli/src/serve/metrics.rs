@@ -14,11 +14,12 @@
 //!   `quota_redis_decisions_total`, `quota_redis_fallback_decisions_total`,
 //!   `quota_redis_errors_total`, `quota_redis_timeouts_total`.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
+
+use hashbrown::{Equivalent, HashMap};
 
 use quota_redis::StoreHealth;
 
@@ -28,14 +29,63 @@ const BUCKETS: [f64; 14] = [
     0.01, 0.025, 0.1, 1.0,
 ];
 
-type DecisionKey = (Box<str>, Box<str>, &'static str, Box<str>);
+/// [`BUCKETS`] in nanoseconds.
+const BUCKETS_NANOS: [u64; BUCKETS.len()] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// The labels of `quota_decisions_total`, owned. Fields in the order of
+/// [`Labels`]: both hash alike, so a decision is counted without allocating.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct DecisionKey {
+    tier: Box<str>,
+    endpoint: Box<str>,
+    outcome: &'static str,
+    limit_type: Box<str>,
+}
+
+/// The labels of one decision, borrowed.
+#[derive(Hash)]
+struct Labels<'a> {
+    tier: &'a str,
+    endpoint: &'a str,
+    outcome: &'a str,
+    limit_type: &'a str,
+}
+
+impl Equivalent<DecisionKey> for Labels<'_> {
+    fn equivalent(&self, key: &DecisionKey) -> bool {
+        *self.tier == *key.tier
+            && *self.endpoint == *key.endpoint
+            && self.outcome == key.outcome
+            && *self.limit_type == *key.limit_type
+    }
+}
+
+type Decisions = HashMap<DecisionKey, AtomicU64, foldhash::fast::RandomState>;
 
 /// The gateway's counters.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    decisions: Mutex<HashMap<DecisionKey, u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
+    /// One counter per label set; the lock is taken for writing only the
+    /// first time a label set is seen.
+    decisions: RwLock<Decisions>,
+    /// Decisions per latency bucket (not cumulative; the last one is over
+    /// the largest bound).
+    latency_buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_nanos: AtomicU64,
     upstream_unreachable: AtomicU64,
     upstream_timeout: AtomicU64,
@@ -65,25 +115,39 @@ impl Metrics {
         limit_type: &str,
         took: Duration,
     ) {
-        {
+        let labels = Labels {
+            tier,
+            endpoint,
+            outcome,
+            limit_type,
+        };
+        let counted = self
+            .decisions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&labels)
+            .map(|n| n.fetch_add(1, Ordering::Relaxed))
+            .is_some();
+        if !counted {
             let mut map = self
                 .decisions
-                .lock()
+                .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            *map.entry((tier.into(), endpoint.into(), outcome, limit_type.into()))
-                .or_insert(0) += 1;
+            let key = DecisionKey {
+                tier: tier.into(),
+                endpoint: endpoint.into(),
+                outcome,
+                limit_type: limit_type.into(),
+            };
+            map.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
         }
-        let secs = took.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_nanos.fetch_add(
-            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_NANOS
+            .iter()
+            .position(|bound| nanos <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// An upstream failure.
@@ -124,31 +188,33 @@ impl Metrics {
         {
             let map = self
                 .decisions
-                .lock()
+                .read()
                 .unwrap_or_else(PoisonError::into_inner);
             let mut rows: Vec<_> = map.iter().collect();
-            rows.sort();
-            for ((tier, endpoint, outcome, limit_type), n) in rows {
+            rows.sort_by(|a, b| a.0.cmp(b.0));
+            for (key, n) in rows {
+                let n = n.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
                     "quota_decisions_total{{tier=\"{}\",endpoint=\"{}\",outcome=\"{}\",limit_type=\"{}\"}} {n}",
-                    esc(tier),
-                    esc(endpoint),
-                    outcome,
-                    esc(limit_type)
+                    esc(&key.tier),
+                    esc(&key.endpoint),
+                    key.outcome,
+                    esc(&key.limit_type)
                 );
             }
         }
         out.push_str("# HELP quota_decision_duration_seconds Time to decide a request (identity, credit and limits).\n");
         out.push_str("# TYPE quota_decision_duration_seconds histogram\n");
+        let mut count = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let n = self.latency_buckets[i].load(Ordering::Relaxed);
+            count += self.latency_buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "quota_decision_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+                "quota_decision_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
             );
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        count += self.latency_buckets[BUCKETS.len()].load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "quota_decision_duration_seconds_bucket{{le=\"+Inf\"}} {count}"

@@ -13,6 +13,7 @@
 //! finish (up to `--shutdown-timeout`), then makes the accounts database
 //! durable.
 
+mod account_index;
 pub(crate) mod accounts;
 pub(crate) mod admin;
 mod app;
@@ -24,9 +25,9 @@ mod observe;
 pub(crate) mod proxy;
 mod reload;
 pub(crate) mod respond;
+mod upstream;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -266,7 +267,8 @@ async fn serve(listener: TcpListener, gateway: Arc<Gateway>, drain: Duration) {
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = Arc::clone(&gateway);
-                let svc = service_fn(move |req| route(Arc::clone(&gw), req, peer));
+                let client = ClientAddr::new(peer);
+                let svc = service_fn(move |req| route(Arc::clone(&gw), req, client.clone()));
                 let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                 let watched = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -317,9 +319,9 @@ async fn shutdown_signal() {
 async fn route(
     gw: Arc<Gateway>,
     mut req: Request<Incoming>,
-    peer: SocketAddr,
+    client: ClientAddr,
 ) -> Result<Response<Body>, Infallible> {
-    req.extensions_mut().insert(ClientAddr(peer));
+    req.extensions_mut().insert(client);
     let path = req.uri().path();
     let res = if path == "/healthz" && req.method() == Method::GET {
         health(&gw.shared)

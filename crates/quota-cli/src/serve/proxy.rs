@@ -16,32 +16,46 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
+use super::upstream::Pool;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 
-/// Forwards requests to one upstream. Cheap to clone.
+/// Forwards requests to one upstream. Cheap to clone (one `Arc`).
 #[derive(Clone)]
-pub(crate) struct Proxy {
-    client: Client<HttpConnector, Body>,
-    upstream: Arc<Upstream>,
+pub(crate) struct Proxy(Arc<Inner>);
+
+struct Inner {
+    pool: Arc<Pool>,
+    upstream: Upstream,
     timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 struct Upstream {
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
     host: HeaderValue,
     /// The base path without a trailing `/` (empty for the root).
     base: String,
+}
+
+impl Upstream {
+    /// The upstream request target (origin-form: the connection is to the
+    /// upstream already) of a request for `path_and_query` (`None`: `/`).
+    fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
+        let pq = match (self.base.is_empty(), path_and_query) {
+            (true, Some(pq)) => pq.clone(),
+            (true, None) => PathAndQuery::from_static("/"),
+            (false, pq) => {
+                let pq = pq.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{pq}", self.base))?
+            }
+        };
+        Ok(Uri::from(pq))
+    }
 }
 
 impl Proxy {
@@ -51,34 +65,23 @@ impl Proxy {
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let scheme = upstream
-            .scheme()
-            .cloned()
-            .unwrap_or(http::uri::Scheme::HTTP);
         let authority = upstream
             .authority()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("upstream URL {upstream} has no host"))?;
         let host = HeaderValue::from_str(authority.as_str())?;
         let base = upstream.path().trim_end_matches('/').to_owned();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Ok(Proxy {
-            client,
-            upstream: Arc::new(Upstream {
-                scheme,
-                authority,
-                host,
-                base,
-            }),
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Ok(Proxy(Arc::new(Inner {
+            pool: Pool::new(addr, timeout),
+            upstream: Upstream { host, base },
             timeout,
             metrics,
-        })
+        })))
     }
 
     /// Forwards one request.
@@ -87,15 +90,9 @@ impl Proxy {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let this = &*self.0;
         let (mut parts, body) = req.into_parts();
-        let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::builder()
-            .scheme(self.upstream.scheme.clone())
-            .authority(self.upstream.authority.clone())
-            .path_and_query(format!("{}{}", self.upstream.base, path_and_query))
-            .build();
-        let Ok(uri) = uri else {
+        let Ok(uri) = this.upstream.uri(parts.uri.path_and_query()) else {
             return message(
                 StatusCode::BAD_REQUEST,
                 "the request path cannot be forwarded",
@@ -110,24 +107,21 @@ impl Proxy {
         });
         parts
             .headers
-            .insert(header::HOST, self.upstream.host.clone());
-        if let Some(ip) = client_ip {
-            append_forwarded_for(&mut parts.headers, ip);
+            .insert(header::HOST, this.upstream.host.clone());
+        if let Some(client) = parts.extensions.remove::<ClientAddr>() {
+            append_forwarded_for(&mut parts.headers, client.ip);
         }
         if let Some(h) = original_host {
-            parts
-                .headers
-                .insert(HeaderName::from_static("x-forwarded-host"), h);
+            parts.headers.insert(X_FORWARDED_HOST, h);
         }
-        parts.headers.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
-        );
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
 
-        match tokio::time::timeout(self.timeout, self.client.request(out)).await {
+        match tokio::time::timeout(this.timeout, this.pool.send(out)).await {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -143,7 +137,7 @@ impl Proxy {
                 )
             }
             Ok(Err(e)) => {
-                self.metrics
+                this.metrics
                     .record_upstream_error(UpstreamError::Unreachable);
                 tracing::warn!(error = %error_chain(&e), "upstream unreachable");
                 message(
@@ -152,13 +146,13 @@ impl Proxy {
                 )
             }
             Err(_) => {
-                self.metrics.record_upstream_error(UpstreamError::Timeout);
-                tracing::warn!(timeout_s = self.timeout.as_secs_f64(), "upstream timed out");
+                this.metrics.record_upstream_error(UpstreamError::Timeout);
+                tracing::warn!(timeout_s = this.timeout.as_secs_f64(), "upstream timed out");
                 message(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
                         "the upstream service did not answer within {} s",
-                        self.timeout.as_secs_f64()
+                        this.timeout.as_secs_f64()
                     ),
                 )
             }
@@ -212,21 +206,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// Headers that concern one connection only, never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes the hop-by-hop headers, and every header `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none: looking costs a few comparisons per header,
+    // removing a hash lookup per name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -237,26 +240,33 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
+/// Adds the client's IP (a header value made once per connection) to
+/// `X-Forwarded-For`.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: HeaderValue) {
+    if !headers.contains_key(X_FORWARDED_FOR) {
+        headers.insert(X_FORWARDED_FOR, ip);
+        return;
+    }
     let prior: Vec<&str> = headers
-        .get_all(&name)
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
     let value = if prior.is_empty() {
-        ip.to_string()
+        ip
     } else {
-        format!("{}, {ip}", prior.join(", "))
+        let ip = ip.to_str().unwrap_or_default();
+        match HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(name, v);
-    }
+    headers.insert(X_FORWARDED_FOR, value);
 }
 
 #[cfg(test)]
@@ -288,7 +298,26 @@ mod tests {
     fn forwarded_for_appends_to_an_existing_chain() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded_for(&mut h, "127.0.0.1".parse().unwrap());
+        append_forwarded_for(&mut h, HeaderValue::from_static("127.0.0.1"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_for_starts_a_chain_when_there_is_none() {
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, HeaderValue::from_static("127.0.0.1"));
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn upstream_uri_keeps_the_query_and_adds_the_base_path() {
+        let up = |base: &str| Upstream {
+            host: HeaderValue::from_static("127.0.0.1:9"),
+            base: base.into(),
+        };
+        let pq: PathAndQuery = "/v1/a?b=c".parse().unwrap();
+        assert_eq!(up("").uri(Some(&pq)).unwrap(), "/v1/a?b=c");
+        assert_eq!(up("/api").uri(Some(&pq)).unwrap(), "/api/v1/a?b=c");
+        assert_eq!(up("").uri(None).unwrap(), "/");
     }
 }

@@ -12,9 +12,21 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every response the gateway sends.
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
-/// The peer address of a request's connection, put in its extensions.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+/// The peer of a request's connection, put in its extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientAddr {
+    /// Its IP, as a header value (for `X-Forwarded-For`).
+    pub(crate) ip: HeaderValue,
+}
+
+impl ClientAddr {
+    /// The peer at `addr` (made once per connection).
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ClientAddr { ip }
+    }
+}
 
 /// A body of these bytes.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {

@@ -1,0 +1,75 @@
+//! The accounts database's contents in memory: what every read answers from.
+//!
+//! The gateway is the only process that can open its redb file (redb locks
+//! it), and every write goes through [`RedbAccounts`](super::accounts::RedbAccounts),
+//! which commits to the file first and then puts the committed record here.
+//! So resolving an API key on each request is two hash lookups instead of a
+//! read transaction and a JSON decode.
+
+use std::collections::HashMap;
+
+use quota_core::account::{Account, AccountError, Identity};
+
+/// An account record as read from the database: a record that cannot be
+/// decoded keeps its error, answered on every use (as a read of the file would).
+pub(crate) type Record = Result<Account, AccountError>;
+
+/// Accounts by id and account ids by API key.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    accounts: HashMap<String, Record>,
+    keys: HashMap<String, String>,
+}
+
+impl Index {
+    /// Puts (or replaces) an account record.
+    pub(crate) fn put_record(&mut self, id: String, record: Record) {
+        self.accounts.insert(id, record);
+    }
+
+    /// Puts (or replaces) an account.
+    pub(crate) fn put(&mut self, account: Account) {
+        self.accounts.insert(account.id.clone(), Ok(account));
+    }
+
+    /// Puts (or replaces) an API key.
+    pub(crate) fn put_key(&mut self, api_key: String, id: String) {
+        self.keys.insert(api_key, id);
+    }
+
+    /// Whether an account with this id exists.
+    pub(crate) fn has_account(&self, id: &str) -> bool {
+        self.accounts.contains_key(id)
+    }
+
+    /// Whether this API key is taken.
+    pub(crate) fn has_key(&self, api_key: &str) -> bool {
+        self.keys.contains_key(api_key)
+    }
+
+    /// The number of accounts.
+    pub(crate) fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// The account with this id.
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        self.accounts.get(id).cloned().transpose()
+    }
+
+    /// Who holds this API key: `None` for an unknown key (or one whose
+    /// account is gone).
+    pub(crate) fn resolve(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
+        let Some(id) = self.keys.get(api_key) else {
+            return Ok(None);
+        };
+        match self.accounts.get(id.as_str()) {
+            None => Ok(None),
+            Some(Ok(a)) => Ok(Some(Identity {
+                account: a.id.clone(),
+                tier: a.tier.clone(),
+            })),
+            Some(Err(e)) => Err(e.clone()),
+        }
+    }
+}
