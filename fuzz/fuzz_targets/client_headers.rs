@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quota_core::client::{parse_retry_after, Pacer, RateLimitHeaders, Retry, RetryAction, RetryPolicy};
+use quota_core::client::{
+    parse_retry_after, Pacer, RateLimitHeaders, Retry, RetryAction, RetryPolicy,
+};
 use quota_core::Timestamp;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use quota_core::policy::Policy;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     match Policy::parse(src) {
         Ok(policy) => {
             let again = Policy::from_toml(&policy.to_toml()).expect("exported TOML parses");
