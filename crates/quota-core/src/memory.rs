@@ -64,7 +64,7 @@ struct Slot {
 
 impl Slot {
     /// Records an admitted request in every limit of the bucket.
-    fn commit(&mut self, bucket: &Bucket<'_>, now: Timestamp, cost: u64) {
+    fn commit(&mut self, bucket: &Bucket<'_>, now: Timestamp, cost: u64, parts: u64) {
         for limit in bucket.limits() {
             let fp = limit.fingerprint();
             let idx = match self.states.iter().position(|(f, _)| *f == fp) {
@@ -75,8 +75,9 @@ impl Slot {
                 }
             };
             let state = &mut self.states[idx].1;
-            limit.limit().commit(state, now, cost);
-            self.expires_at = self.expires_at.max(limit.limit().expires_at(state));
+            let limit = limit.limit().share(parts);
+            limit.commit(state, now, cost);
+            self.expires_at = self.expires_at.max(limit.expires_at(state));
         }
     }
 
@@ -165,6 +166,21 @@ impl MemoryStore {
         self.run(plan, now, false)
     }
 
+    /// Decides `plan` against one of `parts` equal shares of every limit
+    /// ([`Limit::share`]): what a node of a fleet of `parts` applies on its
+    /// own when the fleet's shared store is out of reach. A request whose
+    /// cost exceeds a share is refused (retry after one window).
+    ///
+    /// [`Limit::share`]: crate::algorithm::Limit::share
+    pub fn decide_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
+        self.run_with(plan, now, true, parts)
+    }
+
+    /// What [`MemoryStore::decide_share`] would answer, changing nothing.
+    pub fn peek_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
+        self.run_with(plan, now, false, parts)
+    }
+
     /// Buckets held (each holds the states of one account's scope).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(&s.0).table.len()).sum()
@@ -194,6 +210,10 @@ impl MemoryStore {
     }
 
     fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
+        self.run_with(plan, now, commit, 1)
+    }
+
+    fn run_with(&self, plan: &Plan<'_>, now: Timestamp, commit: bool, parts: u64) -> Outcomes {
         let mut outcomes = Outcomes::new();
         if plan.is_empty() {
             return outcomes;
@@ -208,16 +228,16 @@ impl MemoryStore {
             let h = self.slot_hash(h_account, bucket.scope());
             let admitted = match shard.table.find_mut(h, |s| s.is(account, bucket.scope())) {
                 Some(slot) => {
-                    let admitted = evaluate(Some(slot), bucket, now, cost, &mut outcomes);
+                    let admitted = evaluate(Some(slot), bucket, now, cost, parts, &mut outcomes);
                     if commit && admitted {
-                        slot.commit(bucket, now, cost);
+                        slot.commit(bucket, now, cost, parts);
                     }
                     admitted
                 }
                 None => {
-                    let admitted = evaluate(None, bucket, now, cost, &mut outcomes);
+                    let admitted = evaluate(None, bucket, now, cost, parts, &mut outcomes);
                     if commit && admitted {
-                        shard.commit(&self.hasher, account, bucket, h, now, cost);
+                        shard.commit(&self.hasher, account, bucket, h, (now, cost, parts));
                     }
                     admitted
                 }
@@ -234,11 +254,11 @@ impl MemoryStore {
             let h = self.slot_hash(h_account, bucket.scope());
             hashes.push(h);
             let slot = shard.table.find(h, |s| s.is(account, bucket.scope()));
-            all_admit &= evaluate(slot, bucket, now, cost, &mut outcomes);
+            all_admit &= evaluate(slot, bucket, now, cost, parts, &mut outcomes);
         }
         if commit && all_admit {
             for (bucket, &h) in plan.buckets().iter().zip(&hashes) {
-                shard.commit(&self.hasher, account, bucket, h, now, cost);
+                shard.commit(&self.hasher, account, bucket, h, (now, cost, parts));
             }
             shard.maybe_sweep(now.as_millis());
         }
@@ -253,8 +273,7 @@ impl Shard {
         account: &str,
         bucket: &Bucket<'_>,
         h: u64,
-        now: Timestamp,
-        cost: u64,
+        (now, cost, parts): (Timestamp, u64, u64),
     ) {
         let rehash = |s: &Slot| combine(hasher.hash_one(s.account()), hasher.hash_one(s.scope()));
         let slot = match self.table.find_mut(h, |s| s.is(account, bucket.scope())) {
@@ -273,7 +292,7 @@ impl Shard {
                 )
                 .into_mut(),
         };
-        slot.commit(bucket, now, cost);
+        slot.commit(bucket, now, cost, parts);
     }
 
     fn maybe_sweep(&mut self, now: u64) {
@@ -298,6 +317,7 @@ fn evaluate(
     bucket: &Bucket<'_>,
     now: Timestamp,
     cost: u64,
+    parts: u64,
     outcomes: &mut Outcomes,
 ) -> bool {
     let mut all_admit = true;
@@ -305,7 +325,20 @@ fn evaluate(
         let state = slot
             .and_then(|s| s.state(limit.fingerprint()))
             .unwrap_or(&State::Empty);
-        let outcome = limit.limit().evaluate(state, now, cost);
+        let limit = limit.limit().share(parts);
+        let outcome = if cost <= limit.count() {
+            limit.evaluate(state, now, cost)
+        } else {
+            // More than a whole share: never admitted here (and the
+            // arithmetic requires cost <= count). Report the share's state.
+            let probe = limit.evaluate(state, now, 1);
+            LimitOutcome {
+                admits: false,
+                remaining: probe.remaining + u64::from(probe.admits),
+                retry_after_ms: limit.window_ms(),
+                ..probe
+            }
+        };
         all_admit &= outcome.admits;
         outcomes.push(outcome);
     }

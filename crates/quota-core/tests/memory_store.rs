@@ -105,3 +105,37 @@ fn the_store_trait_takes_a_locally_owned_plan() {
     let peeked = ready(quota_core::Store::peek(&store, &plan, now)).unwrap();
     assert_eq!(peeked[0].remaining, 1);
 }
+
+#[test]
+fn a_share_of_the_limits_admits_count_over_parts() {
+    let policy = Policy::seed();
+    let store = MemoryStore::new();
+    let now = Timestamp::from_secs(1_795_860_000);
+    let req = Request {
+        account: "a",
+        tier: "premium",
+        endpoint: "txt2img",
+        cost: 1,
+    };
+    let plan = policy.plan(&req).unwrap();
+    let admitted = (0..150)
+        .filter(|_| store.decide_share(&plan, now, 3).iter().all(|o| o.admits))
+        .count();
+    assert_eq!(admitted, 100, "a third of 300 per minute");
+    // A cost above the share is refused here, consuming nothing.
+    let big = Request {
+        account: "b",
+        tier: "basic",
+        endpoint: "txt2img",
+        cost: 2,
+    };
+    let plan = policy.plan(&big).unwrap();
+    let outcomes = store.decide_share(&plan, now, 3); // minute share: max(3 / 3, 1) = 1
+    assert!(!outcomes[0].admits);
+    assert_eq!(outcomes[0].retry_after_ms, 60_000);
+    assert_eq!(
+        store.peek_share(&plan, now, 3)[1].remaining,
+        31,
+        "the daily share (100 / 3) is untouched"
+    );
+}

@@ -2,120 +2,40 @@
 //! the same core arithmetic in memory, with every count divided by the
 //! number of gateway nodes.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-use quota_core::algorithm::{Limit, LimitOutcome, State};
 use quota_core::policy::Plan;
-use quota_core::{Outcomes, Timestamp};
+use quota_core::{MemoryStore, Outcomes, Timestamp};
 
-const SHARDS: usize = 32;
-
-/// Per-key states of the scaled limits, sharded by account (one lock per decision).
+/// This node's shares of the limits, in the core's memory store.
 #[derive(Debug)]
 pub(crate) struct LocalFallback {
     nodes: u64,
-    shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
-}
-
-#[derive(Debug, Default)]
-struct Shard {
-    /// Redis key name -> (state, when it stops counting).
-    states: HashMap<String, (State, u64)>,
-    sweep_at_len: usize,
+    store: MemoryStore,
 }
 
 impl LocalFallback {
     pub(crate) fn new(nodes: u32) -> Self {
         LocalFallback {
             nodes: u64::from(nodes.max(1)),
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        sweep_at_len: 64,
-                        ..Shard::default()
-                    })
-                })
-                .collect(),
-            hasher: RandomState::new(),
+            store: MemoryStore::with_shards(32),
         }
     }
 
     /// This node's share of `limit`: `count / nodes`, at least 1.
-    pub(crate) fn scale(&self, limit: &Limit) -> Limit {
-        let count = (limit.count() / self.nodes).max(1);
-        // A smaller count keeps count * window within the validated bound.
-        Limit::from_millis(count, limit.window_ms(), limit.algorithm()).unwrap_or(*limit)
-    }
-
-    /// Decides (or, with `commit == false`, evaluates) `plan` at `now` over the
-    /// scaled limits. `keys` are the plan's limit keys, in plan order.
-    pub(crate) fn decide(
+    #[cfg(test)]
+    pub(crate) fn scale(
         &self,
-        plan: &Plan<'_>,
-        keys: &[String],
-        now: Timestamp,
-        commit: bool,
-    ) -> Outcomes {
-        let mut outcomes = Outcomes::new();
-        if keys.is_empty() {
-            return outcomes;
-        }
-        let cost = plan.cost();
-        let mut shard = self.shard(plan.account());
-        let scaled: Vec<Limit> = plan.limits().map(|l| self.scale(l.limit())).collect();
-        let mut all_admit = true;
-        for (limit, key) in scaled.iter().zip(keys) {
-            let state = shard.states.get(key).map_or(&State::Empty, |(s, _)| s);
-            let outcome = if cost <= limit.count() {
-                limit.evaluate(state, now, cost)
-            } else {
-                // A request larger than this node's share can never pass here
-                // (and the core's arithmetic requires cost <= count).
-                let mut o = limit.evaluate(state, now, 1);
-                o.remaining = if o.admits {
-                    o.remaining + 1
-                } else {
-                    o.remaining
-                };
-                LimitOutcome {
-                    admits: false,
-                    retry_after_ms: limit.window_ms().max(1),
-                    ..o
-                }
-            };
-            all_admit &= outcome.admits;
-            outcomes.push(outcome);
-        }
-        if commit && all_admit {
-            for (limit, key) in scaled.iter().zip(keys) {
-                let entry = shard.states.entry(key.clone()).or_insert((State::Empty, 0));
-                limit.commit(&mut entry.0, now, cost);
-                entry.1 = limit.expires_at(&entry.0);
-            }
-            shard.maybe_sweep(now.as_millis());
-        }
-        outcomes
+        limit: &quota_core::algorithm::Limit,
+    ) -> quota_core::algorithm::Limit {
+        limit.share(self.nodes)
     }
 
-    fn shard(&self, account: &str) -> MutexGuard<'_, Shard> {
-        let i = (self.hasher.hash_one(account) as usize) % self.shards.len();
-        // A poisoned lock only means a thread panicked mid-decision; every
-        // state is written whole, so the data is still consistent.
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Shard {
-    fn maybe_sweep(&mut self, now: u64) {
-        if self.states.len() >= self.sweep_at_len {
-            self.states.retain(|_, (_, expires_at)| *expires_at > now);
-            self.sweep_at_len = (self.states.len() * 2).max(64);
+    /// Decides (or, with `commit == false`, evaluates) `plan` at `now` over
+    /// this node's shares of its limits.
+    pub(crate) fn decide(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
+        if commit {
+            self.store.decide_share(plan, now, self.nodes)
+        } else {
+            self.store.peek_share(plan, now, self.nodes)
         }
     }
 }
@@ -123,7 +43,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quota_core::algorithm::Algorithm;
+    use quota_core::algorithm::{Algorithm, Limit};
 
     #[test]
     fn each_node_gets_its_share_and_at_least_one() {

@@ -241,7 +241,7 @@ impl RedisStore {
             }
             (FailurePolicy::Local { .. }, Some(local)) => {
                 inner.health.record_fallback();
-                let outcomes = local.decide(plan, &keys, now, mode == Mode::Decide);
+                let outcomes = local.decide(plan, now, mode == Mode::Decide);
                 Ok(Answer {
                     outcomes,
                     now,

@@ -216,6 +216,22 @@ impl Limit {
         }
     }
 
+    /// One of `parts` equal shares of this limit: `count / parts`, but at
+    /// least one, per the same window. A fleet of `parts` nodes that each
+    /// keep to their share stays near the whole limit when they cannot share
+    /// state.
+    pub fn share(&self, parts: u64) -> Limit {
+        if parts <= 1 {
+            return *self;
+        }
+        let count = (self.count / parts).max(1);
+        Limit {
+            count,
+            interval_ms: self.window_ms.div_ceil(count),
+            ..*self
+        }
+    }
+
     /// Units per window.
     pub const fn count(&self) -> u64 {
         self.count
