@@ -22,7 +22,7 @@ use crate::policy::Plan;
 use crate::Timestamp;
 
 /// One outcome per limit of a plan, in plan order.
-pub type Outcomes = SmallVec<[LimitOutcome; 4]>;
+pub type Outcomes = SmallVec<[LimitOutcome; 3]>;
 
 /// Why a store could not decide.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
