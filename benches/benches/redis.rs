@@ -14,17 +14,8 @@ use quota_core::policy::{Policy, Request};
 use quota_core::{Store, Timestamp};
 use quota_redis::{RedisConfig, RedisStore};
 
-const POLICY: &str = r#"
-[[endpoints]]
-path = "txt2img"
-
-[[tiers]]
-name = "basic"
-limits = [
-  { endpoint = "txt2img", window = "1m", count = 1000000000 },
-  { endpoint = "txt2img", window = "1d", count = 50000000 },
-]
-"#;
+/// Large counts, the seed's shapes: every call is admitted.
+const POLICY: &str = include_str!("../policies/permissive.toml");
 
 const URL: &str = "redis://127.0.0.1:6379";
 const RUN: Duration = Duration::from_secs(5);

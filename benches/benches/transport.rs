@@ -19,17 +19,8 @@ use quota_core::{MemoryStore, Timestamp};
 use quota_transport::enforce::EnforceLayer;
 use tower::{service_fn, Layer, Service};
 
-const POLICY: &str = r#"
-[[endpoints]]
-path = "txt2img"
-
-[[tiers]]
-name = "basic"
-limits = [
-  { endpoint = "txt2img", window = "1m", count = 1000000000 },
-  { endpoint = "txt2img", window = "1d", count = 50000000 },
-]
-"#;
+/// Large counts, the seed's shapes: every call is admitted.
+const POLICY: &str = include_str!("../policies/permissive.toml");
 
 /// Polls a future to completion; every future here is ready at once (memory
 /// store, memory accounts, an immediate service), so this never spins long.

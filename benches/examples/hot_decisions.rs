@@ -7,21 +7,8 @@ use std::hint::black_box;
 use quota_core::policy::{Policy, Request};
 use quota_core::{MemoryStore, Timestamp};
 
-const POLICY: &str = r#"
-[[endpoints]]
-path = "txt2img"
-
-[[tiers]]
-name = "basic"
-limits = [
-  { endpoint = "txt2img", window = "1m", count = 1000000000 },
-  { endpoint = "txt2img", window = "1d", count = 50000000 },
-]
-
-[[tiers]]
-name = "premium"
-limits = [ { window = "1m", count = 1000000000 } ]
-"#;
+/// Large counts, the seed's shapes: every call is admitted.
+const POLICY: &str = include_str!("../policies/permissive.toml");
 
 fn main() {
     let policy = Policy::from_toml(POLICY).expect("policy");
