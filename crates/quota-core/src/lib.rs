@@ -38,6 +38,7 @@
 
 pub mod account;
 pub mod algorithm;
+mod bytes;
 pub mod client;
 pub mod decision;
 pub mod memory;

@@ -124,3 +124,86 @@ proptest! {
         }
     }
 }
+
+/// The reference for the memory store: one [`State`] per (account, scope,
+/// limit fingerprint) in a plain map, never dropped, decided with the pure
+/// algorithm functions.
+#[derive(Default)]
+struct Model {
+    states: std::collections::HashMap<(String, String, u64), quota_core::algorithm::State>,
+}
+
+impl Model {
+    fn decide(
+        &mut self,
+        plan: &quota_core::policy::Plan<'_>,
+        now: Timestamp,
+    ) -> Vec<quota_core::algorithm::LimitOutcome> {
+        let key = |b: &quota_core::policy::Bucket<'_>, fp: u64| {
+            (plan.account().to_owned(), b.scope().to_owned(), fp)
+        };
+        let mut outcomes = Vec::new();
+        for b in plan.buckets() {
+            for l in b.limits() {
+                let state = self
+                    .states
+                    .get(&key(b, l.fingerprint()))
+                    .cloned()
+                    .unwrap_or_default();
+                outcomes.push(l.limit().evaluate(&state, now, plan.cost()));
+            }
+        }
+        if outcomes.iter().all(|o| o.admits) {
+            for b in plan.buckets() {
+                for l in b.limits() {
+                    let state = self.states.entry(key(b, l.fingerprint())).or_default();
+                    l.limit().commit(state, now, plan.cost());
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+    /// The memory store answers exactly as the plain model, across many
+    /// accounts (table growth, sweeps that compact the arenas), time jumps
+    /// (expiry), and two policies used in turn (a reload: buckets gain and
+    /// lose limits, states of unchanged limits carry over).
+    #[test]
+    fn the_memory_store_answers_as_a_plain_map_of_states(
+        a in policy_spec(),
+        b in policy_spec(),
+        events in prop::collection::vec((0usize..60, 0usize..4, 0u64..400, 1u64..3, any::<bool>(), 0u8..20), 1..300),
+    ) {
+        let policies = [Policy::new(a).unwrap(), Policy::new(b).unwrap()];
+        let store = MemoryStore::with_shards(2);
+        let mut model = Model::default();
+        let mut now = 1_795_860_000_000u64;
+        for (account, path, gap, cost, second, action) in events {
+            now += if action == 0 { gap * 40 } else { gap };
+            let t = Timestamp::from_millis(now);
+            if action == 1 {
+                store.sweep(t);
+            }
+            let policy = &policies[usize::from(second)];
+            // Mostly three busy accounts, some of many others.
+            let account = format!("account-number-{}", if account < 45 { account % 3 } else { account });
+            let req = Request { account: &account, tier: "t", endpoint: PATHS[path], cost };
+            let Ok(plan) = policy.plan(&req) else { continue };
+            if action == 2 {
+                let expected: Vec<_> = {
+                    let mut m = Model { states: model.states.clone() };
+                    m.decide(&plan, t)
+                };
+                prop_assert_eq!(store.peek_now(&plan, t).to_vec(), expected, "peek at {}", now);
+                continue;
+            }
+            let got = store.decide_now(&plan, t);
+            let expected = model.decide(&plan, t);
+            prop_assert_eq!(got.to_vec(), expected, "decision at {} for {}", now, account);
+        }
+    }
+}

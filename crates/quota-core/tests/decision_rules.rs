@@ -362,3 +362,35 @@ fn the_memory_store_drops_buckets_whose_windows_have_passed() {
     }
     assert!(s.len() <= 200, "expired buckets were swept: {}", s.len());
 }
+
+#[test]
+fn an_account_or_path_longer_than_a_store_keys_is_an_error() {
+    let p = Policy::seed();
+    let long = "k".repeat(70_000);
+    let e = p.plan(&req(&long, "basic", "txt2img")).unwrap_err();
+    assert_eq!(
+        e,
+        PlanError::TooLong {
+            what: "account",
+            len: 70_000
+        }
+    );
+    let path = format!("prompt/{long}");
+    let e = p.plan(&req("a", "basic", &path)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PlanError::TooLong {
+                what: "endpoint",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Just under the bound still plans and decides.
+    let ok = "k".repeat(65_535);
+    assert!(MemoryStore::new()
+        .check(&p, &req(&ok, "basic", "txt2img"), at(0))
+        .unwrap()
+        .is_admitted());
+}

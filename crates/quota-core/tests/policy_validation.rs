@@ -166,3 +166,29 @@ fn windows_accept_any_length_from_a_second_to_days() {
         .collect();
     assert_eq!(names, ["second", "90s", "weekly", "burst"]);
 }
+
+#[test]
+fn a_tier_with_more_limits_than_a_bucket_holds_is_refused() {
+    let limits: Vec<String> = (0..1025)
+        .map(|i| format!("  {{ endpoint = \"a\", name = \"l{i}\", window = \"1m\", count = 3 }},"))
+        .collect();
+    let e = err(&format!(
+        "{ENDPOINTS}[[tiers]]\nname = \"t\"\nlimits = [\n{}\n]\n",
+        limits.join("\n")
+    ));
+    assert!(
+        matches!(
+            e,
+            PolicyError::TooManyLimits {
+                count: 1025,
+                max: 1024,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "tiers[0].limits: 1025 limits; a tier may have at most 1024"
+    );
+}

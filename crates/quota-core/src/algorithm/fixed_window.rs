@@ -8,16 +8,34 @@ use super::{Limit, LimitOutcome, State};
 /// (`window >= now / W` is tested as `now < (window + 1) * W`: no division
 /// while requests stay in one window.)
 fn used_now(limit: &Limit, state: &State, now: u64) -> (u64, u64) {
-    if let State::Fixed { window, used } = *state {
-        if now < window.saturating_add(1).saturating_mul(limit.window_ms) {
-            return (window, used);
-        }
+    match *state {
+        State::Fixed { window, used } => current(limit, window, used, now),
+        _ => (now / limit.window_ms, 0),
     }
-    (now / limit.window_ms, 0)
+}
+
+/// [`used_now`] on the state's numbers. `(0, 0)` reads as no state.
+#[inline]
+pub(crate) fn current(limit: &Limit, window: u64, used: u64, now: u64) -> (u64, u64) {
+    if now < window.saturating_add(1).saturating_mul(limit.window_ms) {
+        (window, used)
+    } else {
+        (now / limit.window_ms, 0)
+    }
 }
 
 pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
-    let (window, used) = used_now(limit, state, now);
+    outcome(limit, used_now(limit, state, now), now, cost)
+}
+
+/// The outcome from the window's numbers as [`current`] gives them.
+#[inline]
+pub(crate) fn outcome(
+    limit: &Limit,
+    (window, used): (u64, u64),
+    now: u64,
+    cost: u64,
+) -> LimitOutcome {
     let end = window.saturating_add(1).saturating_mul(limit.window_ms);
     let reset_after_ms = end.saturating_sub(now);
     if used.saturating_add(cost) <= limit.count {
@@ -39,9 +57,12 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 }
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
-    let (window, used) = used_now(limit, state, now);
-    *state = State::Fixed {
-        window,
-        used: used.saturating_add(cost),
-    };
+    let (window, used) = after(used_now(limit, state, now), cost);
+    *state = State::Fixed { window, used };
+}
+
+/// The window's numbers after admitting `cost` units, from [`current`]'s.
+#[inline]
+pub(crate) fn after((window, used): (u64, u64), cost: u64) -> (u64, u64) {
+    (window, used.saturating_add(cost))
 }

@@ -16,9 +16,15 @@ fn tat(state: &State) -> u64 {
 }
 
 pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
+    outcome(limit, tat(state), now, cost)
+}
+
+/// The outcome from the theoretical arrival time (0 reads as no state).
+#[inline]
+pub(crate) fn outcome(limit: &Limit, tat: u64, now: u64, cost: u64) -> LimitOutcome {
     let t = emission_interval(limit);
     let tolerance = limit.count * t; // <= count * (window + count) <= 2^53 by validation
-    let base = tat(state).max(now);
+    let base = tat.max(now);
     let new_tat = base + cost * t;
     let used = base - now; // how far ahead the schedule already is
     if new_tat - now <= tolerance {
@@ -39,8 +45,13 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 }
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
-    let t = emission_interval(limit);
     *state = State::Gcra {
-        tat: tat(state).max(now) + cost * t,
+        tat: next_tat(limit, tat(state), now, cost),
     };
+}
+
+/// The theoretical arrival time after admitting `cost` units at `now`.
+#[inline]
+pub(crate) fn next_tat(limit: &Limit, tat: u64, now: u64, cost: u64) -> u64 {
+    tat.max(now) + cost * emission_interval(limit)
 }

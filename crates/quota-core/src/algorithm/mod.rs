@@ -42,10 +42,10 @@
 //! assert_eq!(refused.retry_after_ms, 60_000);
 //! ```
 
-mod fixed_window;
-mod gcra;
+pub(crate) mod fixed_window;
+pub(crate) mod gcra;
 mod sliding_log;
-mod sliding_window;
+pub(crate) mod sliding_window;
 
 use core::time::Duration;
 

@@ -8,24 +8,51 @@ use super::{Limit, LimitOutcome, State};
 
 /// `(window index, previous, current)` as seen at `now`.
 fn counts_now(limit: &Limit, state: &State, now: u64) -> (u64, u64, u64) {
-    let idx = now / limit.window_ms;
     match *state {
         State::Counter {
             window,
             previous,
             current,
-        } if window >= idx => (window, u64::from(previous), u64::from(current)),
-        State::Counter {
-            window, current, ..
-        } if window + 1 == idx => (idx, u64::from(current), 0),
-        _ => (idx, 0, 0),
+        } => counts_at(
+            limit,
+            (window, u64::from(previous), u64::from(current)),
+            now,
+        ),
+        _ => (now / limit.window_ms, 0, 0),
+    }
+}
+
+/// [`counts_now`] on the state's numbers `(window, previous, current)`;
+/// all zero reads as no state.
+#[inline]
+pub(crate) fn counts_at(
+    limit: &Limit,
+    (window, previous, current): (u64, u64, u64),
+    now: u64,
+) -> (u64, u64, u64) {
+    let idx = now / limit.window_ms;
+    if window >= idx {
+        (window, previous, current)
+    } else if window + 1 == idx {
+        (idx, current, 0)
+    } else {
+        (idx, 0, 0)
     }
 }
 
 pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> LimitOutcome {
+    outcome(limit, counts_now(limit, state, now), now, cost)
+}
+
+/// The outcome from the counts as [`counts_at`] gives them.
+pub(crate) fn outcome(
+    limit: &Limit,
+    (idx, prev, cur): (u64, u64, u64),
+    now: u64,
+    cost: u64,
+) -> LimitOutcome {
     let w = limit.window_ms;
     let n = limit.count;
-    let (idx, prev, cur) = counts_now(limit, state, now);
     let start = idx * w;
     // A state from a later window (clock went back) is read at its start.
     let e = now.saturating_sub(start).min(w - 1);
@@ -81,13 +108,18 @@ pub(super) fn evaluate(limit: &Limit, state: &State, now: u64, cost: u64) -> Lim
 }
 
 pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
-    let (window, previous, current) = counts_now(limit, state, now);
-    // Both counts are at most the limit's count, which validation keeps
-    // within u32.
-    let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let (window, previous, current) = after(counts_now(limit, state, now), cost);
     *state = State::Counter {
         window,
-        previous: narrow(previous),
-        current: narrow(current + cost),
+        previous,
+        current,
     };
+}
+
+/// The counts after admitting `cost` units, from [`counts_at`]'s. Both
+/// counts are at most the limit's count, which validation keeps within u32.
+#[inline]
+pub(crate) fn after((window, previous, current): (u64, u64, u64), cost: u64) -> (u64, u32, u32) {
+    let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    (window, narrow(previous), narrow(current + cost))
 }

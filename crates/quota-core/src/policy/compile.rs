@@ -157,12 +157,23 @@ pub(super) fn default_name(window: WindowLength) -> String {
     }
 }
 
+/// The most limits one tier may declare (a store keeps the states of one
+/// bucket together, and a bucket can hold every limit of its tier).
+pub(crate) const MAX_LIMITS_PER_TIER: usize = 1024;
+
 fn compile_tier(
     ti: usize,
     name: &str,
     limits: &[LimitSpec],
     endpoints: &[Endpoint],
 ) -> Result<Tier, PolicyError> {
+    if limits.len() > MAX_LIMITS_PER_TIER {
+        return Err(PolicyError::TooManyLimits {
+            at: DocPath::tier(ti).key("limits"),
+            count: limits.len(),
+            max: MAX_LIMITS_PER_TIER,
+        });
+    }
     let mut compiled: Vec<(usize, PolicyLimit)> = Vec::new();
     for (li, l) in limits.iter().enumerate() {
         let at = DocPath::limit(ti, li);
@@ -288,10 +299,22 @@ fn compile_tier(
         }
         rules.push(groups);
     }
+    let max_cost = rules
+        .iter()
+        .map(|groups| {
+            groups
+                .iter()
+                .flat_map(|g| &g.limits)
+                .map(|l| l.limit.count())
+                .min()
+                .unwrap_or(u64::MAX)
+        })
+        .collect();
     Ok(Tier {
         name: Arc::from(name),
         limits: compiled.into_iter().map(|(_, l)| l).collect(),
         rules,
+        max_cost,
     })
 }
 

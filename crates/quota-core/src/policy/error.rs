@@ -153,6 +153,16 @@ pub enum PolicyError {
         /// The endpoint.
         endpoint: String,
     },
+    /// A tier with more limits than a store keeps for one bucket.
+    #[error("{at}: {count} limits; a tier may have at most {max}")]
+    TooManyLimits {
+        /// The tier.
+        at: DocPath,
+        /// Its limits.
+        count: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// Two tiers with one name.
     #[error("{at}: duplicate tier {name:?}")]
     DuplicateTier {
@@ -216,6 +226,7 @@ impl PolicyError {
             | PolicyError::AmbiguousPatterns { at, .. }
             | PolicyError::UnknownEndpoint { at, .. }
             | PolicyError::PerMatchOnExact { at, .. }
+            | PolicyError::TooManyLimits { at, .. }
             | PolicyError::DuplicateTier { at, .. }
             | PolicyError::BadTierName { at, .. }
             | PolicyError::DuplicateLimit { at, .. }

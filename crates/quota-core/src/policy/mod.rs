@@ -87,6 +87,9 @@ pub struct Tier {
     limits: Vec<PolicyLimit>,
     /// Per endpoint index: the buckets that apply.
     rules: Vec<Vec<Rule>>,
+    /// Per endpoint index: the largest cost every applicable limit can hold
+    /// (the smallest count), so planning checks a cost with one comparison.
+    max_cost: Vec<u64>,
 }
 
 impl Tier {
@@ -213,7 +216,11 @@ impl Policy {
     pub fn tier(&self, name: &str) -> Option<&Tier> {
         // A few tiers are found faster by comparing names than by hashing.
         if self.tiers.len() <= 8 {
-            return self.tiers.iter().find(|t| &*t.name == name);
+            let name = name.as_bytes();
+            return self
+                .tiers
+                .iter()
+                .find(|t| crate::bytes::eq(t.name.as_bytes(), name));
         }
         self.tier_index.get(name).map(|&i| &self.tiers[i])
     }
@@ -235,7 +242,14 @@ impl Policy {
     }
 
     fn endpoint_index(&self, path: &str) -> Option<usize> {
-        if let Some(&i) = self.exact.get(path) {
+        // A few endpoints are found faster by comparing paths than by hashing.
+        if self.endpoints.len() <= 16 {
+            if let Some(i) = self.endpoints.iter().position(|e| {
+                crate::bytes::eq(e.path.as_bytes(), path.as_bytes()) && e.pattern.is_exact()
+            }) {
+                return Some(i);
+            }
+        } else if let Some(&i) = self.exact.get(path) {
             return Some(i);
         }
         self.patterns

@@ -3,6 +3,7 @@
 use smallvec::SmallVec;
 
 use super::{Endpoint, Policy, PolicyLimit, Scope, Tier};
+use crate::memory::MAX_KEY_PART;
 
 /// One request to decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,15 @@ pub enum PlanError {
     /// No endpoint or pattern of the policy matches.
     #[error("unknown endpoint {0:?}")]
     UnknownEndpoint(String),
+    /// The account or the endpoint path is longer than a store keys
+    /// (65,535 bytes).
+    #[error("the {what} is {len} bytes long; at most 65535 bytes are accepted")]
+    TooLong {
+        /// `account` or `endpoint`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The cost exceeds a limit's whole count, so no window could ever admit it.
     #[error("cost {cost} exceeds the {name} limit of {count}; it can never be admitted")]
     CostExceedsLimit {
@@ -83,28 +93,40 @@ impl Policy {
         let ei = self
             .endpoint_index(req.endpoint)
             .ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
-        let mut buckets = SmallVec::new();
-        for rule in &tier.rules[ei] {
-            let scope: &'a str = match rule.scope {
-                Scope::PerMatch(_) => req.endpoint,
-                Scope::Tier | Scope::Endpoint(_) => {
-                    rule.limits.first().map_or("*", |l| &l.scope_key)
-                }
-            };
-            for l in &rule.limits {
-                if req.cost > l.limit.count() {
-                    return Err(PlanError::CostExceedsLimit {
-                        cost: req.cost,
-                        name: l.name.to_string(),
-                        count: l.limit.count(),
-                    });
-                }
+        for (what, len) in [
+            ("account", req.account.len()),
+            ("endpoint", req.endpoint.len()),
+        ] {
+            if len > MAX_KEY_PART {
+                return Err(PlanError::TooLong { what, len });
             }
-            buckets.push(Bucket {
-                scope,
-                limits: &rule.limits,
-            });
         }
+        let rules = &tier.rules[ei];
+        if req.cost > tier.max_cost[ei] {
+            if let Some(l) = rules
+                .iter()
+                .flat_map(|r| &r.limits)
+                .find(|l| req.cost > l.limit.count())
+            {
+                return Err(PlanError::CostExceedsLimit {
+                    cost: req.cost,
+                    name: l.name.to_string(),
+                    count: l.limit.count(),
+                });
+            }
+        }
+        let buckets = rules
+            .iter()
+            .map(|rule| Bucket {
+                scope: match rule.scope {
+                    Scope::PerMatch(_) => req.endpoint,
+                    Scope::Tier | Scope::Endpoint(_) => {
+                        rule.limits.first().map_or("*", |l| &l.scope_key)
+                    }
+                },
+                limits: &rule.limits,
+            })
+            .collect();
         Ok(Plan {
             account: req.account,
             cost: req.cost,

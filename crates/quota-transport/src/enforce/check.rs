@@ -293,6 +293,7 @@ fn conclude<S, A>(
 fn plan_error(e: &PlanError) -> Response<Bytes> {
     let status = match e {
         PlanError::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+        PlanError::TooLong { .. } => StatusCode::BAD_REQUEST,
         // The account's tier is not in the policy: a configuration error.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

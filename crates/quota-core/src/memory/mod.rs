@@ -18,22 +18,30 @@
 //! assert_eq!(d.minute().unwrap().remaining(), 299);
 //! ```
 
+mod cell;
+mod shard;
+
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use hashbrown::HashTable;
-use smallvec::SmallVec;
-
-use crate::algorithm::{LimitOutcome, State};
+use crate::algorithm::LimitOutcome;
 use crate::decision::Decision;
 use crate::policy::{Bucket, Plan, PlanError, Policy, Request};
 use crate::store::{Outcomes, Store, StoreError};
 use crate::Timestamp;
+use shard::{combine, Cells, Shard};
+
+pub(crate) use shard::MAX_KEY_PART;
 
 /// A shard is swept at least this often (callers' clock), if it holds anything.
 pub const SWEEP_INTERVAL_MS: u64 = 10_000;
 
 /// Thread-safe in-memory state for every (account, scope, limit).
+///
+/// Each shard keeps its buckets packed in two arenas (states as words, keys
+/// as bytes) with a table of 4-byte offsets, so a bucket costs about its
+/// key's length plus 16 bytes per limit and 16 of header; `docs/performance.md`
+/// has the measured figures.
 pub struct MemoryStore {
     shards: Box<[Padded<Mutex<Shard>>]>,
     hasher: foldhash::fast::RandomState,
@@ -42,67 +50,6 @@ pub struct MemoryStore {
 
 #[repr(align(128))]
 struct Padded<T>(T);
-
-#[derive(Default)]
-struct Shard {
-    table: HashTable<Slot>,
-    sweep_at_len: usize,
-    last_sweep: u64,
-}
-
-/// The states of one bucket: `(account, scope)`.
-struct Slot {
-    /// The account followed by the scope, in one allocation.
-    key: Box<str>,
-    /// Where the account ends in `key`.
-    account_len: u32,
-    /// When every state here counts nothing any more (ms since the epoch).
-    expires_at: u64,
-    /// `(limit fingerprint, state)`.
-    states: SmallVec<[(u64, State); 2]>,
-}
-
-impl Slot {
-    /// Records an admitted request in every limit of the bucket.
-    fn commit(&mut self, bucket: &Bucket<'_>, now: Timestamp, cost: u64, parts: u64) {
-        for limit in bucket.limits() {
-            let fp = limit.fingerprint();
-            let idx = match self.states.iter().position(|(f, _)| *f == fp) {
-                Some(i) => i,
-                None => {
-                    self.states.push((fp, State::Empty));
-                    self.states.len() - 1
-                }
-            };
-            let state = &mut self.states[idx].1;
-            let limit = limit.limit().share(parts);
-            limit.commit(state, now, cost);
-            self.expires_at = self.expires_at.max(limit.expires_at(state));
-        }
-    }
-
-    fn state(&self, fingerprint: u64) -> Option<&State> {
-        self.states
-            .iter()
-            .find(|(fp, _)| *fp == fingerprint)
-            .map(|(_, st)| st)
-    }
-
-    fn account(&self) -> &str {
-        self.key.get(..self.account_len as usize).unwrap_or("")
-    }
-
-    fn scope(&self) -> &str {
-        self.key.get(self.account_len as usize..).unwrap_or("")
-    }
-
-    fn is(&self, account: &str, scope: &str) -> bool {
-        self.account_len as usize == account.len()
-            && self.key.len() == account.len() + scope.len()
-            && self.key.starts_with(account)
-            && self.key.ends_with(scope)
-    }
-}
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -128,14 +75,7 @@ impl MemoryStore {
     pub fn with_shards(n: usize) -> Self {
         let n = n.max(1).next_power_of_two();
         MemoryStore {
-            shards: (0..n)
-                .map(|_| {
-                    Padded(Mutex::new(Shard {
-                        sweep_at_len: 64,
-                        ..Shard::default()
-                    }))
-                })
-                .collect(),
+            shards: (0..n).map(|_| Padded(Mutex::new(Shard::new()))).collect(),
             hasher: foldhash::fast::RandomState::default(),
             mask: n - 1,
         }
@@ -183,7 +123,7 @@ impl MemoryStore {
 
     /// Buckets held (each holds the states of one account's scope).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(&s.0).table.len()).sum()
+        self.shards.iter().map(|s| lock(&s.0).len()).sum()
     }
 
     /// True when no bucket is held.
@@ -194,19 +134,15 @@ impl MemoryStore {
     /// Drops every bucket whose windows have all passed at `now`.
     pub fn sweep(&self, now: Timestamp) {
         for s in self.shards.iter() {
-            lock(&s.0).sweep(now.as_millis());
+            lock(&s.0).sweep(&self.hasher, now.as_millis());
         }
     }
 
     /// Forgets every state.
     pub fn clear(&self) {
         for s in self.shards.iter() {
-            lock(&s.0).table.clear();
+            lock(&s.0).clear();
         }
-    }
-
-    fn slot_hash(&self, account_hash: u64, scope: &str) -> u64 {
-        combine(account_hash, self.hasher.hash_one(scope))
     }
 
     fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
@@ -218,120 +154,115 @@ impl MemoryStore {
         if plan.is_empty() {
             return outcomes;
         }
-        let account = plan.account();
+        let account = plan.account().as_bytes();
         let h_account = self.hasher.hash_one(account);
-        let mut shard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
+        let mut guard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
+        let shard = &mut *guard;
         let cost = plan.cost();
         if let [bucket] = plan.buckets() {
             // One bucket (the common case): one lookup, then evaluate and
-            // commit on the same slot.
-            let h = self.slot_hash(h_account, bucket.scope());
-            let admitted = match shard.table.find_mut(h, |s| s.is(account, bucket.scope())) {
-                Some(slot) => {
-                    let admitted = evaluate(Some(slot), bucket, now, cost, parts, &mut outcomes);
-                    if commit && admitted {
-                        slot.commit(bucket, now, cost, parts);
-                    }
-                    admitted
-                }
-                None => {
-                    let admitted = evaluate(None, bucket, now, cost, parts, &mut outcomes);
-                    if commit && admitted {
-                        shard.commit(&self.hasher, account, bucket, h, (now, cost, parts));
-                    }
-                    admitted
-                }
-            };
+            // commit the same cells.
+            let scope = bucket.scope().as_bytes();
+            let h = combine(h_account, self.hasher.hash_one(scope));
+            let record = shard.find(h, account, scope);
+            let mut cells = Cells::new();
+            let admitted = evaluate(
+                shard,
+                record,
+                bucket,
+                (now, cost, parts),
+                &mut cells,
+                &mut outcomes,
+            );
             if commit && admitted {
-                shard.maybe_sweep(now.as_millis());
+                let at = (now, cost, parts);
+                shard.commit(
+                    &self.hasher,
+                    h,
+                    (account, scope),
+                    record,
+                    &cells,
+                    bucket.limits(),
+                    at,
+                );
+                shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
             }
             return outcomes;
         }
-        // Several buckets: evaluate every one, then commit every one.
-        let mut hashes: SmallVec<[u64; 2]> = SmallVec::new();
+        // Several buckets: evaluate every one, then commit every one (looking
+        // each record up again: committing one bucket may move another's).
         let mut all_admit = true;
+        let mut cells = Cells::new();
         for bucket in plan.buckets() {
-            let h = self.slot_hash(h_account, bucket.scope());
-            hashes.push(h);
-            let slot = shard.table.find(h, |s| s.is(account, bucket.scope()));
-            all_admit &= evaluate(slot, bucket, now, cost, parts, &mut outcomes);
+            let scope = bucket.scope().as_bytes();
+            let h = combine(h_account, self.hasher.hash_one(scope));
+            let record = shard.find(h, account, scope);
+            cells.clear();
+            all_admit &= evaluate(
+                shard,
+                record,
+                bucket,
+                (now, cost, parts),
+                &mut cells,
+                &mut outcomes,
+            );
         }
         if commit && all_admit {
-            for (bucket, &h) in plan.buckets().iter().zip(&hashes) {
-                shard.commit(&self.hasher, account, bucket, h, (now, cost, parts));
+            for bucket in plan.buckets() {
+                let scope = bucket.scope().as_bytes();
+                let h = combine(h_account, self.hasher.hash_one(scope));
+                let record = shard.find(h, account, scope);
+                cells.clear();
+                cells.extend(
+                    bucket
+                        .limits()
+                        .iter()
+                        .map(|l| record.and_then(|r| shard.cell(r, l))),
+                );
+                let at = (now, cost, parts);
+                shard.commit(
+                    &self.hasher,
+                    h,
+                    (account, scope),
+                    record,
+                    &cells,
+                    bucket.limits(),
+                    at,
+                );
             }
-            shard.maybe_sweep(now.as_millis());
+            shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
         }
         outcomes
     }
 }
 
-impl Shard {
-    fn commit(
-        &mut self,
-        hasher: &foldhash::fast::RandomState,
-        account: &str,
-        bucket: &Bucket<'_>,
-        h: u64,
-        (now, cost, parts): (Timestamp, u64, u64),
-    ) {
-        let rehash = |s: &Slot| combine(hasher.hash_one(s.account()), hasher.hash_one(s.scope()));
-        let slot = match self.table.find_mut(h, |s| s.is(account, bucket.scope())) {
-            Some(slot) => slot,
-            None => self
-                .table
-                .insert_unique(
-                    h,
-                    Slot {
-                        key: [account, bucket.scope()].concat().into(),
-                        account_len: u32::try_from(account.len()).unwrap_or(u32::MAX),
-                        expires_at: 0,
-                        states: SmallVec::new(),
-                    },
-                    rehash,
-                )
-                .into_mut(),
-        };
-        slot.commit(bucket, now, cost, parts);
-    }
-
-    fn maybe_sweep(&mut self, now: u64) {
-        if self.table.len() >= self.sweep_at_len
-            || now >= self.last_sweep.saturating_add(SWEEP_INTERVAL_MS)
-        {
-            self.sweep(now);
-        }
-    }
-
-    fn sweep(&mut self, now: u64) {
-        self.table.retain(|s| s.expires_at > now);
-        self.sweep_at_len = (self.table.len() * 2).max(64);
-        self.last_sweep = now;
-    }
-}
-
-/// Evaluates every limit of `bucket` against its slot (or empty states),
-/// pushing one outcome per limit; true when all admit.
+/// Evaluates every limit of `bucket` against its record (or empty states),
+/// noting each limit's cell and pushing one outcome per limit; true when all admit.
 fn evaluate(
-    slot: Option<&Slot>,
+    shard: &Shard,
+    record: Option<usize>,
     bucket: &Bucket<'_>,
-    now: Timestamp,
-    cost: u64,
-    parts: u64,
+    (now, cost, parts): (Timestamp, u64, u64),
+    cells: &mut Cells,
     outcomes: &mut Outcomes,
 ) -> bool {
     let mut all_admit = true;
     for limit in bucket.limits() {
-        let state = slot
-            .and_then(|s| s.state(limit.fingerprint()))
-            .unwrap_or(&State::Empty);
-        let limit = limit.limit().share(parts);
+        let cell = record.and_then(|r| shard.cell(r, limit));
+        cells.push(cell);
+        let share;
+        let limit = if parts > 1 {
+            share = limit.limit().share(parts);
+            &share
+        } else {
+            limit.limit()
+        };
         let outcome = if cost <= limit.count() {
-            limit.evaluate(state, now, cost)
+            shard.evaluate(cell, limit, now, cost)
         } else {
             // More than a whole share: never admitted here (and the
             // arithmetic requires cost <= count). Report the share's state.
-            let probe = limit.evaluate(state, now, 1);
+            let probe = shard.evaluate(cell, limit, now, 1);
             LimitOutcome {
                 admits: false,
                 remaining: probe.remaining + u64::from(probe.admits),
@@ -343,14 +274,6 @@ fn evaluate(
         outcomes.push(outcome);
     }
     all_admit
-}
-
-/// The hash of a bucket from the hashes of its account and scope.
-fn combine(account_hash: u64, scope_hash: u64) -> u64 {
-    account_hash
-        ^ scope_hash
-            .rotate_left(29)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A poisoned lock only means another thread panicked mid-decision; every
