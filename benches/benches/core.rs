@@ -97,6 +97,32 @@ fn single_thread(c: &mut Criterion) {
                 black_box(store.decide_now(&plan, at(i as u64)))
             })
         });
+        // The store's decision alone on plans resolved beforehand: the same
+        // work as governor's keyed check (find the key's state, decide,
+        // update), without turning tier and endpoint names into limits.
+        let plans: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let req = Request {
+                    account: k,
+                    tier: "premium",
+                    endpoint: "txt2img",
+                    cost: 1,
+                };
+                policy.plan(&req).expect("plan")
+            })
+            .collect();
+        group.bench_function(
+            BenchmarkId::new("quota premium, plan resolved (1 limit)", &label),
+            |b| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    i = (i + 1) % n;
+                    black_box(store.decide_now(&plans[i], at(i as u64)))
+                })
+            },
+        );
+        drop(plans);
         group.bench_function(BenchmarkId::new("governor keyed (1 limit)", &label), |b| {
             let mut i = 0usize;
             b.iter(|| {

@@ -165,6 +165,18 @@ impl MemoryStore {
             let scope = bucket.scope().as_bytes();
             let h = combine(h_account, self.hasher.hash_one(scope));
             let record = shard.find(h, account, scope);
+            if let Some(r) = record.filter(|_| parts <= 1) {
+                // The steady state: the record holds exactly these cells.
+                let at = (now.as_millis(), cost);
+                if let Some(admitted) =
+                    shard.decide_in_place(r, bucket.limits(), at, commit, &mut outcomes)
+                {
+                    if commit && admitted {
+                        shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
+                    }
+                    return outcomes;
+                }
+            }
             let mut cells = Cells::new();
             let admitted = evaluate(
                 shard,

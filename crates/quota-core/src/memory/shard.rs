@@ -23,6 +23,7 @@ use smallvec::SmallVec;
 use super::cell::{self, Kind};
 use crate::algorithm::{Algorithm, Limit, LimitOutcome, State};
 use crate::policy::PolicyLimit;
+use crate::store::Outcomes;
 use crate::Timestamp;
 
 const HEADER_WORDS: usize = 2;
@@ -200,6 +201,58 @@ impl Shard {
             return limit.evaluate(state.unwrap_or(&State::Empty), now, cost);
         }
         cell::evaluate(&self.words[i..], limit, now.as_millis(), cost)
+    }
+
+    /// Decides a bucket in the record at `r` when the record holds exactly
+    /// the bucket's inline cells, in order (the steady state): evaluates
+    /// every limit, pushing its outcome, and when all admit and `commit`,
+    /// records the request. `None` (and no outcome pushed) when the record
+    /// is laid out otherwise; the caller then takes the general path.
+    #[inline]
+    pub(super) fn decide_in_place(
+        &mut self,
+        r: usize,
+        limits: &[PolicyLimit],
+        (now, cost): (u64, u64),
+        commit: bool,
+        outcomes: &mut Outcomes,
+    ) -> Option<bool> {
+        let end = r + HEADER_WORDS + ((self.words[r] >> CELLS_SHIFT) & CELLS_MASK) as usize;
+        let cells = self.words.get(r + HEADER_WORDS..end)?;
+        let mut at = 0;
+        let mut all_admit = true;
+        for l in limits {
+            let limit = l.limit();
+            let words = Kind::of(limit.algorithm()).words();
+            let cell = cells.get(at..at + words)?;
+            if cell::tag_of(cell[0]) != tag(l)
+                || limit.algorithm() == Algorithm::SlidingLog
+                || cost > limit.count()
+            {
+                outcomes.clear();
+                return None;
+            }
+            let outcome = cell::evaluate(cell, limit, now, cost);
+            all_admit &= outcome.admits;
+            outcomes.push(outcome);
+            at += words;
+        }
+        if at != cells.len() {
+            outcomes.clear();
+            return None;
+        }
+        if commit && all_admit {
+            let mut expires = self.words[r] & EXPIRES_MASK;
+            let mut i = r + HEADER_WORDS;
+            for l in limits {
+                let limit = l.limit();
+                let until = cell::commit(&mut self.words[i..], limit, now, cost);
+                expires = expires.max(until.min(EXPIRES_MASK));
+                i += Kind::of(limit.algorithm()).words();
+            }
+            self.words[r] = (self.words[r] & !EXPIRES_MASK) | expires;
+        }
+        Some(all_admit)
     }
 
     /// Records an admitted request in every limit of a bucket. `record` and
