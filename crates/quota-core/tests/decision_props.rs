@@ -147,7 +147,7 @@ impl Model {
             for l in b.limits() {
                 let state = self
                     .states
-                    .get(&key(b, l.fingerprint()))
+                    .get(&key(&b, l.fingerprint()))
                     .cloned()
                     .unwrap_or_default();
                 outcomes.push(l.limit().evaluate(&state, now, plan.cost()));
@@ -156,7 +156,7 @@ impl Model {
         if outcomes.iter().all(|o| o.admits) {
             for b in plan.buckets() {
                 for l in b.limits() {
-                    let state = self.states.entry(key(b, l.fingerprint())).or_default();
+                    let state = self.states.entry(key(&b, l.fingerprint())).or_default();
                     l.limit().commit(state, now, plan.cost());
                 }
             }

@@ -83,7 +83,7 @@ fn premium_is_300_per_minute_across_all_endpoints_with_no_daily_limit() {
             .collect();
         assert_eq!(limits, [("minute", 300, "*")], "{endpoint}");
         assert_eq!(
-            plan.buckets()[0].scope(),
+            plan.buckets().next().unwrap().scope(),
             "*",
             "one budget shared by every endpoint"
         );

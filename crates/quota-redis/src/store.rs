@@ -173,7 +173,6 @@ impl RedisStore {
     pub fn plan_keys(&self, plan: &Plan<'_>) -> Vec<String> {
         let account = plan.account();
         plan.buckets()
-            .iter()
             .flat_map(|b| b.limits().iter().map(move |l| (b.scope(), l.fingerprint())))
             .map(|(scope, fp)| self.inner.keys.limit_key(account, scope, fp))
             .collect()

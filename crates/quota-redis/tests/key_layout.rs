@@ -92,7 +92,6 @@ async fn every_key_has_the_documented_name_and_type() {
     let prefix = keys.prefix.as_str();
     let mut expected: Vec<String> = plan
         .buckets()
-        .iter()
         .flat_map(|b| {
             b.limits()
                 .iter()

@@ -159,7 +159,8 @@ impl MemoryStore {
         let mut guard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
         let shard = &mut *guard;
         let cost = plan.cost();
-        if let [bucket] = plan.buckets() {
+        let mut buckets = plan.buckets();
+        if let (Some(bucket), 0) = (buckets.next(), buckets.len()) {
             // One bucket (the common case): one lookup, then evaluate and
             // commit the same cells.
             let scope = bucket.scope().as_bytes();
@@ -181,7 +182,7 @@ impl MemoryStore {
             let admitted = evaluate(
                 shard,
                 record,
-                bucket,
+                &bucket,
                 (now, cost, parts),
                 &mut cells,
                 &mut outcomes,
@@ -213,7 +214,7 @@ impl MemoryStore {
             all_admit &= evaluate(
                 shard,
                 record,
-                bucket,
+                &bucket,
                 (now, cost, parts),
                 &mut cells,
                 &mut outcomes,

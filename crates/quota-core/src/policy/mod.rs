@@ -17,7 +17,7 @@
 //!
 //! // prompt/* is one budget shared by every endpoint under prompt/
 //! let a = policy.plan(&Request { account: "a", tier: "basic", endpoint: "prompt/enhance", cost: 1 }).unwrap();
-//! assert_eq!(a.buckets()[0].scope(), "prompt/*");
+//! assert_eq!(a.buckets().next().unwrap().scope(), "prompt/*");
 //! ```
 
 mod compile;
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use error::{DocPath, LineCol, PathStep, PolicyError};
-pub use plan::{Bucket, Plan, PlanError, Request};
+pub use plan::{Bucket, Buckets, Plan, PlanError, Request};
 pub use spec::{EndpointSpec, Granted, LimitSpec, PolicySpec, TierSpec};
 pub use units::{Count, Money, UnitError, WindowLength};
 

@@ -1,8 +1,6 @@
 //! From a request to the limits that apply to it.
 
-use smallvec::SmallVec;
-
-use super::{Endpoint, Policy, PolicyLimit, Scope, Tier};
+use super::{Endpoint, Policy, PolicyLimit, Rule, Scope, Tier};
 use crate::memory::MAX_KEY_PART;
 
 /// One request to decide.
@@ -53,10 +51,12 @@ pub enum PlanError {
 #[derive(Clone, Debug)]
 pub struct Plan<'a> {
     account: &'a str,
+    /// The request's endpoint path: the scope of per-match buckets.
+    path: &'a str,
     cost: u64,
     tier: &'a Tier,
     endpoint: &'a Endpoint,
-    buckets: SmallVec<[Bucket<'a>; 2]>,
+    rules: &'a [Rule],
 }
 
 /// Limits that share one scope for one account: a store keeps their states
@@ -66,6 +66,37 @@ pub struct Bucket<'a> {
     scope: &'a str,
     limits: &'a [PolicyLimit],
 }
+
+/// The buckets of a [`Plan`], in a fixed order ([`Plan::buckets`]).
+#[derive(Clone, Debug)]
+pub struct Buckets<'a> {
+    rules: core::slice::Iter<'a, Rule>,
+    path: &'a str,
+}
+
+impl<'a> Iterator for Buckets<'a> {
+    type Item = Bucket<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Bucket<'a>> {
+        let rule = self.rules.next()?;
+        Some(Bucket {
+            scope: match rule.scope {
+                Scope::PerMatch(_) => self.path,
+                Scope::Tier | Scope::Endpoint(_) => {
+                    rule.limits.first().map_or("*", |l| &l.scope_key)
+                }
+            },
+            limits: &rule.limits,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.rules.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Buckets<'_> {}
 
 impl<'a> Bucket<'a> {
     /// The scope: the endpoint (`txt2img`), the shared pattern (`prompt/*`),
@@ -115,24 +146,13 @@ impl Policy {
                 });
             }
         }
-        let buckets = rules
-            .iter()
-            .map(|rule| Bucket {
-                scope: match rule.scope {
-                    Scope::PerMatch(_) => req.endpoint,
-                    Scope::Tier | Scope::Endpoint(_) => {
-                        rule.limits.first().map_or("*", |l| &l.scope_key)
-                    }
-                },
-                limits: &rule.limits,
-            })
-            .collect();
         Ok(Plan {
             account: req.account,
+            path: req.endpoint,
             cost: req.cost,
             tier,
             endpoint: &self.endpoints[ei],
-            buckets,
+            rules,
         })
     }
 }
@@ -155,19 +175,23 @@ impl<'a> Plan<'a> {
         self.endpoint
     }
     /// The buckets, in a fixed order.
-    pub fn buckets(&self) -> &[Bucket<'a>] {
-        &self.buckets
+    #[inline]
+    pub fn buckets(&self) -> Buckets<'a> {
+        Buckets {
+            rules: self.rules.iter(),
+            path: self.path,
+        }
     }
     /// Every applicable limit, bucket by bucket: the order of a store's outcomes.
     pub fn limits(&self) -> impl Iterator<Item = &'a PolicyLimit> + '_ {
-        self.buckets.iter().flat_map(|b| b.limits.iter())
+        self.rules.iter().flat_map(|r| r.limits.iter())
     }
     /// How many limits apply.
     pub fn len(&self) -> usize {
-        self.buckets.iter().map(|b| b.limits.len()).sum()
+        self.rules.iter().map(|r| r.limits.len()).sum()
     }
     /// True when no limit applies (the request is always admitted).
     pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
+        self.rules.is_empty()
     }
 }
