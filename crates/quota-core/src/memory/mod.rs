@@ -22,7 +22,8 @@ mod cell;
 mod shard;
 
 use std::hash::BuildHasher;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::algorithm::LimitOutcome;
 use crate::decision::Decision;
@@ -289,10 +290,10 @@ fn evaluate(
     all_admit
 }
 
-/// A poisoned lock only means another thread panicked mid-decision; every
-/// state is written whole, so the data is still consistent.
+/// The shard's lock. parking_lot's mutex does not poison: every state is
+/// written whole, so a panic elsewhere never leaves a shard inconsistent.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock()
 }
 
 fn decision<'a>(plan: &Plan<'a>, outcomes: &[LimitOutcome]) -> Decision<'a> {

@@ -158,11 +158,20 @@ impl Shard {
         let (words, keys) = (&self.words, &self.keys);
         self.index
             .find(h, |&r| {
-                let hd = Header::read(words, r as usize);
-                hd.account_len == account.len()
-                    && hd.scope_len == scope.len()
-                    && crate::bytes::eq(hd.account(keys), account)
-                    && crate::bytes::eq(hd.scope(keys), scope)
+                let Some(&w1) = words.get(r as usize + 1) else {
+                    return false;
+                };
+                let (key, account_len) =
+                    ((w1 & 0xFFFF_FFFF) as usize, ((w1 >> 32) & 0xFFFF) as usize);
+                account_len == account.len()
+                    && (w1 >> 48) as usize == scope.len()
+                    && match keys.get(key..key + account_len + scope.len()) {
+                        Some(k) => {
+                            let (a, s) = k.split_at(account_len);
+                            crate::bytes::eq(a, account) && crate::bytes::eq(s, scope)
+                        }
+                        None => false,
+                    }
             })
             .map(|&r| r as usize)
     }
