@@ -213,6 +213,7 @@ impl Policy {
     }
 
     /// A tier by name.
+    #[inline]
     pub fn tier(&self, name: &str) -> Option<&Tier> {
         // A few tiers are found faster by comparing names than by hashing.
         if self.tiers.len() <= 8 {
@@ -241,6 +242,7 @@ impl Policy {
         self.endpoint_index(path).map(|i| &self.endpoints[i])
     }
 
+    #[inline]
     fn endpoint_index(&self, path: &str) -> Option<usize> {
         // A few endpoints are found faster by comparing paths than by hashing.
         if self.endpoints.len() <= 16 {

@@ -124,13 +124,8 @@ impl Policy {
         let ei = self
             .endpoint_index(req.endpoint)
             .ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
-        for (what, len) in [
-            ("account", req.account.len()),
-            ("endpoint", req.endpoint.len()),
-        ] {
-            if len > MAX_KEY_PART {
-                return Err(PlanError::TooLong { what, len });
-            }
+        if req.account.len() > MAX_KEY_PART || req.endpoint.len() > MAX_KEY_PART {
+            return Err(too_long(req));
         }
         let rules = &tier.rules[ei];
         if req.cost > tier.max_cost[ei] {
@@ -155,6 +150,16 @@ impl Policy {
             rules,
         })
     }
+}
+
+#[cold]
+fn too_long(req: &Request<'_>) -> PlanError {
+    let (what, len) = if req.account.len() > MAX_KEY_PART {
+        ("account", req.account.len())
+    } else {
+        ("endpoint", req.endpoint.len())
+    };
+    PlanError::TooLong { what, len }
 }
 
 impl<'a> Plan<'a> {
