@@ -185,7 +185,7 @@ proptest! {
         for (account, path, gap, cost, second, action) in events {
             now += if action == 0 { gap * 40 } else { gap };
             let t = Timestamp::from_millis(now);
-            if action == 1 {
+            if (1..6).contains(&action) {
                 store.sweep(t);
             }
             let policy = &policies[usize::from(second)];

@@ -30,7 +30,7 @@ use crate::decision::Decision;
 use crate::policy::{Bucket, Plan, PlanError, Policy, Request};
 use crate::store::{Outcomes, Store, StoreError};
 use crate::Timestamp;
-use shard::{combine, Cells, Shard};
+use shard::{combine, Shard};
 
 pub(crate) use shard::MAX_KEY_PART;
 
@@ -160,15 +160,14 @@ impl MemoryStore {
         let mut guard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
         let shard = &mut *guard;
         let cost = plan.cost();
+        let locate = |scope: &str| combine(h_account, self.hasher.hash_one(scope.as_bytes()));
         let mut buckets = plan.buckets();
         if let (Some(bucket), 0) = (buckets.next(), buckets.len()) {
-            // One bucket (the common case): one lookup, then evaluate and
-            // commit the same cells.
-            let scope = bucket.scope().as_bytes();
-            let h = combine(h_account, self.hasher.hash_one(scope));
-            let record = shard.find(h, account, scope);
+            // One bucket in the steady state (the common case): its record
+            // holds exactly these cells; decide them in place.
+            let scope = bucket.scope();
+            let record = shard.find(locate(scope), account, scope.as_bytes());
             if let Some(r) = record.filter(|_| parts <= 1) {
-                // The steady state: the record holds exactly these cells.
                 let at = (now.as_millis(), cost);
                 if let Some(admitted) =
                     shard.decide_in_place(r, bucket.limits(), at, commit, &mut outcomes)
@@ -179,70 +178,23 @@ impl MemoryStore {
                     return outcomes;
                 }
             }
-            let mut cells = Cells::new();
-            let admitted = evaluate(
-                shard,
-                record,
-                &bucket,
-                (now, cost, parts),
-                &mut cells,
-                &mut outcomes,
-            );
-            if commit && admitted {
-                let at = (now, cost, parts);
-                shard.commit(
-                    &self.hasher,
-                    h,
-                    (account, scope),
-                    record,
-                    &cells,
-                    bucket.limits(),
-                    at,
-                );
-                shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
-            }
-            return outcomes;
         }
-        // Several buckets: evaluate every one, then commit every one (looking
+        // Otherwise evaluate every bucket, then commit every one (looking
         // each record up again: committing one bucket may move another's).
         let mut all_admit = true;
-        let mut cells = Cells::new();
         for bucket in plan.buckets() {
-            let scope = bucket.scope().as_bytes();
-            let h = combine(h_account, self.hasher.hash_one(scope));
-            let record = shard.find(h, account, scope);
-            cells.clear();
-            all_admit &= evaluate(
-                shard,
-                record,
-                &bucket,
-                (now, cost, parts),
-                &mut cells,
-                &mut outcomes,
-            );
+            let scope = bucket.scope();
+            let record = shard.find(locate(scope), account, scope.as_bytes());
+            all_admit &= evaluate(shard, record, &bucket, (now, cost, parts), &mut outcomes);
         }
         if commit && all_admit {
             for bucket in plan.buckets() {
-                let scope = bucket.scope().as_bytes();
-                let h = combine(h_account, self.hasher.hash_one(scope));
-                let record = shard.find(h, account, scope);
-                cells.clear();
-                cells.extend(
-                    bucket
-                        .limits()
-                        .iter()
-                        .map(|l| record.and_then(|r| shard.cell(r, l))),
-                );
+                let scope = bucket.scope();
+                let h = locate(scope);
+                let record = shard.find(h, account, scope.as_bytes());
+                let key = (account, scope.as_bytes());
                 let at = (now, cost, parts);
-                shard.commit(
-                    &self.hasher,
-                    h,
-                    (account, scope),
-                    record,
-                    &cells,
-                    bucket.limits(),
-                    at,
-                );
+                shard.commit(&self.hasher, h, key, record, bucket.limits(), at);
             }
             shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
         }
@@ -251,32 +203,24 @@ impl MemoryStore {
 }
 
 /// Evaluates every limit of `bucket` against its record (or empty states),
-/// noting each limit's cell and pushing one outcome per limit; true when all admit.
+/// pushing one outcome per limit; true when all admit.
 fn evaluate(
     shard: &Shard,
     record: Option<usize>,
     bucket: &Bucket<'_>,
     (now, cost, parts): (Timestamp, u64, u64),
-    cells: &mut Cells,
     outcomes: &mut Outcomes,
 ) -> bool {
     let mut all_admit = true;
     for limit in bucket.limits() {
         let cell = record.and_then(|r| shard.cell(r, limit));
-        cells.push(cell);
-        let share;
-        let limit = if parts > 1 {
-            share = limit.limit().share(parts);
-            &share
-        } else {
-            limit.limit()
-        };
+        let limit = limit.limit().share(parts);
         let outcome = if cost <= limit.count() {
-            shard.evaluate(cell, limit, now, cost)
+            shard.evaluate(cell, &limit, now, cost)
         } else {
             // More than a whole share: never admitted here (and the
             // arithmetic requires cost <= count). Report the share's state.
-            let probe = shard.evaluate(cell, limit, now, 1);
+            let probe = shard.evaluate(cell, &limit, now, 1);
             LimitOutcome {
                 admits: false,
                 remaining: probe.remaining + u64::from(probe.admits),

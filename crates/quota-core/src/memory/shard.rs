@@ -39,9 +39,6 @@ const MAX_CELL_WORDS: usize = CELLS_MASK as usize;
 /// longer ones.
 pub(crate) const MAX_KEY_PART: usize = u16::MAX as usize;
 
-/// Where each limit's cell is in a record (word offsets), in bucket order.
-pub(super) type Cells = SmallVec<[Option<usize>; 4]>;
-
 #[derive(Default)]
 pub(super) struct Shard {
     /// Offsets of records in `words`.
@@ -264,79 +261,34 @@ impl Shard {
         Some(all_admit)
     }
 
-    /// Records an admitted request in every limit of a bucket. `record` and
-    /// `cells` are what [`Shard::find`] and [`Shard::cell`] said during the
-    /// evaluation (no other change since).
+    /// Records an admitted request in every limit of a bucket whose record
+    /// (if any) is at `record`, adding the record or its missing cells first.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
     pub(super) fn commit<S: BuildHasher>(
         &mut self,
         hasher: &S,
         h: u64,
         (account, scope): (&[u8], &[u8]),
         record: Option<usize>,
-        cells: &[Option<usize>],
         limits: &[PolicyLimit],
         (now, cost, parts): (Timestamp, u64, u64),
     ) {
-        if let Some(r) = record {
-            if cells.iter().all(Option::is_some) {
-                self.commit_cells(r, cells.iter().flatten().copied(), limits, now, cost, parts);
-                return;
-            }
-        }
-        self.commit_new_cells(
-            hasher,
-            h,
-            (account, scope),
-            record,
-            limits,
-            (now, cost, parts),
-        );
-    }
-
-    /// [`Shard::commit`] when the record or some of its cells do not exist yet.
-    #[cold]
-    fn commit_new_cells<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        h: u64,
-        (account, scope): (&[u8], &[u8]),
-        record: Option<usize>,
-        limits: &[PolicyLimit],
-        (now, cost, parts): (Timestamp, u64, u64),
-    ) {
+        let lacks_cells = record.is_none_or(|r| limits.iter().any(|l| self.cell(r, l).is_none()));
         let r = match record {
+            Some(r) if !lacks_cells => r,
             Some(r) => self.grow(h, r, limits),
             None => self.create(hasher, h, account, scope, limits),
         };
-        let cells: Cells = limits.iter().map(|l| self.cell(r, l)).collect();
-        self.commit_cells(r, cells.iter().flatten().copied(), limits, now, cost, parts);
-    }
-
-    #[inline]
-    fn commit_cells(
-        &mut self,
-        r: usize,
-        cells: impl Iterator<Item = usize>,
-        limits: &[PolicyLimit],
-        now: Timestamp,
-        cost: u64,
-        parts: u64,
-    ) {
         let mut expires = self.words[r] & EXPIRES_MASK;
-        for (i, limit) in cells.zip(limits) {
-            let share;
-            let limit = if parts > 1 {
-                share = limit.limit().share(parts);
-                &share
-            } else {
-                limit.limit()
+        for limit in limits {
+            let Some(i) = self.cell(r, limit) else {
+                continue;
             };
+            let limit = limit.limit().share(parts);
             let until = if limit.algorithm() == Algorithm::SlidingLog {
-                self.commit_log(i, limit, now, cost)
+                self.commit_log(i, &limit, now, cost)
             } else {
-                cell::commit(&mut self.words[i..], limit, now.as_millis(), cost)
+                cell::commit(&mut self.words[i..], &limit, now.as_millis(), cost)
             };
             expires = expires.max(until.min(EXPIRES_MASK));
         }
