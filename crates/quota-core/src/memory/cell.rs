@@ -86,44 +86,75 @@ pub(super) fn init(cell: &mut [u64], tag: u64) {
     }
 }
 
-/// What `limit` says about a request from an inline cell (every kind but
-/// [`Kind::Log`]), with the algorithms' own arithmetic on the cell's numbers.
-#[inline]
-pub(super) fn evaluate(cell: &[u64], limit: &Limit, now: u64, cost: u64) -> LimitOutcome {
+/// An inline cell's numbers as its algorithm reads them at one instant
+/// (the window moved on, the previous count carried over): what both the
+/// evaluation and the commit of one request start from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seen(u64, u64, u64);
+
+/// Reads an inline cell (every kind but [`Kind::Log`]) at `now`.
+#[inline(always)]
+pub(super) fn see(cell: &[u64], limit: &Limit, now: u64) -> Seen {
     let (w0, w1) = (cell[0], cell[1]);
     match limit.algorithm() {
         Algorithm::FixedWindow => {
-            let numbers = fixed_window::current(limit, w1, w0 >> 32, now);
-            fixed_window::outcome(limit, numbers, now, cost)
+            let (window, used) = fixed_window::current(limit, w1, w0 >> 32, now);
+            Seen(window, used, 0)
         }
         Algorithm::SlidingWindow => {
-            let numbers = sliding_window::counts_at(limit, (w1, cell[2], w0 >> 32), now);
-            sliding_window::outcome(limit, numbers, now, cost)
+            let (idx, previous, current) =
+                sliding_window::counts_at(limit, (w1, cell[2], w0 >> 32), now);
+            Seen(idx, previous, current)
         }
-        Algorithm::Gcra => gcra::outcome(limit, w1, now, cost),
+        Algorithm::Gcra | Algorithm::SlidingLog => Seen(w1, 0, 0),
+    }
+}
+
+/// What `limit` says about a request of `cost` at `now`, from what [`see`] read.
+#[inline(always)]
+pub(super) fn outcome(limit: &Limit, Seen(a, b, c): Seen, now: u64, cost: u64) -> LimitOutcome {
+    match limit.algorithm() {
+        Algorithm::FixedWindow => fixed_window::outcome(limit, (a, b), now, cost),
+        Algorithm::SlidingWindow => sliding_window::outcome(limit, (a, b, c), now, cost),
+        Algorithm::Gcra => gcra::outcome(limit, a, now, cost),
         Algorithm::SlidingLog => limit.evaluate(&State::Empty, Timestamp::from_millis(now), cost),
     }
+}
+
+/// What `limit` says about a request from an inline cell, with the
+/// algorithms' own arithmetic on the cell's numbers.
+#[inline]
+pub(super) fn evaluate(cell: &[u64], limit: &Limit, now: u64, cost: u64) -> LimitOutcome {
+    outcome(limit, see(cell, limit, now), now, cost)
 }
 
 /// Records an admitted request in an inline cell; returns when the cell
 /// counts nothing any more (ms).
 #[inline]
 pub(super) fn commit(cell: &mut [u64], limit: &Limit, now: u64, cost: u64) -> u64 {
-    let (w0, w1) = (cell[0], cell[1]);
-    let tag = w0 & TAG_MASK;
+    let seen = see(cell, limit, now);
+    record(cell, limit, seen, now, cost)
+}
+
+/// [`commit`] from what [`see`] read at the same `now`.
+#[inline(always)]
+pub(super) fn record(
+    cell: &mut [u64],
+    limit: &Limit,
+    Seen(a, b, c): Seen,
+    now: u64,
+    cost: u64,
+) -> u64 {
+    let tag = cell[0] & TAG_MASK;
     let state = match limit.algorithm() {
         Algorithm::FixedWindow => {
-            let (window, used) =
-                fixed_window::after(fixed_window::current(limit, w1, w0 >> 32, now), cost);
+            let (window, used) = fixed_window::after((a, b), cost);
             cell[0] = tag | (u64::from(u32::try_from(used).unwrap_or(u32::MAX)) << 32);
             cell[1] = window;
             State::Fixed { window, used }
         }
         Algorithm::SlidingWindow => {
-            let (window, previous, current) = sliding_window::after(
-                sliding_window::counts_at(limit, (w1, cell[2], w0 >> 32), now),
-                cost,
-            );
+            let (window, previous, current) = sliding_window::after((a, b, c), cost);
             cell[0] = tag | (u64::from(current) << 32);
             cell[1] = window;
             cell[2] = u64::from(previous);
@@ -134,7 +165,7 @@ pub(super) fn commit(cell: &mut [u64], limit: &Limit, now: u64, cost: u64) -> u6
             }
         }
         Algorithm::Gcra => {
-            let tat = gcra::next_tat(limit, w1, now, cost);
+            let tat = gcra::next_tat(limit, a, now, cost);
             cell[1] = tat;
             State::Gcra { tat }
         }

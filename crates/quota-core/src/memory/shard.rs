@@ -224,6 +224,28 @@ impl Shard {
         outcomes: &mut Outcomes,
     ) -> Option<bool> {
         let end = r + HEADER_WORDS + ((self.words[r] >> CELLS_SHIFT) & CELLS_MASK) as usize;
+        if let [l] = limits {
+            // One limit: read the cell once, then decide and record.
+            let limit = l.limit();
+            let at = r + HEADER_WORDS;
+            let cell = self.words.get_mut(at..end)?;
+            if cell.len() != Kind::of(limit.algorithm()).words()
+                || cell::tag_of(cell[0]) != tag(l)
+                || limit.algorithm() == Algorithm::SlidingLog
+                || cost > limit.count()
+            {
+                return None;
+            }
+            let seen = cell::see(cell, limit, now);
+            let outcome = cell::outcome(limit, seen, now, cost);
+            outcomes.push(outcome);
+            if commit && outcome.admits {
+                let until = cell::record(cell, limit, seen, now, cost).min(EXPIRES_MASK);
+                let header = self.words[r];
+                self.words[r] = (header & !EXPIRES_MASK) | (header & EXPIRES_MASK).max(until);
+            }
+            return Some(outcome.admits);
+        }
         let cells = self.words.get(r + HEADER_WORDS..end)?;
         let mut at = 0;
         let mut all_admit = true;
