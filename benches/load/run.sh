@@ -23,7 +23,7 @@ WARMUP=${WARMUP:-2}                   # seconds of unrecorded warm-up before eac
 CONNECTIONS=${CONNECTIONS:-32}        # wrk connections
 WRK_THREADS=${WRK_THREADS:-1}         # wrk threads
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}  # nginx workers of the upstream
-PROXY_WORKERS=${PROXY_WORKERS:-2}     # gateway tokio worker threads = nginx limit_req workers
+PROXY_WORKERS=${PROXY_WORKERS:-2}     # gateway worker threads (--workers) = nginx limit_req workers
 NGINX_RATE=${NGINX_RATE:-1000000r/s}  # limit_req rate (permissive)
 NGINX_BURST=${NGINX_BURST:-1000000}   # limit_req burst (permissive)
 QUOTA_BIN=${QUOTA_BIN:-}              # a prebuilt quota binary; built with cargo when empty
@@ -224,8 +224,9 @@ UPSTREAM_URL="http://127.0.0.1:$UP_PORT"
 # The gateway is started first so that its API key is sent in all three runs.
 mkdir -p "$TMP/quota-data"
 ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM$RANDOM"
-RUST_LOG=warn TOKIO_WORKER_THREADS="$PROXY_WORKERS" "$QUOTA_BIN" serve \
+RUST_LOG=warn "$QUOTA_BIN" serve \
     --listen 127.0.0.1:0 \
+    --workers "$PROXY_WORKERS" \
     --upstream "$UPSTREAM_URL" \
     --policy "$HERE/permissive.toml" \
     --admin-token "$ADMIN_TOKEN" \
@@ -285,7 +286,7 @@ cat <<EOF
 - commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)'); $("$QUOTA_BIN" --version); $(nginx -v 2>&1 | sed 's/^nginx version: //'); wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -n 1)
 - all on loopback, all sharing the same $(nproc) CPUs: wrk (${WRK_THREADS} thread, ${CONNECTIONS} connections,
   ${WARMUP} s warm-up then ${DURATION} s recorded), the upstream (nginx, ${UPSTREAM_WORKERS} worker, \`return 200 '{"ok":true}'\`),
-  and the proxy under test (quota serve: ${PROXY_WORKERS} tokio worker threads, RUST_LOG=warn, memory store,
+  and the proxy under test (quota serve: ${PROXY_WORKERS} worker threads, RUST_LOG=warn, memory store,
   benches/load/permissive.toml; nginx limit_req: ${PROXY_WORKERS} workers, rate=${NGINX_RATE} burst=${NGINX_BURST} nodelay,
   HTTP/1.1 keep-alive to the upstream)
 - request: GET /v1/${ENDPOINT} with an X-API-Key header, the same in every run; every answer 200 (checked)

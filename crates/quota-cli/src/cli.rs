@@ -86,6 +86,10 @@ pub(crate) struct ServeArgs {
     /// Seconds to let in-flight requests finish on shutdown (default 30).
     #[arg(long, env = "QUOTA_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub(crate) shutdown_timeout: Option<f64>,
+    /// Threads serving connections, each with its own event loop and its own
+    /// upstream connections (default: the number of CPUs).
+    #[arg(long, env = "QUOTA_WORKERS", value_name = "N")]
+    pub(crate) workers: Option<usize>,
     /// Log format: text or json (default text).
     #[arg(long, env = "QUOTA_LOG_FORMAT", value_enum, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,

@@ -60,6 +60,8 @@ pub(crate) struct Settings {
     pub(crate) upstream_timeout: Duration,
     /// How long in-flight requests get on shutdown.
     pub(crate) shutdown_timeout: Duration,
+    /// Threads serving connections (at least 1).
+    pub(crate) workers: usize,
     /// Log format.
     pub(crate) log_format: LogFormat,
     /// Demo mode.
@@ -101,6 +103,7 @@ struct ConfigFile {
     upstream_timeout: Option<Spanned<f64>>,
     #[serde(alias = "shutdown-timeout")]
     shutdown_timeout: Option<Spanned<f64>>,
+    workers: Option<Spanned<usize>>,
     #[serde(alias = "log-format")]
     log_format: Option<Spanned<LogFormat>>,
 }
@@ -305,6 +308,15 @@ impl Settings {
             "shutdown_timeout",
             30.0,
         )?;
+        let workers = match pick(
+            args.workers,
+            ("workers", "QUOTA_WORKERS"),
+            l.and_then(|l| l.file.workers.as_ref().map(|s| (l, s))),
+            "workers",
+        ) {
+            Some((n, origin)) => workers(n).map_err(|e| origin.error(e))?,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
         let log_format = args
             .log_format
             .or_else(|| l.and_then(|l| l.file.log_format.as_ref().map(|s| *s.get_ref())))
@@ -329,6 +341,7 @@ impl Settings {
             ietf_headers,
             upstream_timeout,
             shutdown_timeout,
+            workers,
             log_format,
             demo: args.demo,
         })
@@ -382,6 +395,17 @@ fn parse_store(v: &str) -> Result<StoreSetting, String> {
         Err(format!(
             "invalid store {v:?}: expected `memory` or a Redis URL such as redis://127.0.0.1:6379"
         ))
+    }
+}
+
+/// The most worker threads accepted.
+const MAX_WORKERS: usize = 1024;
+
+fn workers(n: usize) -> Result<usize, String> {
+    if (1..=MAX_WORKERS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be between 1 and {MAX_WORKERS}, not {n}"))
     }
 }
 
@@ -466,6 +490,48 @@ mod tests {
         assert!(
             msg.starts_with(&format!("{}:3:10: listen:", p.0.display())),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_zero_is_refused_with_its_line() {
+        let upstream = || Some("http://127.0.0.1:9".to_owned());
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(s.workers, cpus);
+        let p = write(
+            "workers",
+            "upstream = \"http://127.0.0.1:9\"\nworkers = 3\n",
+        );
+        let file = |workers| ServeArgs {
+            config: Some(p.0.clone()),
+            workers,
+            ..ServeArgs::default()
+        };
+        assert_eq!(Settings::resolve(&file(None)).unwrap().workers, 3);
+        assert_eq!(Settings::resolve(&file(Some(1))).unwrap().workers, 1);
+        let err = Settings::resolve(&file(Some(0))).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--workers (or QUOTA_WORKERS): must be between 1 and"),
+            "{err}"
+        );
+        let p = write(
+            "workers0",
+            "upstream = \"http://127.0.0.1:9\"\nworkers = 0\n",
+        );
+        let err = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!("{}:2:11: workers:", p.0.display())),
+            "{err}"
         );
     }
 

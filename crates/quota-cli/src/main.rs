@@ -67,9 +67,14 @@ fn serve_main(args: &cli::ServeArgs) -> i32 {
         }
     };
     init_tracing(settings.log_format);
-    let rt = match runtime() {
+    // The first worker runs on this thread; `serve` starts the others, each
+    // on a single-threaded runtime of its own.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let rt = match rt {
         Ok(rt) => rt,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e.into()),
     };
     match rt.block_on(serve::run(settings)) {
         Ok(()) => 0,

@@ -239,3 +239,45 @@ async fn chunked_body_growing_past_the_upload_limit_is_413() {
     assert!(text.contains("\"message\""), "{text}");
     let _ = writer.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_serves_http1_and_http2_with_prior_knowledge() {
+    use bytes::Bytes;
+    use http::{Request, Version};
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let (up, gw, _dir) = gateway(&["--workers", "3"]).await;
+    let http = Http::default();
+    let (id, key) = http.create_account(&gw).await;
+    // New connections are handed round-robin to the workers: six fresh
+    // clients reach each of the three twice.
+    for _ in 0..6 {
+        let res = Http::default().get(&gw.url("/v1/slow"), Some(&key)).await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.header("x-ratelimit-limit"), Some("100"));
+    }
+    // A client that speaks HTTP/2 from its first byte.
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    for path in ["/healthz", "/v1/slow"] {
+        let req = Request::get(gw.url(path))
+            .header("x-api-key", &key)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(20), h2.request(req))
+            .await
+            .expect("HTTP/2 request timed out")
+            .expect("HTTP/2 request failed");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.version(), Version::HTTP_2, "{path}");
+    }
+    let seen = up.seen();
+    assert_eq!(seen.len(), 7);
+    for s in &seen {
+        assert_eq!(s.headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(s.headers["x-quota-account"], id.as_str());
+    }
+}

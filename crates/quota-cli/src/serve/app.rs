@@ -18,7 +18,7 @@ use quota_core::account::{AccountAdmin, Identity};
 
 use super::limits;
 use super::proxy::Proxy;
-use super::respond::{json, message, Body, BoxError};
+use super::respond::{json, message, Body, BoxError, ClientAddr};
 use super::{now, Shared};
 
 const X_QUOTA_ACCOUNT: HeaderName = HeaderName::from_static("x-quota-account");
@@ -29,12 +29,23 @@ const X_QUOTA_TIER: HeaderName = HeaderName::from_static("x-quota-tier");
 pub(crate) struct App {
     proxy: Proxy,
     shared: Arc<Shared>,
+    /// The peer of the connection this copy serves (for `X-Forwarded-For`).
+    client: Option<ClientAddr>,
 }
 
 impl App {
     /// The service over `proxy`.
     pub(crate) fn new(proxy: Proxy, shared: Arc<Shared>) -> Self {
-        App { proxy, shared }
+        App {
+            proxy,
+            shared,
+            client: None,
+        }
+    }
+
+    /// The peer of the connection this copy serves.
+    pub(crate) fn set_client(&mut self, client: ClientAddr) {
+        self.client = Some(client);
     }
 
     async fn handle<B>(self, mut req: Request<B>) -> Response<Body>
@@ -62,7 +73,7 @@ impl App {
                 headers.insert(X_QUOTA_TIER, t);
             }
         }
-        self.proxy.forward(req).await
+        self.proxy.forward(req, self.client.as_ref()).await
     }
 
     async fn limits(&self, who: &Identity) -> Response<Body> {

@@ -9,9 +9,18 @@
 //!    endpoint, upload precheck, credit, rate limits), then either
 //!    `/v1/limits` (unmetered; [`limits`]) or the reverse proxy ([`proxy`]).
 //!
+//! Connections are served by `--workers` threads (default: one per CPU),
+//! each with a single-threaded tokio runtime and its own kept-alive upstream
+//! connections, so a request, its upstream exchange and its answer run on
+//! one thread without cross-thread wake-ups. The first worker runs on the
+//! main thread, which also accepts and hands connections out round-robin;
+//! counters, accounts, the policy and metrics are shared by all.
+//! A connection that starts with HTTP/2's preface (prior knowledge) is
+//! served as HTTP/2, any other as HTTP/1.1.
+//!
 //! Shutdown on SIGINT or SIGTERM stops accepting, lets requests in flight
-//! finish (up to `--shutdown-timeout`), then makes the accounts database
-//! durable.
+//! finish on every worker (up to `--shutdown-timeout`), then makes the
+//! accounts database durable.
 
 mod account_index;
 pub(crate) mod accounts;
@@ -28,19 +37,20 @@ pub(crate) mod respond;
 mod upstream;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use quota_core::{MemoryStore, Timestamp};
-use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle};
-use tokio::net::TcpListener;
+use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 use tower::{Layer, ServiceExt};
 
 use crate::config::{Settings, StoreSetting};
@@ -72,7 +82,7 @@ pub(crate) struct Shared {
 /// The whole gateway: shared state and the enforced service.
 struct Gateway {
     shared: Arc<Shared>,
-    enforced: Enforce<App, GatewayStore, GatewayAccounts>,
+    enforced: Enforced,
 }
 
 /// Runs `quota serve` until SIGINT or SIGTERM.
@@ -114,8 +124,6 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         metrics: Arc::clone(&metrics),
         admin_token: settings.admin_token.clone(),
     });
-    let proxy = proxy::Proxy::new(&upstream, settings.upstream_timeout, Arc::clone(&metrics))?;
-    let app = App::new(proxy, Arc::clone(&shared));
     let layer = EnforceLayer::new(
         policy_handle.clone(),
         Arc::clone(&store),
@@ -125,10 +133,15 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     .ietf_headers(settings.ietf_headers)
     .observer(observe::MetricsObserver::new(Arc::clone(&metrics)))
     .unmetered(["limits"]);
-    let gateway = Arc::new(Gateway {
+    let factory = GatewayFactory {
         shared: Arc::clone(&shared),
-        enforced: layer.layer(app),
-    });
+        layer,
+        upstream: upstream.clone(),
+        upstream_timeout: settings.upstream_timeout,
+    };
+    // The first worker's gateway, built here so that a bad upstream fails
+    // the start; the other workers build theirs on their own threads.
+    let first = Arc::new(factory.build()?);
 
     let _watcher = match &settings.policy {
         Some(path) => Some(reload::spawn(
@@ -172,7 +185,14 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     }
 
     let flusher = spawn_flusher(Arc::clone(&accounts));
-    serve(listener, gateway, settings.shutdown_timeout).await;
+    serve(
+        listener,
+        first,
+        &factory,
+        settings.workers,
+        settings.shutdown_timeout,
+    )
+    .await?;
     flusher.abort();
     let acc = Arc::clone(&accounts);
     match tokio::task::spawn_blocking(move || acc.flush()).await {
@@ -249,10 +269,192 @@ fn spawn_flusher(accounts: Arc<GatewayAccounts>) -> tokio::task::JoinHandle<()> 
     })
 }
 
-/// Accepts connections until a shutdown signal, then drains them.
-async fn serve(listener: TcpListener, gateway: Arc<Gateway>, drain: Duration) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+/// What each worker builds its own [`Gateway`] from.
+#[derive(Clone)]
+struct GatewayFactory {
+    shared: Arc<Shared>,
+    layer: EnforceLayer<GatewayStore, GatewayAccounts>,
+    upstream: Uri,
+    upstream_timeout: Duration,
+}
+
+impl GatewayFactory {
+    /// A gateway with its own upstream connections. Call inside the runtime
+    /// that serves it (the upstream pool's reaper is spawned there).
+    fn build(&self) -> anyhow::Result<Gateway> {
+        let proxy = proxy::Proxy::new(
+            &self.upstream,
+            self.upstream_timeout,
+            Arc::clone(&self.shared.metrics),
+        )?;
+        let app = App::new(proxy, Arc::clone(&self.shared));
+        Ok(Gateway {
+            shared: Arc::clone(&self.shared),
+            enforced: self.layer.layer(app),
+        })
+    }
+}
+
+/// The connections of one worker: its gateway, the HTTP settings, and the
+/// graceful-shutdown watch over what it serves.
+struct Connections {
+    gateway: Arc<Gateway>,
+    http: Arc<Protocols>,
+    graceful: GracefulShutdown,
+    /// Set when shutting down: connections that have not sent a byte yet close.
+    closing: watch::Sender<bool>,
+}
+
+/// How connections are served: HTTP/1.1 directly, or (for a client that
+/// starts with the HTTP/2 preface) hyper-util's version detection.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    auto: auto::Builder<TokioExecutor>,
+}
+
+/// What a connection starts with.
+enum Sniffed {
+    /// Not HTTP/2's preface: HTTP/1.x.
+    Http1,
+    /// HTTP/2's preface, or a prefix of it: left to version detection.
+    MaybeHttp2,
+}
+
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks at the first bytes of a connection (without consuming them);
+/// `None` when it closes before sending any.
+async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) if H2_PREFACE.starts_with(&first[..n]) => Some(Sniffed::MaybeHttp2),
+        Ok(_) => Some(Sniffed::Http1),
+    }
+}
+
+impl Connections {
+    fn new(gateway: Arc<Gateway>) -> Self {
+        Connections {
+            gateway,
+            http: Arc::new(Protocols {
+                http1: hyper::server::conn::http1::Builder::new(),
+                auto: auto::Builder::new(TokioExecutor::new()),
+            }),
+            graceful: GracefulShutdown::new(),
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Serves one accepted connection on this worker's runtime.
+    fn serve(&self, stream: TcpStream, peer: SocketAddr) {
+        let gw = Arc::clone(&self.gateway);
+        // The client's address goes with the connection's copy of the
+        // service (no per-request extension to carry it).
+        let mut enforced = gw.enforced.clone();
+        enforced.get_mut().set_client(ClientAddr::new(peer));
+        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), req));
+        let http = Arc::clone(&self.http);
+        let watcher = self.graceful.watcher();
+        let mut closing = self.closing.subscribe();
+        tokio::spawn(async move {
+            // HTTP/1.1 is served by hyper's HTTP/1 connection directly;
+            // hyper-util's version detection (which wraps the socket for
+            // the whole connection) only for what may be HTTP/2.
+            let sniffed = tokio::select! {
+                s = sniff(&stream) => s,
+                _ = closing.wait_for(|c| *c) => None,
+            };
+            let ended = match sniffed {
+                None => return,
+                Some(Sniffed::Http1) => watcher
+                    .watch(http.http1.serve_connection(TokioIo::new(stream), svc))
+                    .await
+                    .map_err(Into::into),
+                Some(Sniffed::MaybeHttp2) => {
+                    watcher
+                        .watch(http.auto.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    /// Lets the connections finish, for at most `drain`; false if some
+    /// were still open then.
+    async fn drain(self, drain: Duration) -> bool {
+        self.closing.send_replace(true);
+        tokio::select! {
+            () = self.graceful.shutdown() => true,
+            () = tokio::time::sleep(drain) => false,
+        }
+    }
+}
+
+/// An accepted connection handed to another worker.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// A worker on its own thread: where to hand it connections, and its
+/// answer once drained (true: every connection finished in time).
+struct Remote {
+    handoff: mpsc::UnboundedSender<Handoff>,
+    done: oneshot::Receiver<bool>,
+}
+
+/// Starts worker `index` on a thread of its own, with a single-threaded
+/// runtime: the connections it is handed, their requests and their
+/// upstream connections all run there, without crossing threads.
+fn spawn_worker(index: usize, factory: GatewayFactory, drain: Duration) -> anyhow::Result<Remote> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (handoff, mut rx) = mpsc::unbounded_channel::<Handoff>();
+    let (done_tx, done) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("quota-worker-{index}"))
+        .spawn(move || {
+            let drained = rt.block_on(async move {
+                let gateway = match factory.build() {
+                    Ok(g) => Arc::new(g),
+                    Err(e) => {
+                        tracing::error!(worker = index, error = %e, "cannot start a worker");
+                        return true;
+                    }
+                };
+                let conns = Connections::new(gateway);
+                while let Some((stream, peer)) = rx.recv().await {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => conns.serve(stream, peer),
+                        Err(e) => tracing::warn!(error = %e, "cannot serve an accepted connection"),
+                    }
+                }
+                // The acceptor is gone: shutting down.
+                conns.drain(drain).await
+            });
+            let _ = done_tx.send(drained);
+        })?;
+    Ok(Remote { handoff, done })
+}
+
+/// Accepts connections until a shutdown signal, handing them round-robin
+/// to `workers` workers (the first one on this runtime), then drains them.
+async fn serve(
+    listener: TcpListener,
+    first: Arc<Gateway>,
+    factory: &GatewayFactory,
+    workers: usize,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let mut remotes = Vec::with_capacity(workers.saturating_sub(1));
+    for index in 1..workers {
+        remotes.push(spawn_worker(index, factory.clone(), drain)?);
+    }
+    let local = Connections::new(first);
+    let mut next = 0;
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -266,28 +468,49 @@ async fn serve(listener: TcpListener, gateway: Arc<Gateway>, drain: Duration) {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let gw = Arc::clone(&gateway);
-                let client = ClientAddr::new(peer);
-                let svc = service_fn(move |req| route(Arc::clone(&gw), req, client.clone()));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let watched = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                next = (next + 1) % (remotes.len() + 1);
+                match next.checked_sub(1).and_then(|i| remotes.get(i)) {
+                    None => local.serve(stream, peer),
+                    Some(remote) => hand_off(remote, &local, stream, peer),
+                }
             }
             () = &mut signal => break,
         }
     }
     drop(listener);
-    tracing::info!(
-        in_flight_connections = graceful.count(),
-        "shutting down: no new connections, draining"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!(timeout_s = drain.as_secs_f64(), "shutdown timeout: closing connections still open"),
+    tracing::info!(workers, "shutting down: no new connections, draining");
+    // Closing the hand-off channels tells the other workers to drain.
+    let done: Vec<_> = remotes.into_iter().map(|r| r.done).collect();
+    let mut drained = local.drain(drain).await;
+    for d in done {
+        drained &= d.await.unwrap_or(true);
+    }
+    if drained {
+        tracing::info!("all connections drained");
+    } else {
+        tracing::warn!(
+            timeout_s = drain.as_secs_f64(),
+            "shutdown timeout: closing connections still open"
+        );
+    }
+    Ok(())
+}
+
+/// Hands a connection to a worker on another thread (served here if that
+/// worker is gone).
+fn hand_off(remote: &Remote, local: &Connections, stream: TcpStream, peer: SocketAddr) {
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand a connection to a worker");
+            return;
+        }
+    };
+    if let Err(mpsc::error::SendError((stream, peer))) = remote.handoff.send((stream, peer)) {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => local.serve(stream, peer),
+            Err(e) => tracing::warn!(error = %e, "cannot serve an accepted connection"),
+        }
     }
 }
 
@@ -315,13 +538,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// The enforced service, as each connection holds it.
+type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
+
+/// The body of every answer: the enforced service's, or the gateway's own
+/// routes' (boxed once either way).
+type RouteBody = ResponseBody<Body>;
+
 /// Routes one request.
 async fn route(
     gw: Arc<Gateway>,
-    mut req: Request<Incoming>,
-    client: ClientAddr,
-) -> Result<Response<Body>, Infallible> {
-    req.extensions_mut().insert(client);
+    enforced: Enforced,
+    req: Request<Incoming>,
+) -> Result<Response<RouteBody>, Infallible> {
     let path = req.uri().path();
     let res = if path == "/healthz" && req.method() == Method::GET {
         health(&gw.shared)
@@ -334,10 +563,9 @@ async fn route(
     } else if path == "/admin" || path.starts_with("/admin/") {
         admin::handle(&gw.shared, req).await
     } else {
-        let res = gw.enforced.clone().oneshot(req).await?;
-        res.map(BodyExt::boxed_unsync)
+        return enforced.oneshot(req).await;
     };
-    Ok(res)
+    Ok(res.map(ResponseBody::inner))
 }
 
 fn health(shared: &Shared) -> Response<Body> {

@@ -84,8 +84,13 @@ impl Proxy {
         })))
     }
 
-    /// Forwards one request.
-    pub(crate) async fn forward<B>(&self, req: Request<B>) -> Response<Body>
+    /// Forwards one request from `client` (else from the [`ClientAddr`] in
+    /// its extensions, if any).
+    pub(crate) async fn forward<B>(
+        &self,
+        req: Request<B>,
+        client: Option<&ClientAddr>,
+    ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -108,8 +113,13 @@ impl Proxy {
         parts
             .headers
             .insert(header::HOST, this.upstream.host.clone());
-        if let Some(client) = parts.extensions.remove::<ClientAddr>() {
-            append_forwarded_for(&mut parts.headers, client.ip);
+        match client {
+            Some(client) => append_forwarded_for(&mut parts.headers, client.ip.clone()),
+            None => {
+                if let Some(client) = parts.extensions.remove::<ClientAddr>() {
+                    append_forwarded_for(&mut parts.headers, client.ip);
+                }
+            }
         }
         if let Some(h) = original_host {
             parts.headers.insert(X_FORWARDED_HOST, h);
@@ -176,7 +186,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.forward(req).await) })
+        Box::pin(async move { Ok(this.forward(req, None).await) })
     }
 }
 
@@ -225,23 +235,44 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes the hop-by-hop headers, and every header `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Usually there are none: looking costs a few comparisons per header,
-    // removing a hash lookup per name.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass over the names finds which hop-by-hop headers are there:
+    // usually none in a request, and only `Connection: keep-alive` in a
+    // response. Each removal below is then a hash lookup that finds something.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // `Connection` (the first in the table) names more: remove those that
+    // are there (its usual `keep-alive` or `close` names nothing else).
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty()
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| h.as_str().eq_ignore_ascii_case(t))
+                    && headers.contains_key(*t)
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -292,6 +323,26 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn a_usual_response_loses_only_its_connection_header() {
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("nginx"));
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("content-length", HeaderValue::from_static("11"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["server", "content-length"]);
+
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Keep-Alive, X-HOP"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
     }
 
     #[test]
