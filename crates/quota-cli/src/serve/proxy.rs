@@ -9,11 +9,7 @@
 //! be reached answers 502, one that sends no response headers in time 504,
 //! both with a JSON `message`.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::metrics::{Metrics, UpstreamError};
@@ -84,8 +80,8 @@ impl Proxy {
         })))
     }
 
-    /// Forwards one request from `client` (else from the [`ClientAddr`] in
-    /// its extensions, if any).
+    /// Forwards one request from `client` (its address goes into
+    /// `X-Forwarded-For`).
     pub(crate) async fn forward<B>(
         &self,
         req: Request<B>,
@@ -113,13 +109,8 @@ impl Proxy {
         parts
             .headers
             .insert(header::HOST, this.upstream.host.clone());
-        match client {
-            Some(client) => append_forwarded_for(&mut parts.headers, client.ip.clone()),
-            None => {
-                if let Some(client) = parts.extensions.remove::<ClientAddr>() {
-                    append_forwarded_for(&mut parts.headers, client.ip);
-                }
-            }
+        if let Some(client) = client {
+            append_forwarded_for(&mut parts.headers, client.ip.clone());
         }
         if let Some(h) = original_host {
             parts.headers.insert(X_FORWARDED_HOST, h);
@@ -167,26 +158,6 @@ impl Proxy {
                 )
             }
         }
-    }
-}
-
-/// The proxy as a tower service (what the enforcement layer wraps).
-impl<B> tower::Service<Request<B>> for Proxy
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.forward(req, None).await) })
     }
 }
 

@@ -23,7 +23,7 @@ mod shard;
 
 use std::hash::BuildHasher;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::algorithm::LimitOutcome;
 use crate::decision::Decision;
@@ -44,6 +44,8 @@ pub const SWEEP_INTERVAL_MS: u64 = 10_000;
 /// key's length plus 16 bytes per limit and 16 of header; `docs/performance.md`
 /// has the measured figures.
 pub struct MemoryStore {
+    /// parking_lot mutexes: they do not poison, and a shard is never left
+    /// half-written (each state is written whole).
     shards: Box<[Padded<Mutex<Shard>>]>,
     hasher: foldhash::fast::RandomState,
     mask: usize,
@@ -124,7 +126,7 @@ impl MemoryStore {
 
     /// Buckets held (each holds the states of one account's scope).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(&s.0).len()).sum()
+        self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 
     /// True when no bucket is held.
@@ -135,14 +137,14 @@ impl MemoryStore {
     /// Drops every bucket whose windows have all passed at `now`.
     pub fn sweep(&self, now: Timestamp) {
         for s in self.shards.iter() {
-            lock(&s.0).sweep(&self.hasher, now.as_millis());
+            s.0.lock().sweep(&self.hasher, now.as_millis());
         }
     }
 
     /// Forgets every state.
     pub fn clear(&self) {
         for s in self.shards.iter() {
-            lock(&s.0).clear();
+            s.0.lock().clear();
         }
     }
 
@@ -157,7 +159,7 @@ impl MemoryStore {
         }
         let account = plan.account().as_bytes();
         let h_account = self.hasher.hash_one(account);
-        let mut guard = lock(&self.shards[(h_account as usize >> 7) & self.mask].0);
+        let mut guard = self.shards[(h_account as usize >> 7) & self.mask].0.lock();
         let shard = &mut *guard;
         let cost = plan.cost();
         let locate = |scope: &str| combine(h_account, self.hasher.hash_one(scope.as_bytes()));
@@ -232,12 +234,6 @@ fn evaluate(
         outcomes.push(outcome);
     }
     all_admit
-}
-
-/// The shard's lock. parking_lot's mutex does not poison: every state is
-/// written whole, so a panic elsewhere never leaves a shard inconsistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock()
 }
 
 fn decision<'a>(plan: &Plan<'a>, outcomes: &[LimitOutcome]) -> Decision<'a> {

@@ -112,6 +112,15 @@ fn tag(limit: &PolicyLimit) -> u64 {
     cell::tag(limit.fingerprint(), Kind::of(limit.limit().algorithm()))
 }
 
+/// Whether `cell` is `limit`'s and can be decided in place for `cost`:
+/// an inline cell (logs live beside the arena) and a cost within the count.
+#[inline]
+fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
+    cell::tag_of(cell[0]) == tag(limit)
+        && limit.limit().algorithm() != Algorithm::SlidingLog
+        && cost <= limit.limit().count()
+}
+
 /// The hash of a bucket from the hashes of its account and scope.
 pub(super) fn combine(account_hash: u64, scope_hash: u64) -> u64 {
     account_hash
@@ -229,10 +238,7 @@ impl Shard {
             let limit = l.limit();
             let at = r + HEADER_WORDS;
             let cell = self.words.get_mut(at..end)?;
-            if cell.len() != Kind::of(limit.algorithm()).words()
-                || cell::tag_of(cell[0]) != tag(l)
-                || limit.algorithm() == Algorithm::SlidingLog
-                || cost > limit.count()
+            if cell.len() != Kind::of(limit.algorithm()).words() || !decides_in_place(cell, l, cost)
             {
                 return None;
             }
@@ -253,10 +259,7 @@ impl Shard {
             let limit = l.limit();
             let words = Kind::of(limit.algorithm()).words();
             let cell = cells.get(at..at + words)?;
-            if cell::tag_of(cell[0]) != tag(l)
-                || limit.algorithm() == Algorithm::SlidingLog
-                || cost > limit.count()
-            {
+            if !decides_in_place(cell, l, cost) {
                 outcomes.clear();
                 return None;
             }
