@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use governor::{Quota, RateLimiter};
 use quota_core::algorithm::{Algorithm, Limit, State};
-use quota_core::policy::{Policy, Request};
+use quota_core::policy::{Plan, Policy, Request};
 use quota_core::{MemoryStore, Timestamp};
 
 /// Large counts, the seed's shapes: every call is admitted.
@@ -28,19 +28,31 @@ fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("acct-{i:08}")).collect()
 }
 
+/// The keys in the order the calls walk them: shuffled, so a decision's
+/// memory is found at random as with real traffic. (Walking keys in the
+/// order they were inserted lets a limiter whose key bytes were allocated
+/// in that order stream them from memory; both limiters are filled in
+/// `keys` order.)
+fn walk(keys: &[String]) -> Vec<&String> {
+    let mut order: Vec<&String> = keys.iter().collect();
+    // Fisher-Yates with a fixed xorshift: the same order in every run.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..order.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
 fn governor_limiter() -> governor::DefaultKeyedRateLimiter<String> {
     let n = NonZeroU32::new(1_000_000_000).expect("non-zero");
     RateLimiter::keyed(Quota::per_minute(n))
 }
 
-/// Fills both limiters with every key once, so lookups hit existing state.
-fn warm(
-    store: &MemoryStore,
-    policy: &Policy,
-    gov: &governor::DefaultKeyedRateLimiter<String>,
-    keys: &[String],
-    tier: &str,
-) {
+/// Fills a store with every key once on `tier`, so lookups hit existing state.
+fn warm(store: &MemoryStore, policy: &Policy, keys: &[String], tier: &str) {
     for k in keys {
         let req = Request {
             account: k,
@@ -49,18 +61,35 @@ fn warm(
             cost: 1,
         };
         let _ = store.check(policy, &req, Timestamp::from_millis(T0));
-        let _ = gov.check_key(k);
     }
+}
+
+/// The plans of every key on `tier`, resolved once.
+fn plans<'a>(policy: &'a Policy, keys: &[&'a String], tier: &'a str) -> Vec<Plan<'a>> {
+    keys.iter()
+        .map(|k| {
+            let req = Request {
+                account: k,
+                tier,
+                endpoint: "txt2img",
+                cost: 1,
+            };
+            policy.plan(&req).expect("plan")
+        })
+        .collect()
 }
 
 fn single_thread(c: &mut Criterion) {
     let policy = Policy::from_toml(BENCH_POLICY).expect("bench policy");
     for &n in &[1usize, 10_000, 1_000_000] {
-        let keys = keys(n);
-        let store = MemoryStore::new();
-        let gov = governor_limiter();
-        warm(&store, &policy, &gov, &keys, "basic");
-        warm(&store, &policy, &gov, &keys, "premium");
+        let all = keys(n);
+        let keys = walk(&all);
+        // Each tier in a store of its own holding exactly `n` keys, as
+        // governor's limiter holds `n`.
+        let basic = MemoryStore::new();
+        warm(&basic, &policy, &all, "basic");
+        let premium = MemoryStore::new();
+        warm(&premium, &policy, &all, "premium");
         let mut group = c.benchmark_group(format!("decision/{n}_keys"));
         group.throughput(Throughput::Elements(1));
         let label = if n == 1 {
@@ -74,13 +103,13 @@ fn single_thread(c: &mut Criterion) {
                 calls += 1;
                 let i = calls as usize % n;
                 let req = Request {
-                    account: &keys[i],
+                    account: keys[i],
                     tier: "basic",
                     endpoint: "txt2img",
                     cost: 1,
                 };
                 let plan = policy.plan(&req).expect("plan");
-                black_box(store.decide_now(&plan, at(calls)))
+                black_box(basic.decide_now(&plan, at(calls)))
             })
         });
         group.bench_function(BenchmarkId::new("quota premium (1 limit)", &label), |b| {
@@ -88,54 +117,63 @@ fn single_thread(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % n;
                 let req = Request {
-                    account: &keys[i],
+                    account: keys[i],
                     tier: "premium",
                     endpoint: "txt2img",
                     cost: 1,
                 };
                 let plan = policy.plan(&req).expect("plan");
-                black_box(store.decide_now(&plan, at(i as u64)))
+                black_box(premium.decide_now(&plan, at(i as u64)))
             })
         });
         // The store's decision alone on plans resolved beforehand: the same
         // work as governor's keyed check (find the key's state, decide,
         // update), without turning tier and endpoint names into limits.
-        let plans: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                let req = Request {
-                    account: k,
-                    tier: "premium",
-                    endpoint: "txt2img",
-                    cost: 1,
-                };
-                policy.plan(&req).expect("plan")
-            })
-            .collect();
+        let resolved = plans(&policy, &keys, "basic");
+        group.bench_function(
+            BenchmarkId::new("quota basic, plan resolved (2 limits)", &label),
+            |b| {
+                let mut calls = 0u64;
+                b.iter(|| {
+                    calls += 1;
+                    let i = calls as usize % n;
+                    black_box(basic.decide_now(&resolved[i], at(calls)))
+                })
+            },
+        );
+        drop(resolved);
+        drop(basic);
+        let resolved = plans(&policy, &keys, "premium");
         group.bench_function(
             BenchmarkId::new("quota premium, plan resolved (1 limit)", &label),
             |b| {
                 let mut i = 0usize;
                 b.iter(|| {
                     i = (i + 1) % n;
-                    black_box(store.decide_now(&plans[i], at(i as u64)))
+                    black_box(premium.decide_now(&resolved[i], at(i as u64)))
                 })
             },
         );
-        drop(plans);
+        drop(resolved);
+        drop(premium);
+        let gov = governor_limiter();
+        for k in &all {
+            let _ = gov.check_key(k);
+        }
         group.bench_function(BenchmarkId::new("governor keyed (1 limit)", &label), |b| {
             let mut i = 0usize;
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(gov.check_key(&keys[i]).is_ok())
+                black_box(gov.check_key(keys[i]).is_ok())
             })
         });
+        drop(gov);
         // governor on a clock that is only read, not asked the time (quota's
         // figures above take `now` as an argument, never reading a clock).
         let clock = governor::clock::FakeRelativeClock::default();
         let quota = Quota::per_minute(NonZeroU32::new(1_000_000_000).expect("non-zero"));
         let gov_fake = RateLimiter::dashmap_with_clock(quota, clock.clone());
-        for k in &keys {
+        for k in &all {
             let _ = gov_fake.check_key(k);
         }
         group.bench_function(
@@ -144,7 +182,7 @@ fn single_thread(c: &mut Criterion) {
                 let mut i = 0usize;
                 b.iter(|| {
                     i = (i + 1) % n;
-                    black_box(gov_fake.check_key(&keys[i]).is_ok())
+                    black_box(gov_fake.check_key(keys[i]).is_ok())
                 })
             },
         );
@@ -185,7 +223,10 @@ fn two_threads(c: &mut Criterion) {
         let keys = Arc::new(keys(n));
         let store = Arc::new(MemoryStore::new());
         let gov = Arc::new(governor_limiter());
-        warm(&store, &policy, &gov, &keys, "basic");
+        warm(&store, &policy, &keys, "basic");
+        for k in keys.iter() {
+            let _ = gov.check_key(k);
+        }
         let mut group = c.benchmark_group(format!("2 threads/{n}_keys"));
         group.throughput(Throughput::Elements(1));
         group.bench_function("quota basic (2 limits)", |b| {

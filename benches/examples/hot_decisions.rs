@@ -6,9 +6,10 @@
 //! ```
 //!
 //! `WHAT` is one of `premium` and `basic` (a plan from the request's names,
-//! then the memory store's decision), `premium-resolved` (the store's
-//! decision alone, on a plan made once), `governor` (governor's keyed check
-//! on the same key); without it, `premium` then `basic`. `N` defaults to
+//! then the memory store's decision), `premium-resolved` and
+//! `basic-resolved` (the store's decision alone, on a plan made once), `governor` (governor's keyed check
+//! on the same key), `governor-no-clock` (the same on a clock it never
+//! reads); without it, `premium` then `basic`. `N` defaults to
 //! 200,000. Subtract a run with `N = 0` to leave out the set-up.
 
 use std::hint::black_box;
@@ -52,10 +53,10 @@ fn main() {
                     black_box(store.decide_now(&plan, at(i)));
                 }
             }
-            "premium-resolved" => {
+            "premium-resolved" | "basic-resolved" => {
                 let req = Request {
                     account: KEY,
-                    tier: "premium",
+                    tier: run.trim_end_matches("-resolved"),
                     endpoint: "txt2img",
                     cost: 1,
                 };
@@ -72,8 +73,17 @@ fn main() {
                     black_box(limiter.check_key(&key).is_ok());
                 }
             }
+            "governor-no-clock" => {
+                let quota = Quota::per_minute(NonZeroU32::new(1_000_000_000).expect("non-zero"));
+                let clock = governor::clock::FakeRelativeClock::default();
+                let limiter = RateLimiter::dashmap_with_clock(quota, clock);
+                let key = KEY.to_owned();
+                for _ in 0..n {
+                    black_box(limiter.check_key(&key).is_ok());
+                }
+            }
             other => {
-                eprintln!("unknown run {other:?}: premium, basic, premium-resolved or governor");
+                eprintln!("unknown run {other:?}: premium, basic, premium-resolved, basic-resolved, governor or governor-no-clock");
                 std::process::exit(2);
             }
         }

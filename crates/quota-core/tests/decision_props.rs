@@ -36,7 +36,22 @@ fn limit_spec() -> impl Strategy<Value = LimitSpec> {
 }
 
 fn policy_spec() -> impl Strategy<Value = PolicySpec> {
-    prop::collection::vec(limit_spec(), 1..5).prop_map(|mut limits| {
+    policy_of(prop::collection::vec(limit_spec(), 1..5))
+}
+
+/// Five to eight limits on one endpoint: one bucket with more cells than
+/// the store's single-pass decision keeps what it read for (four).
+fn wide_policy_spec() -> impl Strategy<Value = PolicySpec> {
+    let on_a = limit_spec().prop_map(|l| LimitSpec {
+        endpoint: Some("a".to_owned()),
+        per_match: false,
+        ..l
+    });
+    policy_of(prop::collection::vec(on_a, 5..9))
+}
+
+fn policy_of(limits: impl Strategy<Value = Vec<LimitSpec>>) -> impl Strategy<Value = PolicySpec> {
+    limits.prop_map(|mut limits| {
         for (i, l) in limits.iter_mut().enumerate() {
             l.name = Some(format!("l{i}"));
         }
@@ -178,32 +193,76 @@ proptest! {
         b in policy_spec(),
         events in prop::collection::vec((0usize..60, 0usize..4, 0u64..400, 1u64..3, any::<bool>(), 0u8..20), 1..300),
     ) {
-        let policies = [Policy::new(a).unwrap(), Policy::new(b).unwrap()];
-        let store = MemoryStore::with_shards(2);
-        let mut model = Model::default();
-        let mut now = 1_795_860_000_000u64;
-        for (account, path, gap, cost, second, action) in events {
-            now += if action == 0 { gap * 40 } else { gap };
-            let t = Timestamp::from_millis(now);
-            if (1..6).contains(&action) {
-                store.sweep(t);
-            }
-            let policy = &policies[usize::from(second)];
-            // Mostly three busy accounts, some of many others.
-            let account = format!("account-number-{}", if account < 45 { account % 3 } else { account });
-            let req = Request { account: &account, tier: "t", endpoint: PATHS[path], cost };
-            let Ok(plan) = policy.plan(&req) else { continue };
-            if action == 2 {
-                let expected: Vec<_> = {
-                    let mut m = Model { states: model.states.clone() };
-                    m.decide(&plan, t)
-                };
-                prop_assert_eq!(store.peek_now(&plan, t).to_vec(), expected, "peek at {}", now);
-                continue;
-            }
-            let got = store.decide_now(&plan, t);
-            let expected = model.decide(&plan, t);
-            prop_assert_eq!(got.to_vec(), expected, "decision at {} for {}", now, account);
-        }
+        agrees_with_the_model(a, b, events)?;
     }
+
+    /// The same with one bucket of five to eight limits.
+    #[test]
+    fn a_bucket_of_many_limits_answers_as_a_plain_map_of_states(
+        a in wide_policy_spec(),
+        b in wide_policy_spec(),
+        events in prop::collection::vec((0usize..60, 0usize..1, 0u64..400, 1u64..3, any::<bool>(), 0u8..20), 1..300),
+    ) {
+        agrees_with_the_model(a, b, events)?;
+    }
+}
+
+/// Drives the store and the [`Model`] with the same events under two
+/// policies used in turn; every decision and peek must agree.
+fn agrees_with_the_model(
+    a: PolicySpec,
+    b: PolicySpec,
+    events: Vec<(usize, usize, u64, u64, bool, u8)>,
+) -> Result<(), TestCaseError> {
+    let policies = [Policy::new(a).unwrap(), Policy::new(b).unwrap()];
+    let store = MemoryStore::with_shards(2);
+    let mut model = Model::default();
+    let mut now = 1_795_860_000_000u64;
+    for (account, path, gap, cost, second, action) in events {
+        now += if action == 0 { gap * 40 } else { gap };
+        let t = Timestamp::from_millis(now);
+        if (1..6).contains(&action) {
+            store.sweep(t);
+        }
+        let policy = &policies[usize::from(second)];
+        // Mostly three busy accounts, some of many others.
+        let account = format!(
+            "account-number-{}",
+            if account < 45 { account % 3 } else { account }
+        );
+        let req = Request {
+            account: &account,
+            tier: "t",
+            endpoint: PATHS[path],
+            cost,
+        };
+        let Ok(plan) = policy.plan(&req) else {
+            continue;
+        };
+        if action == 2 {
+            let expected: Vec<_> = {
+                let mut m = Model {
+                    states: model.states.clone(),
+                };
+                m.decide(&plan, t)
+            };
+            prop_assert_eq!(
+                store.peek_now(&plan, t).to_vec(),
+                expected,
+                "peek at {}",
+                now
+            );
+            continue;
+        }
+        let got = store.decide_now(&plan, t);
+        let expected = model.decide(&plan, t);
+        prop_assert_eq!(
+            got.to_vec(),
+            expected,
+            "decision at {} for {}",
+            now,
+            account
+        );
+    }
+    Ok(())
 }

@@ -55,6 +55,13 @@ impl Drop for Enforcing {
 /// Serves the enforcement layer (memory store, one account with key `k-1`)
 /// in front of a service that answers 200.
 async fn enforcing_server(policy: Policy, ietf_headers: bool) -> Enforcing {
+    gated_enforcing_server(policy, ietf_headers, 0).await
+}
+
+/// [`enforcing_server`], holding the first `hold` requests until all of
+/// them have arrived (at most 5 s), so that they meet the limiter as one
+/// wave whatever the scheduling of the client's tasks.
+async fn gated_enforcing_server(policy: Policy, ietf_headers: bool, hold: usize) -> Enforcing {
     let accounts = MemoryAccounts::new();
     let new = NewAccount {
         id: "acct-1".into(),
@@ -71,7 +78,18 @@ async fn enforcing_server(policy: Policy, ietf_headers: bool) -> Enforcing {
         count.fetch_add(1, Ordering::SeqCst);
         async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"echo")))) }
     });
-    let service = layer.layer(inner);
+    let enforce = layer.layer(inner);
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let wave = Arc::new(tokio::sync::Barrier::new(hold.max(1)));
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+        let (enforce, arrived, wave) = (enforce.clone(), Arc::clone(&arrived), Arc::clone(&wave));
+        async move {
+            if arrived.fetch_add(1, Ordering::SeqCst) < hold {
+                let _ = tokio::time::timeout(Duration::from_secs(5), wave.wait()).await;
+            }
+            enforce.oneshot(req).await
+        }
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -181,9 +199,10 @@ async fn unpaced_burst_draws_429s_so_the_pacing_tests_mean_something() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_over_a_learning_pacer_gets_every_request_of_a_concurrent_burst_through() {
     // The pacer knows nothing before the first answers, so the first wave
-    // draws 429s; the retry layer waits them out and the pacer spaces the
-    // retries. Every request ends admitted, and only 15 reach the service.
-    let server = enforcing_server(Policy::from_toml(POLICY).unwrap(), true).await;
+    // (held at the server until all of it has arrived) draws 429s; the
+    // retry layer waits them out and the pacer spaces the retries. Every
+    // request ends admitted, and only 15 reach the service.
+    let server = gated_enforcing_server(Policy::from_toml(POLICY).unwrap(), true, BURST).await;
     let policy = RetryPolicy {
         base: Duration::from_millis(10),
         ..RetryPolicy::SEED

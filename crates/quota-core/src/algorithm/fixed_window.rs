@@ -66,3 +66,9 @@ pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
 pub(crate) fn after((window, used): (u64, u64), cost: u64) -> (u64, u64) {
     (window, used.saturating_add(cost))
 }
+
+/// When a window's count stops counting: the end of window `window` (ms).
+#[inline]
+pub(crate) fn expires_at(limit: &Limit, window: u64) -> u64 {
+    window.saturating_add(1).saturating_mul(limit.window_ms)
+}

@@ -291,25 +291,16 @@ impl Limit {
     /// The moment from which `state` counts nothing any more, in ms since the
     /// epoch: a store may drop the state then (and Redis keys carry it as TTL).
     pub fn expires_at(&self, state: &State) -> u64 {
-        let w = self.window_ms;
-        match state {
+        match *state {
             State::Empty => 0,
-            State::Fixed { window, .. } => window.saturating_add(1).saturating_mul(w),
+            State::Fixed { window, .. } => fixed_window::expires_at(self, window),
             State::Counter {
                 window,
                 current,
                 previous,
-            } => {
-                if *current > 0 {
-                    window.saturating_add(2).saturating_mul(w)
-                } else if *previous > 0 {
-                    window.saturating_add(1).saturating_mul(w)
-                } else {
-                    0
-                }
-            }
-            State::Log(log) => log.newest().map_or(0, |t| t.saturating_add(w)),
-            State::Gcra { tat } => *tat,
+            } => sliding_window::expires_at(self, (window, previous, current)),
+            State::Log(ref log) => log.newest().map_or(0, |t| t.saturating_add(self.window_ms)),
+            State::Gcra { tat } => tat,
         }
     }
 }

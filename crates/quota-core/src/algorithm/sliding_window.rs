@@ -123,3 +123,17 @@ pub(crate) fn after((window, previous, current): (u64, u64, u64), cost: u64) -> 
     let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     (window, narrow(previous), narrow(current + cost))
 }
+
+/// When the counts `(window, previous, current)` stop counting (ms): the
+/// end of the next window while the current one counts anything, the end
+/// of this one while only the previous does; 0 for nothing counted.
+#[inline]
+pub(crate) fn expires_at(limit: &Limit, (window, previous, current): (u64, u32, u32)) -> u64 {
+    if current > 0 {
+        window.saturating_add(2).saturating_mul(limit.window_ms)
+    } else if previous > 0 {
+        window.saturating_add(1).saturating_mul(limit.window_ms)
+    } else {
+        0
+    }
+}

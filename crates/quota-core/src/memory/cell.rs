@@ -89,7 +89,7 @@ pub(super) fn init(cell: &mut [u64], tag: u64) {
 /// An inline cell's numbers as its algorithm reads them at one instant
 /// (the window moved on, the previous count carried over): what both the
 /// evaluation and the commit of one request start from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Seen(u64, u64, u64);
 
 /// Reads an inline cell (every kind but [`Kind::Log`]) at `now`.
@@ -146,32 +146,29 @@ pub(super) fn record(
     cost: u64,
 ) -> u64 {
     let tag = cell[0] & TAG_MASK;
-    let state = match limit.algorithm() {
+    match limit.algorithm() {
         Algorithm::FixedWindow => {
             let (window, used) = fixed_window::after((a, b), cost);
             cell[0] = tag | (u64::from(u32::try_from(used).unwrap_or(u32::MAX)) << 32);
             cell[1] = window;
-            State::Fixed { window, used }
+            fixed_window::expires_at(limit, window)
         }
         Algorithm::SlidingWindow => {
-            let (window, previous, current) = sliding_window::after((a, b, c), cost);
+            let counts = sliding_window::after((a, b, c), cost);
+            let (window, previous, current) = counts;
             cell[0] = tag | (u64::from(current) << 32);
             cell[1] = window;
             cell[2] = u64::from(previous);
-            State::Counter {
-                window,
-                previous,
-                current,
-            }
+            sliding_window::expires_at(limit, counts)
         }
         Algorithm::Gcra => {
             let tat = gcra::next_tat(limit, a, now, cost);
             cell[1] = tat;
-            State::Gcra { tat }
+            tat
         }
-        Algorithm::SlidingLog => State::Empty,
-    };
-    limit.expires_at(&state)
+        // Logs live beside the arena; their cells are never recorded here.
+        Algorithm::SlidingLog => 0,
+    }
 }
 
 /// The log slot a [`Kind::Log`] cell points at, if any.

@@ -30,7 +30,7 @@ use crate::decision::Decision;
 use crate::policy::{Bucket, Plan, PlanError, Policy, Request};
 use crate::store::{Outcomes, Store, StoreError};
 use crate::Timestamp;
-use shard::{combine, Shard};
+use shard::{bucket_hash, Shard};
 
 pub(crate) use shard::MAX_KEY_PART;
 
@@ -39,10 +39,10 @@ pub const SWEEP_INTERVAL_MS: u64 = 10_000;
 
 /// Thread-safe in-memory state for every (account, scope, limit).
 ///
-/// Each shard keeps its buckets packed in two arenas (states as words, keys
-/// as bytes) with a table of 4-byte offsets, so a bucket costs about its
-/// key's length plus 16 bytes per limit and 16 of header; `docs/performance.md`
-/// has the measured figures.
+/// Each shard keeps its buckets packed in one arena of words (header, key
+/// bytes, states) with a table of 4-byte offsets, so a bucket costs its
+/// key's length rounded up to 8 bytes, plus 16 bytes per limit and 16 of
+/// header; `docs/performance.md` has the measured figures.
 pub struct MemoryStore {
     /// parking_lot mutexes: they do not poison, and a shard is never left
     /// half-written (each state is written whole).
@@ -100,11 +100,13 @@ impl MemoryStore {
     }
 
     /// Decides a plan at `now`: commits every limit if all admit, nothing otherwise.
+    #[inline]
     pub fn decide_now(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
         self.run(plan, now, true)
     }
 
     /// What [`MemoryStore::decide_now`] would answer, changing nothing.
+    #[inline]
     pub fn peek_now(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
         self.run(plan, now, false)
     }
@@ -116,12 +118,16 @@ impl MemoryStore {
     ///
     /// [`Limit::share`]: crate::algorithm::Limit::share
     pub fn decide_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
-        self.run_with(plan, now, true, parts)
+        let mut outcomes = Outcomes::new();
+        self.run_with(plan, now, true, parts, &mut outcomes);
+        outcomes
     }
 
     /// What [`MemoryStore::decide_share`] would answer, changing nothing.
     pub fn peek_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
-        self.run_with(plan, now, false, parts)
+        let mut outcomes = Outcomes::new();
+        self.run_with(plan, now, false, parts, &mut outcomes);
+        outcomes
     }
 
     /// Buckets held (each holds the states of one account's scope).
@@ -148,46 +154,72 @@ impl MemoryStore {
         }
     }
 
+    /// Outcomes are written into the caller's frame (this is inlined), not
+    /// copied out of the decision's.
+    #[inline]
     fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
-        self.run_with(plan, now, commit, 1)
+        let mut outcomes = Outcomes::new();
+        self.run_with(plan, now, commit, 1, &mut outcomes);
+        outcomes
     }
 
-    fn run_with(&self, plan: &Plan<'_>, now: Timestamp, commit: bool, parts: u64) -> Outcomes {
-        let mut outcomes = Outcomes::new();
+    fn run_with(
+        &self,
+        plan: &Plan<'_>,
+        now: Timestamp,
+        commit: bool,
+        parts: u64,
+        outcomes: &mut Outcomes,
+    ) {
         if plan.is_empty() {
-            return outcomes;
+            return;
         }
         let account = plan.account().as_bytes();
         let h_account = self.hasher.hash_one(account);
         let mut guard = self.shards[(h_account as usize >> 7) & self.mask].0.lock();
         let shard = &mut *guard;
-        let cost = plan.cost();
-        let locate = |scope: &str| combine(h_account, self.hasher.hash_one(scope.as_bytes()));
         let mut buckets = plan.buckets();
-        if let (Some(bucket), 0) = (buckets.next(), buckets.len()) {
+        if let (Some(bucket), 0, 1) = (buckets.next(), buckets.len(), parts) {
             // One bucket in the steady state (the common case): its record
             // holds exactly these cells; decide them in place.
-            let scope = bucket.scope();
-            let record = shard.find(locate(scope), account, scope.as_bytes());
-            if let Some(r) = record.filter(|_| parts <= 1) {
-                let at = (now.as_millis(), cost);
+            let scope = bucket.scope().as_bytes();
+            let h = bucket_hash(&self.hasher, h_account, scope);
+            if let Some(r) = shard.find(h, account, scope) {
+                let at = (now.as_millis(), plan.cost());
                 if let Some(admitted) =
-                    shard.decide_in_place(r, bucket.limits(), at, commit, &mut outcomes)
+                    shard.decide_in_place(r, bucket.limits(), at, commit, outcomes)
                 {
                     if commit && admitted {
                         shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
                     }
-                    return outcomes;
+                    return;
                 }
             }
         }
-        // Otherwise evaluate every bucket, then commit every one (looking
-        // each record up again: committing one bucket may move another's).
+        self.run_general(shard, plan, h_account, (now, commit, parts), outcomes);
+    }
+
+    /// Every other case (several buckets, a new bucket or limit, a sliding
+    /// log, a share of a fleet's limits): evaluates every bucket, then
+    /// commits every one (looking each record up again: committing one
+    /// bucket may move another's).
+    #[inline(never)]
+    fn run_general(
+        &self,
+        shard: &mut Shard,
+        plan: &Plan<'_>,
+        h_account: u64,
+        (now, commit, parts): (Timestamp, bool, u64),
+        outcomes: &mut Outcomes,
+    ) {
+        let account = plan.account().as_bytes();
+        let cost = plan.cost();
+        let locate = |scope: &str| bucket_hash(&self.hasher, h_account, scope.as_bytes());
         let mut all_admit = true;
         for bucket in plan.buckets() {
             let scope = bucket.scope();
             let record = shard.find(locate(scope), account, scope.as_bytes());
-            all_admit &= evaluate(shard, record, &bucket, (now, cost, parts), &mut outcomes);
+            all_admit &= evaluate(shard, record, &bucket, (now, cost, parts), outcomes);
         }
         if commit && all_admit {
             for bucket in plan.buckets() {
@@ -200,7 +232,6 @@ impl MemoryStore {
             }
             shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
         }
-        outcomes
     }
 }
 

@@ -1,19 +1,21 @@
-//! One shard of the memory store: packed records in two arenas, and an index.
+//! One shard of the memory store: packed records in one arena, and an index.
 //!
-//! A record holds every state of one bucket, `(account, scope)`. Records
-//! live back to back in one `Vec<u64>` per shard and their key bytes in one
-//! `Vec<u8>`, so a bucket costs its words, its key bytes and a 4-byte index
-//! entry, with no allocation of its own:
+//! A record holds every state of one bucket, `(account, scope)`, and its
+//! key. Records live back to back in one `Vec<u64>` per shard, so a bucket
+//! costs its words and a 4-byte index entry, with no allocation of its own;
+//! and finding one touches the index and then the record alone (its key
+//! and its cells are in the same cache lines):
 //!
 //! | word | holds |
 //! |---|---|
 //! | 0 | when every state here counts nothing any more (ms, bits 0..48); the cells' length in words (bits 48..63); "moved" (bit 63) |
-//! | 1 | the key's offset in the key arena (bits 0..32), the account's length (32..48), the scope's length (48..64) |
-//! | 2.. | one cell per limit ([`cell`]) |
+//! | 1 | the account's length (bits 32..48), the scope's length (48..64) |
+//! | 2.. | the key: the account's bytes then the scope's, zero-padded to whole words |
+//! | then | one cell per limit ([`cell`]) |
 //!
 //! A record whose bucket gains a limit (a reloaded policy) is copied to the
 //! end of the arena with the new cell and the old copy is marked moved. The
-//! sweep drops expired and moved records and compacts both arenas.
+//! sweep drops expired and moved records and compacts the arena.
 
 use std::hash::BuildHasher;
 
@@ -44,7 +46,6 @@ pub(super) struct Shard {
     /// Offsets of records in `words`.
     index: HashTable<u32>,
     words: Vec<u64>,
-    keys: Vec<u8>,
     /// Sliding logs, by slot (their cells hold the slot number).
     logs: Vec<State>,
     free_logs: Vec<usize>,
@@ -60,7 +61,6 @@ struct Header {
     expires: u64,
     cells: usize,
     moved: bool,
-    key: usize,
     account_len: usize,
     scope_len: usize,
 }
@@ -72,39 +72,58 @@ impl Header {
             expires: w0 & EXPIRES_MASK,
             cells: ((w0 >> CELLS_SHIFT) & CELLS_MASK) as usize,
             moved: w0 & MOVED != 0,
-            key: (w1 & 0xFFFF_FFFF) as usize,
             account_len: ((w1 >> 32) & 0xFFFF) as usize,
             scope_len: (w1 >> 48) as usize,
         }
     }
 
+    fn key_words(&self) -> usize {
+        key_words(self.account_len + self.scope_len)
+    }
+
+    /// Words of the record: header, key and cells.
     fn len(&self) -> usize {
-        HEADER_WORDS + self.cells
+        HEADER_WORDS + self.key_words() + self.cells
     }
 
-    fn account<'k>(&self, keys: &'k [u8]) -> &'k [u8] {
-        &keys[self.key..self.key + self.account_len]
-    }
-
-    fn scope<'k>(&self, keys: &'k [u8]) -> &'k [u8] {
-        let start = self.key + self.account_len;
-        &keys[start..start + self.scope_len]
+    /// Where the record's cells start, relative to the record.
+    fn cells_at(&self) -> usize {
+        HEADER_WORDS + self.key_words()
     }
 }
 
-fn header_words(
-    expires: u64,
-    cells: usize,
-    key: usize,
-    account_len: usize,
-    scope_len: usize,
-) -> [u64; 2] {
+/// Words holding a key of `len` bytes.
+const fn key_words(len: usize) -> usize {
+    len.div_ceil(8)
+}
+
+/// Word 1 of a record: the lengths of its account and scope.
+fn lens_word(account_len: usize, scope_len: usize) -> u64 {
+    ((account_len as u64 & 0xFFFF) << 32) | ((scope_len as u64 & 0xFFFF) << 48)
+}
+
+fn header_words(expires: u64, cells: usize, account_len: usize, scope_len: usize) -> [u64; 2] {
     [
         expires.min(EXPIRES_MASK) | ((cells as u64 & CELLS_MASK) << CELLS_SHIFT),
-        (key as u64 & 0xFFFF_FFFF)
-            | ((account_len as u64 & 0xFFFF) << 32)
-            | ((scope_len as u64 & 0xFFFF) << 48),
+        lens_word(account_len, scope_len),
     ]
+}
+
+/// Appends a key's words: `account` then `scope`, zero-padded.
+fn push_key(words: &mut Vec<u64>, account: &[u8], scope: &[u8]) {
+    let at = words.len();
+    words.resize(at + key_words(account.len() + scope.len()), 0);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words[at..]);
+    bytes[..account.len()].copy_from_slice(account);
+    bytes[account.len()..account.len() + scope.len()].copy_from_slice(scope);
+}
+
+/// The account and scope of the record at `r`.
+fn key_of(words: &[u64], r: usize) -> (&[u8], &[u8]) {
+    let h = Header::read(words, r);
+    let at = r + HEADER_WORDS;
+    let bytes: &[u8] = bytemuck::cast_slice(&words[at..at + h.key_words()]);
+    bytes[..h.account_len + h.scope_len].split_at(h.account_len)
 }
 
 /// The tag of a limit's cell.
@@ -121,20 +140,24 @@ fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
         && cost <= limit.limit().count()
 }
 
-/// The hash of a bucket from the hashes of its account and scope.
-pub(super) fn combine(account_hash: u64, scope_hash: u64) -> u64 {
+/// The hash of a bucket from its account's hash and its scope: the
+/// account's own for the tier-wide scope (`*`, the most common), so that
+/// needs no second hash. (Keys are still compared in full.)
+#[inline]
+pub(super) fn bucket_hash<S: BuildHasher>(hasher: &S, account_hash: u64, scope: &[u8]) -> u64 {
+    if scope == b"*" {
+        return account_hash;
+    }
     account_hash
-        ^ scope_hash
+        ^ hasher
+            .hash_one(scope)
             .rotate_left(29)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-fn record_hash<S: BuildHasher>(hasher: &S, words: &[u64], keys: &[u8], r: usize) -> u64 {
-    let h = Header::read(words, r);
-    combine(
-        hasher.hash_one(h.account(keys)),
-        hasher.hash_one(h.scope(keys)),
-    )
+fn record_hash<S: BuildHasher>(hasher: &S, words: &[u64], r: usize) -> u64 {
+    let (account, scope) = key_of(words, r);
+    bucket_hash(hasher, hasher.hash_one(account), scope)
 }
 
 /// Reserves room for `additional` more items, growing by an eighth at a
@@ -159,36 +182,38 @@ impl Shard {
     }
 
     /// The record of `(account, scope)`.
-    #[inline]
+    ///
+    /// Walks the index's candidates itself rather than through
+    /// `HashTable::find`, whose comparison is a call through a `dyn` closure.
+    #[inline(always)]
     pub(super) fn find(&self, h: u64, account: &[u8], scope: &[u8]) -> Option<usize> {
-        let (words, keys) = (&self.words, &self.keys);
-        self.index
-            .find(h, |&r| {
-                let Some(&w1) = words.get(r as usize + 1) else {
-                    return false;
-                };
-                let (key, account_len) =
-                    ((w1 & 0xFFFF_FFFF) as usize, ((w1 >> 32) & 0xFFFF) as usize);
-                account_len == account.len()
-                    && (w1 >> 48) as usize == scope.len()
-                    && match keys.get(key..key + account_len + scope.len()) {
-                        Some(k) => {
-                            let (a, s) = k.split_at(account_len);
-                            crate::bytes::eq(a, account) && crate::bytes::eq(s, scope)
-                        }
-                        None => false,
-                    }
-            })
-            .map(|&r| r as usize)
+        let words = &self.words;
+        let lens = lens_word(account.len(), scope.len());
+        let n = account.len() + scope.len();
+        for &r in self.index.iter_hash(h) {
+            let r = r as usize;
+            if words.get(r + 1) != Some(&lens) {
+                continue;
+            }
+            let Some(key) = words.get(r + HEADER_WORDS..r + HEADER_WORDS + key_words(n)) else {
+                continue;
+            };
+            let bytes: &[u8] = bytemuck::cast_slice(key);
+            let (a, s) = bytes[..n].split_at(account.len());
+            if crate::bytes::eq(a, account) && crate::bytes::eq(s, scope) {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// The cell of `limit` in the record at `r`.
     #[inline]
     pub(super) fn cell(&self, r: usize, limit: &PolicyLimit) -> Option<usize> {
         let tag = tag(limit);
-        let n = ((self.words[r] >> CELLS_SHIFT) & CELLS_MASK) as usize;
-        let mut i = r + HEADER_WORDS;
-        let end = i + n;
+        let header = Header::read(&self.words, r);
+        let mut i = r + header.cells_at();
+        let end = i + header.cells;
         while i < end {
             let w0 = self.words[i];
             if cell::tag_of(w0) == tag {
@@ -221,8 +246,9 @@ impl Shard {
     /// Decides a bucket in the record at `r` when the record holds exactly
     /// the bucket's inline cells, in order (the steady state): evaluates
     /// every limit, pushing its outcome, and when all admit and `commit`,
-    /// records the request. `None` (and no outcome pushed) when the record
-    /// is laid out otherwise; the caller then takes the general path.
+    /// records the request from what the evaluation read (one pass over
+    /// each cell). `None` (and no outcome pushed) when the record is laid
+    /// out otherwise; the caller then takes the general path.
     #[inline]
     pub(super) fn decide_in_place(
         &mut self,
@@ -232,40 +258,49 @@ impl Shard {
         commit: bool,
         outcomes: &mut Outcomes,
     ) -> Option<bool> {
-        let end = r + HEADER_WORDS + ((self.words[r] >> CELLS_SHIFT) & CELLS_MASK) as usize;
+        let (header, w1) = (*self.words.get(r)?, *self.words.get(r + 1)?);
+        let key = key_words((((w1 >> 32) & 0xFFFF) + (w1 >> 48)) as usize);
+        let at = r + HEADER_WORDS + key;
+        let end = at + ((header >> CELLS_SHIFT) & CELLS_MASK) as usize;
+        let cells = self.words.get_mut(at..end)?;
         if let [l] = limits {
-            // One limit: read the cell once, then decide and record.
+            // One limit (the most common shape), without the loops.
             let limit = l.limit();
-            let at = r + HEADER_WORDS;
-            let cell = self.words.get_mut(at..end)?;
-            if cell.len() != Kind::of(limit.algorithm()).words() || !decides_in_place(cell, l, cost)
+            if cells.len() != Kind::of(limit.algorithm()).words()
+                || !decides_in_place(cells, l, cost)
             {
                 return None;
             }
-            let seen = cell::see(cell, limit, now);
+            let seen = cell::see(cells, limit, now);
             let outcome = cell::outcome(limit, seen, now, cost);
             outcomes.push(outcome);
             if commit && outcome.admits {
-                let until = cell::record(cell, limit, seen, now, cost).min(EXPIRES_MASK);
-                let header = self.words[r];
+                let until = cell::record(cells, limit, seen, now, cost).min(EXPIRES_MASK);
                 self.words[r] = (header & !EXPIRES_MASK) | (header & EXPIRES_MASK).max(until);
             }
             return Some(outcome.admits);
         }
-        let cells = self.words.get(r + HEADER_WORDS..end)?;
+        // What the evaluation read, kept for the commit (re-read past four).
+        let mut seen = [cell::Seen::default(); 4];
         let mut at = 0;
         let mut all_admit = true;
-        for l in limits {
+        for (i, l) in limits.iter().enumerate() {
             let limit = l.limit();
             let words = Kind::of(limit.algorithm()).words();
-            let cell = cells.get(at..at + words)?;
-            if !decides_in_place(cell, l, cost) {
+            let Some(cell) = cells
+                .get(at..at + words)
+                .filter(|c| decides_in_place(c, l, cost))
+            else {
                 outcomes.clear();
                 return None;
-            }
-            let outcome = cell::evaluate(cell, limit, now, cost);
+            };
+            let s = cell::see(cell, limit, now);
+            let outcome = cell::outcome(limit, s, now, cost);
             all_admit &= outcome.admits;
             outcomes.push(outcome);
+            if let Some(slot) = seen.get_mut(i) {
+                *slot = s;
+            }
             at += words;
         }
         if at != cells.len() {
@@ -273,15 +308,20 @@ impl Shard {
             return None;
         }
         if commit && all_admit {
-            let mut expires = self.words[r] & EXPIRES_MASK;
-            let mut i = r + HEADER_WORDS;
-            for l in limits {
+            let mut expires = header & EXPIRES_MASK;
+            let mut at = 0;
+            for (i, l) in limits.iter().enumerate() {
                 let limit = l.limit();
-                let until = cell::commit(&mut self.words[i..], limit, now, cost);
+                let words = Kind::of(limit.algorithm()).words();
+                let cell = &mut cells[at..at + words];
+                let until = match seen.get(i) {
+                    Some(&s) => cell::record(cell, limit, s, now, cost),
+                    None => cell::commit(cell, limit, now, cost),
+                };
                 expires = expires.max(until.min(EXPIRES_MASK));
-                i += Kind::of(limit.algorithm()).words();
+                at += words;
             }
-            self.words[r] = (self.words[r] & !EXPIRES_MASK) | expires;
+            self.words[r] = (header & !EXPIRES_MASK) | expires;
         }
         Some(all_admit)
     }
@@ -347,25 +387,22 @@ impl Shard {
         scope: &[u8],
         limits: &[PolicyLimit],
     ) -> usize {
-        let key = self.keys.len();
-        reserve(&mut self.keys, account.len() + scope.len());
-        self.keys.extend_from_slice(account);
-        self.keys.extend_from_slice(scope);
         let cells: usize = limits
             .iter()
             .map(|l| Kind::of(l.limit().algorithm()).words())
             .sum();
         let r = self.words.len();
-        reserve(&mut self.words, HEADER_WORDS + cells);
+        let key = key_words(account.len() + scope.len());
+        reserve(&mut self.words, HEADER_WORDS + key + cells);
         self.words
-            .extend(header_words(0, cells, key, account.len(), scope.len()));
+            .extend(header_words(0, cells, account.len(), scope.len()));
+        push_key(&mut self.words, account, scope);
         for l in limits {
             self.push_cell(tag(l));
         }
-        let (words, keys) = (&self.words, &self.keys);
-        self.index.insert_unique(h, r as u32, |&x| {
-            record_hash(hasher, words, keys, x as usize)
-        });
+        let words = &self.words;
+        self.index
+            .insert_unique(h, r as u32, |&x| record_hash(hasher, words, x as usize));
         r
     }
 
@@ -390,7 +427,7 @@ impl Shard {
         let keep_all = old.cells + added <= MAX_CELL_WORDS;
         let wanted: SmallVec<[u64; 4]> = limits.iter().map(tag).collect();
         let mut kept = Vec::new();
-        let mut i = r + HEADER_WORDS;
+        let mut i = r + old.cells_at();
         while i < r + old.len() {
             let kind = cell::kind_of(self.words[i]);
             if keep_all || wanted.contains(&cell::tag_of(self.words[i])) {
@@ -402,14 +439,15 @@ impl Shard {
         }
         let cells = kept.iter().map(|&(_, n)| n).sum::<usize>() + added;
         let new_r = self.words.len();
-        reserve(&mut self.words, HEADER_WORDS + cells);
+        reserve(&mut self.words, old.cells_at() + cells);
         self.words.extend(header_words(
             old.expires,
             cells,
-            old.key,
             old.account_len,
             old.scope_len,
         ));
+        self.words
+            .extend_from_within(r + HEADER_WORDS..r + old.cells_at());
         for (at, n) in kept {
             self.words.extend_from_within(at..at + n);
         }
@@ -446,11 +484,10 @@ impl Shard {
     }
 
     /// Drops every record whose windows have all passed at `now` (and moved
-    /// copies), then compacts the arenas and rebuilds the index.
+    /// copies), then compacts the arena and rebuilds the index.
     pub(super) fn sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         self.last_sweep = now;
         let mut live_words = 0;
-        let mut live_keys = 0;
         let mut live = 0;
         let mut dead = false;
         let mut r = 0;
@@ -459,7 +496,6 @@ impl Shard {
             if !h.moved && h.expires > now {
                 live += 1;
                 live_words += h.len();
-                live_keys += h.account_len + h.scope_len;
             } else {
                 dead = true;
             }
@@ -470,29 +506,19 @@ impl Shard {
             return;
         }
         let mut words = Vec::with_capacity(live_words + live_words / 8);
-        let mut keys = Vec::with_capacity(live_keys + live_keys / 8);
         let mut index = HashTable::with_capacity(live);
         let mut r = 0;
         while r < self.words.len() {
             let h = Header::read(&self.words, r);
             if !h.moved && h.expires > now {
                 let at = words.len();
-                words.extend(header_words(
-                    h.expires,
-                    h.cells,
-                    keys.len(),
-                    h.account_len,
-                    h.scope_len,
-                ));
-                words.extend_from_slice(&self.words[r + HEADER_WORDS..r + h.len()]);
-                keys.extend_from_slice(h.account(&self.keys));
-                keys.extend_from_slice(h.scope(&self.keys));
-                let hash = record_hash(hasher, &words, &keys, at);
+                words.extend_from_slice(&self.words[r..r + h.len()]);
+                let hash = record_hash(hasher, &words, at);
                 index.insert_unique(hash, at as u32, |&x: &u32| {
-                    record_hash(hasher, &words, &keys, x as usize)
+                    record_hash(hasher, &words, x as usize)
                 });
             } else if !h.moved {
-                let mut i = r + HEADER_WORDS;
+                let mut i = r + h.cells_at();
                 while i < r + h.len() {
                     let kind = cell::kind_of(self.words[i]);
                     if kind == Kind::Log {
@@ -504,7 +530,6 @@ impl Shard {
             r += h.len();
         }
         self.words = words;
-        self.keys = keys;
         self.index = index;
         self.moved_words = 0;
         if self.free_logs.len() == self.logs.len() {
