@@ -280,6 +280,34 @@ impl Shard {
             }
             return Some(outcome.admits);
         }
+        if let [a, b] = limits {
+            // Two limits (the seed's Basic shape: a minute and a day on one
+            // endpoint), without the loops either.
+            let (la, lb) = (a.limit(), b.limit());
+            let wa = Kind::of(la.algorithm()).words();
+            if cells.len() != wa + Kind::of(lb.algorithm()).words() {
+                return None;
+            }
+            let (ca, cb) = cells.split_at_mut(wa);
+            if !decides_in_place(ca, a, cost) || !decides_in_place(cb, b, cost) {
+                return None;
+            }
+            let (sa, sb) = (cell::see(ca, la, now), cell::see(cb, lb, now));
+            let (oa, ob) = (
+                cell::outcome(la, sa, now, cost),
+                cell::outcome(lb, sb, now, cost),
+            );
+            outcomes.push(oa);
+            outcomes.push(ob);
+            let admitted = oa.admits && ob.admits;
+            if commit && admitted {
+                let until = cell::record(ca, la, sa, now, cost)
+                    .max(cell::record(cb, lb, sb, now, cost))
+                    .min(EXPIRES_MASK);
+                self.words[r] = (header & !EXPIRES_MASK) | (header & EXPIRES_MASK).max(until);
+            }
+            return Some(admitted);
+        }
         // What the evaluation read, kept for the commit (re-read past four).
         let mut seen = [cell::Seen::default(); 4];
         let mut at = 0;
