@@ -364,6 +364,23 @@ fn the_memory_store_drops_buckets_whose_windows_have_passed() {
 }
 
 #[test]
+fn a_key_decided_in_place_sweeps_the_others_as_time_passes() {
+    let (p, s) = (Policy::seed(), MemoryStore::with_shards(1));
+    for i in 0..1000 {
+        s.check(&p, &req(&format!("acct-{i}"), "premium", "txt2img"), at(0))
+            .unwrap();
+    }
+    s.check(&p, &req("hot", "premium", "txt2img"), at(0))
+        .unwrap();
+    assert_eq!(s.len(), 1001);
+    // Only the one known key from now on: every decision is made in the
+    // key's own record, and the clock alone makes the sweep due.
+    s.check(&p, &req("hot", "premium", "txt2img"), at(120_000))
+        .unwrap();
+    assert_eq!(s.len(), 1, "expired buckets were swept");
+}
+
+#[test]
 fn an_account_or_path_longer_than_a_store_keys_is_an_error() {
     let p = Policy::seed();
     let long = "k".repeat(70_000);

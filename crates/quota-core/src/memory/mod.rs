@@ -190,7 +190,11 @@ impl MemoryStore {
                     shard.decide_in_place(r, bucket.limits(), at, commit, outcomes)
                 {
                     if commit && admitted {
-                        shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
+                        shard.maybe_sweep_in_place(
+                            &self.hasher,
+                            now.as_millis(),
+                            SWEEP_INTERVAL_MS,
+                        );
                     }
                     return;
                 }

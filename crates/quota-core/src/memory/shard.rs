@@ -500,6 +500,21 @@ impl Shard {
         }
     }
 
+    /// [`Shard::maybe_sweep`] after a decision in place, which adds and moves
+    /// no record: only the clock can have made a sweep due (the other two
+    /// conditions are checked whenever a commit adds or moves one).
+    #[inline]
+    pub(super) fn maybe_sweep_in_place<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        now: u64,
+        interval_ms: u64,
+    ) {
+        if now >= self.last_sweep.saturating_add(interval_ms) {
+            self.sweep(hasher, now);
+        }
+    }
+
     /// Sweeps when the shard has doubled since its last sweep, when moved
     /// records take half the arena, or every `interval_ms` of the callers' clock.
     pub(super) fn maybe_sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64, interval_ms: u64) {
