@@ -83,6 +83,11 @@ pub(crate) struct ServeArgs {
     /// Seconds to wait for the upstream's response headers before answering 504 (default 30).
     #[arg(long, env = "QUOTA_UPSTREAM_TIMEOUT", value_name = "SECS")]
     pub(crate) upstream_timeout: Option<f64>,
+    /// Seconds a client has to send a whole request head, on a new connection
+    /// or between requests on a kept-alive one, before the connection is
+    /// closed (default 60).
+    #[arg(long, env = "QUOTA_CLIENT_TIMEOUT", value_name = "SECS")]
+    pub(crate) client_timeout: Option<f64>,
     /// Seconds to let in-flight requests finish on shutdown (default 30).
     #[arg(long, env = "QUOTA_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub(crate) shutdown_timeout: Option<f64>,

@@ -58,6 +58,8 @@ pub(crate) struct Settings {
     pub(crate) ietf_headers: bool,
     /// How long to wait for upstream response headers.
     pub(crate) upstream_timeout: Duration,
+    /// How long a client connection may take to send a request head.
+    pub(crate) client_timeout: Duration,
     /// How long in-flight requests get on shutdown.
     pub(crate) shutdown_timeout: Duration,
     /// Threads serving connections (at least 1).
@@ -101,6 +103,8 @@ struct ConfigFile {
     ietf_headers: Option<Spanned<bool>>,
     #[serde(alias = "upstream-timeout")]
     upstream_timeout: Option<Spanned<f64>>,
+    #[serde(alias = "client-timeout")]
+    client_timeout: Option<Spanned<f64>>,
     #[serde(alias = "shutdown-timeout")]
     shutdown_timeout: Option<Spanned<f64>>,
     workers: Option<Spanned<usize>>,
@@ -301,6 +305,13 @@ impl Settings {
             "upstream_timeout",
             30.0,
         )?;
+        let client_timeout = secs(
+            args.client_timeout,
+            ("client-timeout", "QUOTA_CLIENT_TIMEOUT"),
+            l.and_then(|l| l.file.client_timeout.as_ref().map(|s| (l, s))),
+            "client_timeout",
+            60.0,
+        )?;
         let shutdown_timeout = secs(
             args.shutdown_timeout,
             ("shutdown-timeout", "QUOTA_SHUTDOWN_TIMEOUT"),
@@ -340,6 +351,7 @@ impl Settings {
             shadow,
             ietf_headers,
             upstream_timeout,
+            client_timeout,
             shutdown_timeout,
             workers,
             log_format,

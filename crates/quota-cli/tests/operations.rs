@@ -221,3 +221,47 @@ async fn changed_policy_file_is_reloaded_and_a_bad_one_refused() {
     let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
     assert_eq!(res.header("x-ratelimit-limit"), Some("3"));
 }
+
+/// Reads from `s` until the gateway closes it; how long that took.
+async fn closed_after(mut s: tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection was not closed within 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_slow_and_idle_clients_are_closed_after_the_client_timeout() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let (_up, gw, _dir) = gateway(&["--client-timeout", "0.5"]).await;
+    // Connects and sends nothing.
+    let silent = TcpStream::connect(gw.addr).await.unwrap();
+    // Sends half a request head, then nothing.
+    let mut slow = TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Sends one whole request, is answered, then keeps the connection idle.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (silent, slow, idle) =
+        tokio::join!(closed_after(silent), closed_after(slow), closed_after(idle));
+    for (who, after) in [("silent", silent), ("slow", slow), ("idle", idle)] {
+        assert!(
+            after >= Duration::from_millis(400) && after < Duration::from_secs(5),
+            "{who} client closed after {after:?}"
+        );
+    }
+    // Clients that keep to the time are served as before.
+    let ok = Http::default().get(&gw.url("/healthz"), None).await;
+    assert_eq!(ok.status, 200);
+}

@@ -44,7 +44,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use quota_core::{MemoryStore, Timestamp};
@@ -83,6 +83,8 @@ pub(crate) struct Shared {
 struct Gateway {
     shared: Arc<Shared>,
     enforced: Enforced,
+    /// How long a client connection may take to send a request head.
+    client_timeout: Duration,
 }
 
 /// Runs `quota serve` until SIGINT or SIGTERM.
@@ -138,6 +140,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         layer,
         upstream: upstream.clone(),
         upstream_timeout: settings.upstream_timeout,
+        client_timeout: settings.client_timeout,
     };
     // The first worker's gateway, built here so that a bad upstream fails
     // the start; the other workers build theirs on their own threads.
@@ -276,6 +279,7 @@ struct GatewayFactory {
     layer: EnforceLayer<GatewayStore, GatewayAccounts>,
     upstream: Uri,
     upstream_timeout: Duration,
+    client_timeout: Duration,
 }
 
 impl GatewayFactory {
@@ -291,6 +295,7 @@ impl GatewayFactory {
         Ok(Gateway {
             shared: Arc::clone(&self.shared),
             enforced: self.layer.layer(app),
+            client_timeout: self.client_timeout,
         })
     }
 }
@@ -336,12 +341,20 @@ async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
 
 impl Connections {
     fn new(gateway: Arc<Gateway>) -> Self {
+        // A client gets `client_timeout` to send each request head: on a new
+        // connection, and between requests on a kept-alive one (hyper starts
+        // the timer when the connection goes idle), so neither a slow client
+        // nor an idle one holds a connection open for ever.
+        let timeout = gateway.client_timeout;
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(timeout);
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
         Connections {
             gateway,
-            http: Arc::new(Protocols {
-                http1: hyper::server::conn::http1::Builder::new(),
-                auto: auto::Builder::new(TokioExecutor::new()),
-            }),
+            http: Arc::new(Protocols { http1, auto }),
             graceful: GracefulShutdown::new(),
             closing: watch::channel(false).0,
         }
@@ -354,6 +367,7 @@ impl Connections {
         // service (no per-request extension to carry it).
         let mut enforced = gw.enforced.clone();
         enforced.get_mut().set_client(ClientAddr::new(peer));
+        let client_timeout = gw.client_timeout;
         let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), req));
         let http = Arc::clone(&self.http);
         let watcher = self.graceful.watcher();
@@ -363,7 +377,7 @@ impl Connections {
             // hyper-util's version detection (which wraps the socket for
             // the whole connection) only for what may be HTTP/2.
             let sniffed = tokio::select! {
-                s = sniff(&stream) => s,
+                s = tokio::time::timeout(client_timeout, sniff(&stream)) => s.ok().flatten(),
                 _ = closing.wait_for(|c| *c) => None,
             };
             let ended = match sniffed {
