@@ -107,7 +107,10 @@ free_port() {
     local p
     for _ in $(seq 1 200); do
         p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        # Nothing listening, and (where `ss` is there) no socket of any
+        # state on it: a port still in TIME_WAIT cannot be bound by nginx.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+            { ! command -v ss >/dev/null 2>&1 || [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; }; then
             echo "$p"
             return 0
         fi
