@@ -258,11 +258,10 @@ impl Shard {
         commit: bool,
         outcomes: &mut Outcomes,
     ) -> Option<bool> {
-        let (header, w1) = (*self.words.get(r)?, *self.words.get(r + 1)?);
-        let key = key_words((((w1 >> 32) & 0xFFFF) + (w1 >> 48)) as usize);
-        let at = r + HEADER_WORDS + key;
-        let end = at + ((header >> CELLS_SHIFT) & CELLS_MASK) as usize;
-        let cells = self.words.get_mut(at..end)?;
+        let header = *self.words.get(r)?;
+        let h = Header::read(&self.words, r);
+        let at = r + h.cells_at();
+        let cells = self.words.get_mut(at..at + h.cells)?;
         if let [l] = limits {
             // One limit (the most common shape), without the loops.
             let limit = l.limit();
