@@ -91,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// Seconds to let in-flight requests finish on shutdown (default 30).
     #[arg(long, env = "QUOTA_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub(crate) shutdown_timeout: Option<f64>,
+    /// Client connections open at once; further clients wait in the
+    /// listen queue until one closes (default 10000).
+    #[arg(long, env = "QUOTA_MAX_CONNECTIONS", value_name = "N")]
+    pub(crate) max_connections: Option<usize>,
     /// Threads serving connections, each with its own event loop and its own
     /// upstream connections (default: the number of CPUs).
     #[arg(long, env = "QUOTA_WORKERS", value_name = "N")]

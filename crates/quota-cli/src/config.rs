@@ -62,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) client_timeout: Duration,
     /// How long in-flight requests get on shutdown.
     pub(crate) shutdown_timeout: Duration,
+    /// Client connections open at once (at least 1).
+    pub(crate) max_connections: usize,
     /// Threads serving connections (at least 1).
     pub(crate) workers: usize,
     /// Log format.
@@ -107,6 +109,8 @@ struct ConfigFile {
     client_timeout: Option<Spanned<f64>>,
     #[serde(alias = "shutdown-timeout")]
     shutdown_timeout: Option<Spanned<f64>>,
+    #[serde(alias = "max-connections")]
+    max_connections: Option<Spanned<usize>>,
     workers: Option<Spanned<usize>>,
     #[serde(alias = "log-format")]
     log_format: Option<Spanned<LogFormat>>,
@@ -319,6 +323,15 @@ impl Settings {
             "shutdown_timeout",
             30.0,
         )?;
+        let max_connections = match pick(
+            args.max_connections,
+            ("max-connections", "QUOTA_MAX_CONNECTIONS"),
+            l.and_then(|l| l.file.max_connections.as_ref().map(|s| (l, s))),
+            "max_connections",
+        ) {
+            Some((n, origin)) => max_connections(n).map_err(|e| origin.error(e))?,
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
         let workers = match pick(
             args.workers,
             ("workers", "QUOTA_WORKERS"),
@@ -353,6 +366,7 @@ impl Settings {
             upstream_timeout,
             client_timeout,
             shutdown_timeout,
+            max_connections,
             workers,
             log_format,
             demo: args.demo,
@@ -418,6 +432,22 @@ fn workers(n: usize) -> Result<usize, String> {
         Ok(n)
     } else {
         Err(format!("must be between 1 and {MAX_WORKERS}, not {n}"))
+    }
+}
+
+/// Client connections open at once unless configured.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The most `max_connections` accepts (a semaphore's limit is far higher;
+/// this keeps a typo from meaning "no limit").
+const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+
+fn max_connections(n: usize) -> Result<usize, String> {
+    if (1..=MAX_MAX_CONNECTIONS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be between 1 and {MAX_MAX_CONNECTIONS}, not {n}"
+        ))
     }
 }
 
@@ -502,6 +532,56 @@ mod tests {
         assert!(
             msg.starts_with(&format!("{}:3:10: listen:", p.0.display())),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn max_connections_and_client_timeout_default_and_bad_values_name_their_line() {
+        let upstream = || Some("http://127.0.0.1:9".to_owned());
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.max_connections, 10_000);
+        assert_eq!(s.client_timeout, Duration::from_secs(60));
+        let p = write(
+            "limits",
+            "upstream = \"http://127.0.0.1:9\"\nmax-connections = 5\nclient_timeout = 2.5\n",
+        );
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.max_connections, 5);
+        assert_eq!(s.client_timeout, Duration::from_millis(2500));
+        let p = write(
+            "limits0",
+            "upstream = \"http://127.0.0.1:9\"\nmax_connections = 0\n",
+        );
+        let err = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!("{}:2:19: max_connections:", p.0.display())),
+            "{err}"
+        );
+        let err = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            client_timeout: Some(-1.0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "--client-timeout (or QUOTA_CLIENT_TIMEOUT): invalid number of seconds -1"
+            ),
+            "{err}"
         );
     }
 

@@ -265,3 +265,29 @@ async fn silent_slow_and_idle_clients_are_closed_after_the_client_timeout() {
     let ok = Http::default().get(&gw.url("/healthz"), None).await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_limit_a_new_client_waits_until_one_closes() {
+    use tokio::net::TcpStream;
+    let (_up, gw, _dir) = gateway(&["--max-connections", "2", "--client-timeout", "1"]).await;
+    // Two clients take both slots and send nothing.
+    let a = TcpStream::connect(gw.addr).await.unwrap();
+    let b = TcpStream::connect(gw.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third is answered only once the client timeout has closed one of them.
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        Http::default().get(&gw.url("/healthz"), None),
+    )
+    .await
+    .expect("answered within 10 s");
+    let waited = started.elapsed();
+    assert_eq!(answer.status, 200);
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "the third client waited {waited:?}"
+    );
+    drop((a, b));
+    gw.wait_log("connection limit reached", Duration::from_secs(5));
+}

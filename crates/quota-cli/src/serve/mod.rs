@@ -50,7 +50,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use quota_core::{MemoryStore, Timestamp};
 use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, ServiceExt};
 
 use crate::config::{Settings, StoreSetting};
@@ -193,6 +193,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         first,
         &factory,
         settings.workers,
+        settings.max_connections,
         settings.shutdown_timeout,
     )
     .await?;
@@ -360,8 +361,9 @@ impl Connections {
         }
     }
 
-    /// Serves one accepted connection on this worker's runtime.
-    fn serve(&self, stream: TcpStream, peer: SocketAddr) {
+    /// Serves one accepted connection on this worker's runtime; `slot` is
+    /// given back when the connection closes.
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         let gw = Arc::clone(&self.gateway);
         // The client's address goes with the connection's copy of the
         // service (no per-request extension to carry it).
@@ -373,6 +375,7 @@ impl Connections {
         let watcher = self.graceful.watcher();
         let mut closing = self.closing.subscribe();
         tokio::spawn(async move {
+            let _slot = slot;
             // HTTP/1.1 is served by hyper's HTTP/1 connection directly;
             // hyper-util's version detection (which wraps the socket for
             // the whole connection) only for what may be HTTP/2.
@@ -409,8 +412,8 @@ impl Connections {
     }
 }
 
-/// An accepted connection handed to another worker.
-type Handoff = (std::net::TcpStream, SocketAddr);
+/// An accepted connection handed to another worker, with its slot.
+type Handoff = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// A worker on its own thread: where to hand it connections, and its
 /// answer once drained (true: every connection finished in time).
@@ -440,9 +443,9 @@ fn spawn_worker(index: usize, factory: GatewayFactory, drain: Duration) -> anyho
                     }
                 };
                 let conns = Connections::new(gateway);
-                while let Some((stream, peer)) = rx.recv().await {
+                while let Some((stream, peer, slot)) = rx.recv().await {
                     match TcpStream::from_std(stream) {
-                        Ok(stream) => conns.serve(stream, peer),
+                        Ok(stream) => conns.serve(stream, peer, slot),
                         Err(e) => tracing::warn!(error = %e, "cannot serve an accepted connection"),
                     }
                 }
@@ -456,13 +459,17 @@ fn spawn_worker(index: usize, factory: GatewayFactory, drain: Duration) -> anyho
 
 /// Accepts connections until a shutdown signal, handing them round-robin
 /// to `workers` workers (the first one on this runtime), then drains them.
+/// At most `max_connections` are open at once: at the limit, new clients
+/// wait in the listen queue until one closes.
 async fn serve(
     listener: TcpListener,
     first: Arc<Gateway>,
     factory: &GatewayFactory,
     workers: usize,
+    max_connections: usize,
     drain: Duration,
 ) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(max_connections));
     let mut remotes = Vec::with_capacity(workers.saturating_sub(1));
     for index in 1..workers {
         remotes.push(spawn_worker(index, factory.clone(), drain)?);
@@ -470,25 +477,45 @@ async fn serve(
     let local = Connections::new(first);
     let mut next = 0;
     let mut signal = std::pin::pin!(shutdown_signal());
+    // When the limit was last reported (at most once a minute).
+    let mut reported_full: Option<std::time::Instant> = None;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                next = (next + 1) % (remotes.len() + 1);
-                match next.checked_sub(1).and_then(|i| remotes.get(i)) {
-                    None => local.serve(stream, peer),
-                    Some(remote) => hand_off(remote, &local, stream, peer),
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if reported_full.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    reported_full = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        max_connections,
+                        "connection limit reached: new clients wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut signal => break,
                 }
             }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut signal => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        next = (next + 1) % (remotes.len() + 1);
+        match next.checked_sub(1).and_then(|i| remotes.get(i)) {
+            None => local.serve(stream, peer, slot),
+            Some(remote) => hand_off(remote, &local, (stream, peer, slot)),
         }
     }
     drop(listener);
@@ -512,7 +539,11 @@ async fn serve(
 
 /// Hands a connection to a worker on another thread (served here if that
 /// worker is gone).
-fn hand_off(remote: &Remote, local: &Connections, stream: TcpStream, peer: SocketAddr) {
+fn hand_off(
+    remote: &Remote,
+    local: &Connections,
+    (stream, peer, slot): (TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
     let stream = match stream.into_std() {
         Ok(s) => s,
         Err(e) => {
@@ -520,9 +551,11 @@ fn hand_off(remote: &Remote, local: &Connections, stream: TcpStream, peer: Socke
             return;
         }
     };
-    if let Err(mpsc::error::SendError((stream, peer))) = remote.handoff.send((stream, peer)) {
+    if let Err(mpsc::error::SendError((stream, peer, slot))) =
+        remote.handoff.send((stream, peer, slot))
+    {
         match TcpStream::from_std(stream) {
-            Ok(stream) => local.serve(stream, peer),
+            Ok(stream) => local.serve(stream, peer, slot),
             Err(e) => tracing::warn!(error = %e, "cannot serve an accepted connection"),
         }
     }
