@@ -428,10 +428,15 @@ fn parse_store(v: &str) -> Result<StoreSetting, String> {
 const MAX_WORKERS: usize = 1024;
 
 fn workers(n: usize) -> Result<usize, String> {
-    if (1..=MAX_WORKERS).contains(&n) {
+    between_1_and(MAX_WORKERS, n)
+}
+
+/// `n` if it is in `1..=max`.
+fn between_1_and(max: usize, n: usize) -> Result<usize, String> {
+    if (1..=max).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("must be between 1 and {MAX_WORKERS}, not {n}"))
+        Err(format!("must be between 1 and {max}, not {n}"))
     }
 }
 
@@ -442,13 +447,7 @@ const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 
 fn max_connections(n: usize) -> Result<usize, String> {
-    if (1..=MAX_MAX_CONNECTIONS).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "must be between 1 and {MAX_MAX_CONNECTIONS}, not {n}"
-        ))
-    }
+    between_1_and(MAX_MAX_CONNECTIONS, n)
 }
 
 fn seconds(v: f64) -> Result<Duration, String> {
@@ -477,6 +476,16 @@ mod tests {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+    }
+
+    /// Settings from a config file holding `text` alone.
+    fn from_file(name: &str, text: &str) -> (File, Result<Settings, ConfigError>) {
+        let p = write(name, text);
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(p.0.clone()),
+            ..ServeArgs::default()
+        });
+        (p, s)
     }
 
     fn write(name: &str, text: &str) -> File {
@@ -545,27 +554,18 @@ mod tests {
         .unwrap();
         assert_eq!(s.max_connections, 10_000);
         assert_eq!(s.client_timeout, Duration::from_secs(60));
-        let p = write(
+        let (_, s) = from_file(
             "limits",
             "upstream = \"http://127.0.0.1:9\"\nmax-connections = 5\nclient_timeout = 2.5\n",
         );
-        let s = Settings::resolve(&ServeArgs {
-            config: Some(p.0.clone()),
-            ..ServeArgs::default()
-        })
-        .unwrap();
+        let s = s.unwrap();
         assert_eq!(s.max_connections, 5);
         assert_eq!(s.client_timeout, Duration::from_millis(2500));
-        let p = write(
+        let (p, s) = from_file(
             "limits0",
             "upstream = \"http://127.0.0.1:9\"\nmax_connections = 0\n",
         );
-        let err = Settings::resolve(&ServeArgs {
-            config: Some(p.0.clone()),
-            ..ServeArgs::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let err = s.unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("{}:2:19: max_connections:", p.0.display())),
             "{err}"
@@ -611,16 +611,11 @@ mod tests {
             err.starts_with("--workers (or QUOTA_WORKERS): must be between 1 and"),
             "{err}"
         );
-        let p = write(
+        let (p, s) = from_file(
             "workers0",
             "upstream = \"http://127.0.0.1:9\"\nworkers = 0\n",
         );
-        let err = Settings::resolve(&ServeArgs {
-            config: Some(p.0.clone()),
-            ..ServeArgs::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let err = s.unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("{}:2:11: workers:", p.0.display())),
             "{err}"
