@@ -296,8 +296,12 @@ impl Shard {
                 cell::outcome(la, sa, now, cost),
                 cell::outcome(lb, sb, now, cost),
             );
-            outcomes.push(oa);
-            outcomes.push(ob);
+            if outcomes.is_empty() {
+                // Built whole rather than pushed twice (each push is a call).
+                *outcomes = Outcomes::from_buf_and_len([oa, ob, LimitOutcome::default()], 2);
+            } else {
+                outcomes.extend([oa, ob]);
+            }
             let admitted = oa.admits && ob.admits;
             if commit && admitted {
                 let until = cell::record(ca, la, sa, now, cost)
