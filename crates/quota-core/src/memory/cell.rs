@@ -89,7 +89,7 @@ pub(super) fn init(cell: &mut [u64], tag: u64) {
 /// An inline cell's numbers as its algorithm reads them at one instant
 /// (the window moved on, the previous count carried over): what both the
 /// evaluation and the commit of one request start from.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Seen(u64, u64, u64);
 
 /// Reads an inline cell (every kind but [`Kind::Log`]) at `now`.

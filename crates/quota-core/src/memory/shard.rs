@@ -246,8 +246,8 @@ impl Shard {
     /// Decides a bucket in the record at `r` when the record holds exactly
     /// the bucket's inline cells, in order (the steady state): evaluates
     /// every limit, pushing its outcome, and when all admit and `commit`,
-    /// records the request from what the evaluation read (one pass over
-    /// each cell). `None` (and no outcome pushed) when the record is laid
+    /// records the request (from what the evaluation read, for one or two
+    /// limits). `None` (and no outcome pushed) when the record is laid
     /// out otherwise; the caller then takes the general path.
     #[inline]
     pub(super) fn decide_in_place(
@@ -258,7 +258,6 @@ impl Shard {
         commit: bool,
         outcomes: &mut Outcomes,
     ) -> Option<bool> {
-        let header = *self.words.get(r)?;
         let h = Header::read(&self.words, r);
         let at = r + h.cells_at();
         let cells = self.words.get_mut(at..at + h.cells)?;
@@ -274,8 +273,8 @@ impl Shard {
             let outcome = cell::outcome(limit, seen, now, cost);
             outcomes.push(outcome);
             if commit && outcome.admits {
-                let until = cell::record(cells, limit, seen, now, cost).min(EXPIRES_MASK);
-                self.words[r] = (header & !EXPIRES_MASK) | (header & EXPIRES_MASK).max(until);
+                let until = cell::record(cells, limit, seen, now, cost);
+                self.extend_expiry(r, until);
             }
             return Some(outcome.admits);
         }
@@ -304,18 +303,16 @@ impl Shard {
             }
             let admitted = oa.admits && ob.admits;
             if commit && admitted {
-                let until = cell::record(ca, la, sa, now, cost)
-                    .max(cell::record(cb, lb, sb, now, cost))
-                    .min(EXPIRES_MASK);
-                self.words[r] = (header & !EXPIRES_MASK) | (header & EXPIRES_MASK).max(until);
+                let until = cell::record(ca, la, sa, now, cost);
+                let until = until.max(cell::record(cb, lb, sb, now, cost));
+                self.extend_expiry(r, until);
             }
             return Some(admitted);
         }
-        // What the evaluation read, kept for the commit (re-read past four).
-        let mut seen = [cell::Seen::default(); 4];
+        // Three limits or more (rare): evaluate each cell, then commit each.
         let mut at = 0;
         let mut all_admit = true;
-        for (i, l) in limits.iter().enumerate() {
+        for l in limits {
             let limit = l.limit();
             let words = Kind::of(limit.algorithm()).words();
             let Some(cell) = cells
@@ -325,13 +322,9 @@ impl Shard {
                 outcomes.clear();
                 return None;
             };
-            let s = cell::see(cell, limit, now);
-            let outcome = cell::outcome(limit, s, now, cost);
+            let outcome = cell::evaluate(cell, limit, now, cost);
             all_admit &= outcome.admits;
             outcomes.push(outcome);
-            if let Some(slot) = seen.get_mut(i) {
-                *slot = s;
-            }
             at += words;
         }
         if at != cells.len() {
@@ -339,22 +332,23 @@ impl Shard {
             return None;
         }
         if commit && all_admit {
-            let mut expires = header & EXPIRES_MASK;
+            let mut until = 0;
             let mut at = 0;
-            for (i, l) in limits.iter().enumerate() {
+            for l in limits {
                 let limit = l.limit();
-                let words = Kind::of(limit.algorithm()).words();
-                let cell = &mut cells[at..at + words];
-                let until = match seen.get(i) {
-                    Some(&s) => cell::record(cell, limit, s, now, cost),
-                    None => cell::commit(cell, limit, now, cost),
-                };
-                expires = expires.max(until.min(EXPIRES_MASK));
-                at += words;
+                until = until.max(cell::commit(&mut cells[at..], limit, now, cost));
+                at += Kind::of(limit.algorithm()).words();
             }
-            self.words[r] = (header & !EXPIRES_MASK) | expires;
+            self.extend_expiry(r, until);
         }
         Some(all_admit)
+    }
+
+    /// Moves the expiry of the record at `r` to `until` (ms) if that is later.
+    #[inline(always)]
+    fn extend_expiry(&mut self, r: usize, until: u64) {
+        let w = &mut self.words[r];
+        *w = (*w & !EXPIRES_MASK) | (*w & EXPIRES_MASK).max(until.min(EXPIRES_MASK));
     }
 
     /// Records an admitted request in every limit of a bucket whose record
@@ -375,7 +369,6 @@ impl Shard {
             Some(r) => self.grow(h, r, limits),
             None => self.create(hasher, h, account, scope, limits),
         };
-        let mut expires = self.words[r] & EXPIRES_MASK;
         for limit in limits {
             let Some(i) = self.cell(r, limit) else {
                 continue;
@@ -386,9 +379,8 @@ impl Shard {
             } else {
                 cell::commit(&mut self.words[i..], &limit, now.as_millis(), cost)
             };
-            expires = expires.max(until.min(EXPIRES_MASK));
+            self.extend_expiry(r, until);
         }
-        self.words[r] = (self.words[r] & !EXPIRES_MASK) | expires;
     }
 
     fn commit_log(&mut self, i: usize, limit: &Limit, now: Timestamp, cost: u64) -> u64 {
