@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
-use super::upstream::Pool;
+use super::upstream::{ForwardError, Pool};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -120,18 +119,17 @@ impl Proxy {
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let out = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+        let out = Request::from_parts(parts, body);
 
         match tokio::time::timeout(this.timeout, this.pool.send(out)).await {
-            Ok(Ok(res)) => {
-                let (mut parts, body) = res.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+            Ok(Ok(mut res)) => {
+                strip_hop_by_hop(res.headers_mut());
+                res
             }
-            Ok(Err(e)) if caused_by_request_body(&e) => {
+            Ok(Err(ForwardError::RequestBody(e))) => {
                 // The client's body failed (cut off, or stopped by an upload
                 // rule, whose answer the enforcement layer puts in place of this).
-                tracing::debug!(error = %error_chain(&e), "request body failed while forwarding");
+                tracing::debug!(error = %error_chain(&*e), "request body failed while forwarding");
                 message(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
@@ -159,21 +157,6 @@ impl Proxy {
             }
         }
     }
-}
-
-/// Whether a client error came from the request body rather than the upstream.
-fn caused_by_request_body(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_user)
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

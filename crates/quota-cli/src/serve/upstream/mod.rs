@@ -1,0 +1,269 @@
+//! Kept-alive HTTP/1.1 connections to the upstream, and a pool of them.
+//!
+//! A request whose body is known and small (none, or at most
+//! [`MAX_BUFFERED`] bytes with a `Content-Length`: most API calls) is read
+//! whole and sent on the gateway's own client connection ([`conn`]), in
+//! one write, its response read on the task serving the client. Any other
+//! body (an upload, or one of unknown length) is streamed to the upstream
+//! through `hyper`'s client ([`streaming`]), which writes it while it
+//! watches for an early answer. nginx does the same split with its
+//! request buffering.
+//!
+//! Either way a request takes an idle connection or opens one, and the
+//! response body puts the connection back once it has been read to its end.
+//! A connection whose body is dropped unread, whose request is abandoned
+//! (upstream timeout), that the upstream closed or that sent more than it
+//! was asked for is not reused. Idle connections are closed after
+//! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] of each kind are kept.
+
+mod conn;
+mod streaming;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+
+use super::respond::{Body, BoxError};
+use conn::{Conn, ExchangeError};
+
+/// How long an unused connection is kept.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most idle connections kept, of each kind.
+pub(crate) const MAX_IDLE: usize = 256;
+
+/// The largest request body read whole before it is sent (bytes).
+pub(crate) const MAX_BUFFERED: u64 = 64 * 1024;
+
+/// Why a request could not get a response.
+#[derive(Debug)]
+pub(crate) enum ForwardError {
+    /// The connection could not be opened.
+    Connect(io::Error),
+    /// The connection could not be opened in time.
+    ConnectTimeout,
+    /// The client's request body failed while it was read (cut off, or
+    /// stopped by an upload rule).
+    RequestBody(BoxError),
+    /// The exchange with the upstream failed.
+    Exchange(ExchangeError),
+    /// The exchange through `hyper`'s client failed (a streamed body).
+    Http(hyper::Error),
+}
+
+impl fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardError::Connect(_) => f.write_str("cannot connect to the upstream"),
+            ForwardError::ConnectTimeout => f.write_str("connecting to the upstream timed out"),
+            ForwardError::RequestBody(_) => f.write_str("the request body could not be read"),
+            ForwardError::Exchange(_) | ForwardError::Http(_) => {
+                f.write_str("the upstream exchange failed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ForwardError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ForwardError::Connect(e) => Some(e),
+            ForwardError::ConnectTimeout => None,
+            ForwardError::RequestBody(e) => Some(&**e),
+            ForwardError::Exchange(e) => Some(e),
+            ForwardError::Http(e) => Some(e),
+        }
+    }
+}
+
+/// Idle connections of one kind, newest last.
+struct Idle<C>(Mutex<Vec<(C, Instant)>>);
+
+impl<C> Idle<C> {
+    fn new() -> Self {
+        Idle(Mutex::new(Vec::new()))
+    }
+
+    /// The newest idle connection that `usable` accepts (others are closed).
+    fn take(&self, usable: impl Fn(&C) -> bool) -> Option<C> {
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && usable(&conn) {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, conn: C) {
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
+    }
+
+    /// Closes connections idle for too long, or that `usable` refuses.
+    fn reap(&self, usable: impl Fn(&C) -> bool) {
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(c, since)| since.elapsed() < IDLE_TIMEOUT && usable(c));
+    }
+}
+
+/// Connections to one `host:port`.
+pub(crate) struct Pool {
+    addr: String,
+    connect_timeout: Duration,
+    conns: Idle<Conn>,
+    streaming: Idle<streaming::Sender>,
+}
+
+impl Pool {
+    /// A pool of connections to `addr` (`host:port`); closes idle ones
+    /// in the background while it lives. Call inside a tokio runtime.
+    pub(crate) fn new(addr: String, connect_timeout: Duration) -> Arc<Self> {
+        let pool = Arc::new(Pool {
+            addr,
+            connect_timeout,
+            conns: Idle::new(),
+            streaming: Idle::new(),
+        });
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(reap(weak));
+        pool
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) on an idle connection,
+    /// or on a new one.
+    pub(crate) async fn send<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<Body>, ForwardError>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let body = req.body();
+        let whole = if body.is_end_stream() {
+            Some(0)
+        } else {
+            body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED)
+        };
+        match whole {
+            Some(len) => self.send_whole(req, len).await,
+            None => {
+                let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+                self.send_streaming(req).await
+            }
+        }
+    }
+
+    /// Reads the body (`len` bytes), then sends the request in one write.
+    async fn send_whole<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        len: u64,
+    ) -> Result<Response<Body>, ForwardError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let mut data = BytesMut::new();
+        if len > 0 {
+            let mut body = std::pin::pin!(body);
+            data.reserve(usize::try_from(len).unwrap_or(0));
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ForwardError::RequestBody(e.into()))?;
+                if let Some(chunk) = frame.data_ref() {
+                    data.extend_from_slice(chunk);
+                }
+            }
+            if data.len() as u64 != len {
+                let e = format!("the request body has {} bytes, not {len}", data.len());
+                return Err(ForwardError::RequestBody(e.into()));
+            }
+        }
+        // The body's length is sent when there is one, when the client sent
+        // one, and for methods whose requests are meant to carry one.
+        let expects_body = !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+        );
+        let body_len =
+            (len > 0 || expects_body || parts.headers.contains_key(http::header::CONTENT_LENGTH))
+                .then_some(len);
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let method = parts.method;
+
+        let mut request = Vec::new();
+        let encode = |out: &mut Vec<u8>| {
+            out.clear();
+            wire::encode_request(out, &method, target, &parts.headers, body_len);
+            out.extend_from_slice(&data);
+        };
+        // An idle connection the upstream closed meanwhile fails before a
+        // response starts: the request goes again on the next one, when
+        // that is safe (it was not written whole, or its method is
+        // idempotent). A new connection's failure is the answer.
+        while let Some(mut conn) = self.conns.take(Conn::is_reusable) {
+            if request.is_empty() {
+                request = std::mem::take(&mut conn.out);
+                encode(&mut request);
+            }
+            match conn.exchange(&request, &method).await {
+                Ok(head) => {
+                    conn.out = request;
+                    return Ok(self.response(conn, head));
+                }
+                Err(ExchangeError::NoResponse { written, .. })
+                    if !written || method.is_idempotent() => {}
+                Err(e) => return Err(ForwardError::Exchange(e)),
+            }
+        }
+        let mut conn = Conn::connect(&self.addr, self.connect_timeout).await?;
+        if request.is_empty() {
+            request = std::mem::take(&mut conn.out);
+            encode(&mut request);
+        }
+        let head = conn
+            .exchange(&request, &method)
+            .await
+            .map_err(ForwardError::Exchange)?;
+        conn.out = request;
+        Ok(self.response(conn, head))
+    }
+
+    fn response(self: &Arc<Self>, conn: Conn, head: wire::Head) -> Response<Body> {
+        let body = conn.body(&head, self);
+        let mut res = Response::new(body.boxed_unsync());
+        *res.status_mut() = head.status;
+        *res.headers_mut() = head.headers;
+        res
+    }
+
+    fn checkin_conn(&self, conn: Conn) {
+        self.conns.put(conn);
+    }
+}
+
+/// Closes connections idle for longer than [`IDLE_TIMEOUT`], until the
+/// pool is dropped.
+async fn reap(pool: Weak<Pool>) {
+    let mut tick = tokio::time::interval(IDLE_TIMEOUT);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.conns.reap(Conn::is_reusable);
+        pool.streaming.reap(|s| !s.is_closed());
+    }
+}
