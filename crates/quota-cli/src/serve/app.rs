@@ -56,7 +56,11 @@ impl App {
         let who = req.extensions_mut().remove::<Identity>();
         if req.uri().path() == "/v1/limits" {
             return match who {
-                Some(who) => self.limits(&who).await,
+                Some(who) => {
+                    // Boxed, so that the proxied requests' futures stay small.
+                    let limits = Box::pin(self.limits(&who));
+                    limits.await
+                }
                 None => message(StatusCode::UNAUTHORIZED, "missing API key"),
             };
         }

@@ -608,7 +608,9 @@ async fn route(
             .render(s.store.backend(), s.store.mode(), s.store.redis_health());
         text(StatusCode::OK, "text/plain; version=0.0.4", body)
     } else if path == "/admin" || path.starts_with("/admin/") {
-        admin::handle(&gw.shared, req).await
+        // Boxed, so that the proxied requests' futures stay small.
+        let admin = Box::pin(admin::handle(&gw.shared, req));
+        admin.await
     } else {
         return enforced.oneshot(req).await;
     };

@@ -161,7 +161,12 @@ impl Pool {
             Some(len) => self.send_whole(req, len).await,
             None => {
                 let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
-                self.send_streaming(req).await
+                // Boxed: hyper's client futures would make every request's
+                // future (moved into a box per request) kilobytes larger.
+                // (In a statement of its own: a temporary of the `await`'s
+                // statement would be kept in this future.)
+                let streaming = Box::pin(self.send_streaming(req));
+                streaming.await
             }
         }
     }
