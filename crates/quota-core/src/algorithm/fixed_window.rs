@@ -17,7 +17,7 @@ fn used_now(limit: &Limit, state: &State, now: u64) -> (u64, u64) {
 /// [`used_now`] on the state's numbers. `(0, 0)` reads as no state.
 #[inline]
 pub(crate) fn current(limit: &Limit, window: u64, used: u64, now: u64) -> (u64, u64) {
-    if now < window.saturating_add(1).saturating_mul(limit.window_ms) {
+    if now < end_of(limit, window) {
         (window, used)
     } else {
         (now / limit.window_ms, 0)
@@ -36,7 +36,18 @@ pub(crate) fn outcome(
     now: u64,
     cost: u64,
 ) -> LimitOutcome {
-    let end = window.saturating_add(1).saturating_mul(limit.window_ms);
+    outcome_until(limit, (end_of(limit, window), used), now, cost)
+}
+
+/// [`outcome`] from the window's end (ms, as [`end_of`] gives it) rather
+/// than its index: no multiplication.
+#[inline]
+pub(crate) fn outcome_until(
+    limit: &Limit,
+    (end, used): (u64, u64),
+    now: u64,
+    cost: u64,
+) -> LimitOutcome {
     let reset_after_ms = end.saturating_sub(now);
     if used.saturating_add(cost) <= limit.count {
         LimitOutcome {
@@ -70,5 +81,11 @@ pub(crate) fn after((window, used): (u64, u64), cost: u64) -> (u64, u64) {
 /// When a window's count stops counting: the end of window `window` (ms).
 #[inline]
 pub(crate) fn expires_at(limit: &Limit, window: u64) -> u64 {
+    end_of(limit, window)
+}
+
+/// The end of window `window` (ms): the start of the next one, saturated.
+#[inline]
+pub(crate) fn end_of(limit: &Limit, window: u64) -> u64 {
     window.saturating_add(1).saturating_mul(limit.window_ms)
 }

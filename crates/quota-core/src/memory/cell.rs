@@ -7,13 +7,18 @@
 //! | 0 | 0..30 | the limit's fingerprint (its low 30 bits) |
 //! | 0 | 30..32 | the [`Kind`] |
 //! | 0 | 32..64 | a count: `used` (fixed window), `current` (counter) |
-//! | 1 | 0..64 | the window index (fixed, counter), the TAT (GCRA), or a sliding log's slot + 1 |
+//! | 1 | 0..64 | the window's end in ms (fixed), the window index (counter), the TAT (GCRA), or a sliding log's slot + 1 |
 //! | 2 | 0..32 | the counter's `previous` count |
 //!
 //! Counts fit in 32 bits because limits are validated to `count <=
 //! u32::MAX` and a cell never holds more than its limit admitted. A cell of
 //! all-zero values reads as the empty state: every algorithm treats window 0
-//! with nothing used (or a TAT of 0) exactly as it treats no state.
+//! with nothing used (or a TAT of 0) exactly as it treats no state (a fixed
+//! window that ended at 0 has passed, so it reads as nothing used).
+//!
+//! A fixed window keeps its window's end rather than its index: while
+//! requests stay in one window, deciding one needs no multiplication (the
+//! end is the expiry, and the time left is the end minus now).
 
 use crate::algorithm::{fixed_window, gcra, sliding_window};
 use crate::algorithm::{Algorithm, Limit, LimitOutcome, State};
@@ -88,18 +93,26 @@ pub(super) fn init(cell: &mut [u64], tag: u64) {
 
 /// An inline cell's numbers as its algorithm reads them at one instant
 /// (the window moved on, the previous count carried over): what both the
-/// evaluation and the commit of one request start from.
+/// evaluation and the commit of one request start from. For a fixed
+/// window, its end (ms) and the units used.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Seen(u64, u64, u64);
 
 /// Reads an inline cell (every kind but [`Kind::Log`]) at `now`.
+///
+/// `alg` is `limit.algorithm()`, passed apart so that a caller which has
+/// already matched on it (the one-limit decision) has every match here
+/// resolved at compile time.
 #[inline(always)]
-pub(super) fn see(cell: &[u64], limit: &Limit, now: u64) -> Seen {
+pub(super) fn see(alg: Algorithm, cell: &[u64], limit: &Limit, now: u64) -> Seen {
     let (w0, w1) = (cell[0], cell[1]);
-    match limit.algorithm() {
+    match alg {
         Algorithm::FixedWindow => {
-            let (window, used) = fixed_window::current(limit, w1, w0 >> 32, now);
-            Seen(window, used, 0)
+            if now < w1 {
+                Seen(w1, w0 >> 32, 0)
+            } else {
+                Seen(fixed_window::end_of(limit, now / limit.window_ms()), 0, 0)
+            }
         }
         Algorithm::SlidingWindow => {
             let (idx, previous, current) =
@@ -112,9 +125,15 @@ pub(super) fn see(cell: &[u64], limit: &Limit, now: u64) -> Seen {
 
 /// What `limit` says about a request of `cost` at `now`, from what [`see`] read.
 #[inline(always)]
-pub(super) fn outcome(limit: &Limit, Seen(a, b, c): Seen, now: u64, cost: u64) -> LimitOutcome {
-    match limit.algorithm() {
-        Algorithm::FixedWindow => fixed_window::outcome(limit, (a, b), now, cost),
+pub(super) fn outcome(
+    alg: Algorithm,
+    limit: &Limit,
+    Seen(a, b, c): Seen,
+    now: u64,
+    cost: u64,
+) -> LimitOutcome {
+    match alg {
+        Algorithm::FixedWindow => fixed_window::outcome_until(limit, (a, b), now, cost),
         Algorithm::SlidingWindow => sliding_window::outcome(limit, (a, b, c), now, cost),
         Algorithm::Gcra => gcra::outcome(limit, a, now, cost),
         Algorithm::SlidingLog => limit.evaluate(&State::Empty, Timestamp::from_millis(now), cost),
@@ -125,20 +144,23 @@ pub(super) fn outcome(limit: &Limit, Seen(a, b, c): Seen, now: u64, cost: u64) -
 /// algorithms' own arithmetic on the cell's numbers.
 #[inline]
 pub(super) fn evaluate(cell: &[u64], limit: &Limit, now: u64, cost: u64) -> LimitOutcome {
-    outcome(limit, see(cell, limit, now), now, cost)
+    let alg = limit.algorithm();
+    outcome(alg, limit, see(alg, cell, limit, now), now, cost)
 }
 
 /// Records an admitted request in an inline cell; returns when the cell
 /// counts nothing any more (ms).
 #[inline]
 pub(super) fn commit(cell: &mut [u64], limit: &Limit, now: u64, cost: u64) -> u64 {
-    let seen = see(cell, limit, now);
-    record(cell, limit, seen, now, cost)
+    let alg = limit.algorithm();
+    let seen = see(alg, cell, limit, now);
+    record(alg, cell, limit, seen, now, cost)
 }
 
 /// [`commit`] from what [`see`] read at the same `now`.
 #[inline(always)]
 pub(super) fn record(
+    alg: Algorithm,
     cell: &mut [u64],
     limit: &Limit,
     Seen(a, b, c): Seen,
@@ -146,12 +168,14 @@ pub(super) fn record(
     cost: u64,
 ) -> u64 {
     let tag = cell[0] & TAG_MASK;
-    match limit.algorithm() {
+    match alg {
         Algorithm::FixedWindow => {
-            let (window, used) = fixed_window::after((a, b), cost);
+            // The window's end is its expiry: a fixed window's state stops
+            // counting when its window ends.
+            let (end, used) = fixed_window::after((a, b), cost);
             cell[0] = tag | (u64::from(u32::try_from(used).unwrap_or(u32::MAX)) << 32);
-            cell[1] = window;
-            fixed_window::expires_at(limit, window)
+            cell[1] = end;
+            end
         }
         Algorithm::SlidingWindow => {
             let counts = sliding_window::after((a, b, c), cost);

@@ -34,6 +34,12 @@ use shard::{bucket_hash, Shard};
 
 pub(crate) use shard::MAX_KEY_PART;
 
+/// The tag of the cell that holds the state of a limit with this
+/// fingerprint and algorithm (policies work it out once per limit).
+pub(crate) fn cell_tag(fingerprint: u64, algorithm: crate::algorithm::Algorithm) -> u64 {
+    cell::tag(fingerprint, cell::Kind::of(algorithm))
+}
+
 /// A shard is swept at least this often (callers' clock), if it holds anything.
 pub const SWEEP_INTERVAL_MS: u64 = 10_000;
 
@@ -186,9 +192,13 @@ impl MemoryStore {
             let h = bucket_hash(&self.hasher, h_account, scope);
             if let Some(r) = shard.find(h, account, scope) {
                 let at = (now.as_millis(), plan.cost());
-                if let Some(admitted) =
-                    shard.decide_in_place(r, bucket.limits(), at, commit, outcomes)
-                {
+                if let Some(admitted) = shard.decide_in_place(
+                    (r, account.len() + scope.len()),
+                    bucket.limits(),
+                    at,
+                    commit,
+                    outcomes,
+                ) {
                     if commit && admitted {
                         shard.maybe_sweep_in_place(
                             &self.hasher,

@@ -126,9 +126,9 @@ fn key_of(words: &[u64], r: usize) -> (&[u8], &[u8]) {
     bytes[..h.account_len + h.scope_len].split_at(h.account_len)
 }
 
-/// The tag of a limit's cell.
+/// The tag of a limit's cell (worked out when the policy was compiled).
 fn tag(limit: &PolicyLimit) -> u64 {
-    cell::tag(limit.fingerprint(), Kind::of(limit.limit().algorithm()))
+    limit.cell_tag()
 }
 
 /// Whether `cell` is `limit`'s and can be decided in place for `cost`:
@@ -138,6 +138,12 @@ fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
     cell::tag_of(cell[0]) == tag(limit)
         && limit.limit().algorithm() != Algorithm::SlidingLog
         && cost <= limit.limit().count()
+}
+
+/// Header word 0 with its expiry moved to `until` (ms) if that is later.
+#[inline(always)]
+fn extended(w0: u64, until: u64) -> u64 {
+    (w0 & !EXPIRES_MASK) | (w0 & EXPIRES_MASK).max(until.min(EXPIRES_MASK))
 }
 
 /// The hash of a bucket from its account's hash and its scope: the
@@ -243,41 +249,41 @@ impl Shard {
         cell::evaluate(&self.words[i..], limit, now.as_millis(), cost)
     }
 
-    /// Decides a bucket in the record at `r` when the record holds exactly
-    /// the bucket's inline cells, in order (the steady state): evaluates
-    /// every limit, pushing its outcome, and when all admit and `commit`,
-    /// records the request (from what the evaluation read, for one or two
-    /// limits). `None` (and no outcome pushed) when the record is laid
-    /// out otherwise; the caller then takes the general path.
+    /// Decides a bucket in the record at `r`, whose key is `key_len` bytes
+    /// long, when the record holds exactly the bucket's inline cells, in
+    /// order (the steady state): evaluates every limit, pushing its
+    /// outcome, and when all admit and `commit`, records the request (from
+    /// what the evaluation read, for one or two limits). `None` (and no
+    /// outcome pushed) when the record is laid out otherwise; the caller
+    /// then takes the general path.
     #[inline]
     pub(super) fn decide_in_place(
         &mut self,
-        r: usize,
+        (r, key_len): (usize, usize),
         limits: &[PolicyLimit],
         (now, cost): (u64, u64),
         commit: bool,
         outcomes: &mut Outcomes,
     ) -> Option<bool> {
+        if let [l] = limits {
+            // One limit (the most common shape): one match on its algorithm,
+            // then that algorithm's code alone.
+            let at = (r, key_len);
+            let req = (now, cost, commit);
+            return match l.limit().algorithm() {
+                Algorithm::FixedWindow => {
+                    self.decide_one(Algorithm::FixedWindow, at, l, req, outcomes)
+                }
+                Algorithm::SlidingWindow => {
+                    self.decide_one(Algorithm::SlidingWindow, at, l, req, outcomes)
+                }
+                Algorithm::Gcra => self.decide_one(Algorithm::Gcra, at, l, req, outcomes),
+                Algorithm::SlidingLog => None,
+            };
+        }
         let h = Header::read(&self.words, r);
         let at = r + h.cells_at();
         let cells = self.words.get_mut(at..at + h.cells)?;
-        if let [l] = limits {
-            // One limit (the most common shape), without the loops.
-            let limit = l.limit();
-            if cells.len() != Kind::of(limit.algorithm()).words()
-                || !decides_in_place(cells, l, cost)
-            {
-                return None;
-            }
-            let seen = cell::see(cells, limit, now);
-            let outcome = cell::outcome(limit, seen, now, cost);
-            outcomes.push(outcome);
-            if commit && outcome.admits {
-                let until = cell::record(cells, limit, seen, now, cost);
-                self.extend_expiry(r, until);
-            }
-            return Some(outcome.admits);
-        }
         if let [a, b] = limits {
             // Two limits (the seed's Basic shape: a minute and a day on one
             // endpoint), without the loops either.
@@ -290,10 +296,11 @@ impl Shard {
             if !decides_in_place(ca, a, cost) || !decides_in_place(cb, b, cost) {
                 return None;
             }
-            let (sa, sb) = (cell::see(ca, la, now), cell::see(cb, lb, now));
+            let (ga, gb) = (la.algorithm(), lb.algorithm());
+            let (sa, sb) = (cell::see(ga, ca, la, now), cell::see(gb, cb, lb, now));
             let (oa, ob) = (
-                cell::outcome(la, sa, now, cost),
-                cell::outcome(lb, sb, now, cost),
+                cell::outcome(ga, la, sa, now, cost),
+                cell::outcome(gb, lb, sb, now, cost),
             );
             if outcomes.is_empty() {
                 // Built whole rather than pushed twice (each push is a call).
@@ -303,8 +310,8 @@ impl Shard {
             }
             let admitted = oa.admits && ob.admits;
             if commit && admitted {
-                let until = cell::record(ca, la, sa, now, cost);
-                let until = until.max(cell::record(cb, lb, sb, now, cost));
+                let until = cell::record(ga, ca, la, sa, now, cost);
+                let until = until.max(cell::record(gb, cb, lb, sb, now, cost));
                 self.extend_expiry(r, until);
             }
             return Some(admitted);
@@ -344,11 +351,46 @@ impl Shard {
         Some(all_admit)
     }
 
+    /// The one-limit case of [`Shard::decide_in_place`] for a limit whose
+    /// algorithm is `alg` (inlined at each call with `alg` a constant, so
+    /// every match on the algorithm below is resolved at compile time).
+    #[inline(always)]
+    fn decide_one(
+        &mut self,
+        alg: Algorithm,
+        (r, key_len): (usize, usize),
+        l: &PolicyLimit,
+        (now, cost, commit): (u64, u64, bool),
+        outcomes: &mut Outcomes,
+    ) -> Option<bool> {
+        let limit = l.limit();
+        let cells_at = HEADER_WORDS + key_words(key_len);
+        let words = Kind::of(alg).words();
+        let record = self.words.get_mut(r..r + cells_at + words)?;
+        let (header, cell) = record.split_at_mut(cells_at);
+        // Exactly this one cell (a moved record's flag fails this too), the
+        // limit's, and a cost within its count.
+        if header[0] >> CELLS_SHIFT != words as u64
+            || cell::tag_of(cell[0]) != l.cell_tag()
+            || cost > limit.count()
+        {
+            return None;
+        }
+        let seen = cell::see(alg, cell, limit, now);
+        let outcome = cell::outcome(alg, limit, seen, now, cost);
+        outcomes.push(outcome);
+        if commit && outcome.admits {
+            let until = cell::record(alg, cell, limit, seen, now, cost);
+            header[0] = extended(header[0], until);
+        }
+        Some(outcome.admits)
+    }
+
     /// Moves the expiry of the record at `r` to `until` (ms) if that is later.
     #[inline(always)]
     fn extend_expiry(&mut self, r: usize, until: u64) {
         let w = &mut self.words[r];
-        *w = (*w & !EXPIRES_MASK) | (*w & EXPIRES_MASK).max(until.min(EXPIRES_MASK));
+        *w = extended(*w, until);
     }
 
     /// Records an admitted request in every limit of a bucket whose record

@@ -269,6 +269,7 @@ fn compile_tier(
             PolicyLimit {
                 id: id.into(),
                 fingerprint,
+                cell_tag: crate::memory::cell_tag(fingerprint, limit.algorithm()),
                 name: limit_name.into(),
                 limit,
                 daily,

@@ -136,6 +136,9 @@ struct Rule {
 pub struct PolicyLimit {
     id: Arc<str>,
     fingerprint: u64,
+    /// The memory store's tag for this limit's cell (its fingerprint's low
+    /// bits and its algorithm), worked out once here rather than per decision.
+    cell_tag: u64,
     name: Arc<str>,
     limit: Limit,
     daily: bool,
@@ -153,6 +156,11 @@ impl PolicyLimit {
     /// A 64-bit fingerprint of [`PolicyLimit::id`] (FNV-1a, stable across processes).
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
+    }
+    /// The memory store's cell tag ([`PolicyLimit::fingerprint`] and algorithm).
+    #[inline]
+    pub(crate) fn cell_tag(&self) -> u64 {
+        self.cell_tag
     }
     /// The name reported in `X-RateLimit-Type` (`minute`, `daily`).
     pub fn name(&self) -> &str {
