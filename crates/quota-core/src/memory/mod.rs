@@ -200,11 +200,7 @@ impl MemoryStore {
                     outcomes,
                 ) {
                     if commit && admitted {
-                        shard.maybe_sweep_in_place(
-                            &self.hasher,
-                            now.as_millis(),
-                            SWEEP_INTERVAL_MS,
-                        );
+                        shard.maybe_sweep_in_place(&self.hasher, now.as_millis());
                     }
                     return;
                 }
@@ -244,7 +240,7 @@ impl MemoryStore {
                 let at = (now, cost, parts);
                 shard.commit(&self.hasher, h, key, record, bucket.limits(), at);
             }
-            shard.maybe_sweep(&self.hasher, now.as_millis(), SWEEP_INTERVAL_MS);
+            shard.maybe_sweep(&self.hasher, now.as_millis());
         }
     }
 }

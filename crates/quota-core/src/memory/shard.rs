@@ -23,6 +23,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use super::cell::{self, Kind};
+use super::SWEEP_INTERVAL_MS;
 use crate::algorithm::{Algorithm, Limit, LimitOutcome, State};
 use crate::policy::PolicyLimit;
 use crate::store::Outcomes;
@@ -52,7 +53,10 @@ pub(super) struct Shard {
     /// Words of moved records, reclaimed by the next sweep.
     moved_words: usize,
     sweep_at_len: usize,
-    last_sweep: u64,
+    /// The callers' clock (ms) from which a sweep is due whatever else:
+    /// the last sweep's plus [`SWEEP_INTERVAL_MS`] (worked out at the sweep,
+    /// so a decision compares once).
+    sweep_due: u64,
 }
 
 /// The decoded header of the record at `r`.
@@ -140,6 +144,18 @@ fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
         && cost <= limit.limit().count()
 }
 
+/// Pushes `outcome`: into an empty vector (the common case: one decision's
+/// own vector) by building it whole, which is cheaper than `push` (a call).
+#[inline(always)]
+fn push(outcomes: &mut Outcomes, outcome: LimitOutcome) {
+    if outcomes.is_empty() {
+        let none = LimitOutcome::default();
+        *outcomes = Outcomes::from_buf_and_len([outcome, none, none], 1);
+    } else {
+        outcomes.push(outcome);
+    }
+}
+
 /// Header word 0 with its expiry moved to `until` (ms) if that is later.
 #[inline(always)]
 fn extended(w0: u64, until: u64) -> u64 {
@@ -178,6 +194,7 @@ impl Shard {
     pub(super) fn new() -> Self {
         Shard {
             sweep_at_len: 64,
+            sweep_due: SWEEP_INTERVAL_MS,
             ..Shard::default()
         }
     }
@@ -378,7 +395,7 @@ impl Shard {
         }
         let seen = cell::see(alg, cell, limit, now);
         let outcome = cell::outcome(alg, limit, seen, now, cost);
-        outcomes.push(outcome);
+        push(outcomes, outcome);
         if commit && outcome.admits {
             let until = cell::record(alg, cell, limit, seen, now, cost);
             header[0] = extended(header[0], until);
@@ -541,23 +558,19 @@ impl Shard {
     /// no record: only the clock can have made a sweep due (the other two
     /// conditions are checked whenever a commit adds or moves one).
     #[inline]
-    pub(super) fn maybe_sweep_in_place<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        now: u64,
-        interval_ms: u64,
-    ) {
-        if now >= self.last_sweep.saturating_add(interval_ms) {
+    pub(super) fn maybe_sweep_in_place<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+        if now >= self.sweep_due {
             self.sweep(hasher, now);
         }
     }
 
     /// Sweeps when the shard has doubled since its last sweep, when moved
-    /// records take half the arena, or every `interval_ms` of the callers' clock.
-    pub(super) fn maybe_sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64, interval_ms: u64) {
+    /// records take half the arena, or every [`SWEEP_INTERVAL_MS`] of the
+    /// callers' clock.
+    pub(super) fn maybe_sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         if self.index.len() >= self.sweep_at_len
             || self.moved_words * 2 > self.words.len().max(64)
-            || now >= self.last_sweep.saturating_add(interval_ms)
+            || now >= self.sweep_due
         {
             self.sweep(hasher, now);
         }
@@ -566,7 +579,7 @@ impl Shard {
     /// Drops every record whose windows have all passed at `now` (and moved
     /// copies), then compacts the arena and rebuilds the index.
     pub(super) fn sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
-        self.last_sweep = now;
+        self.sweep_due = now.saturating_add(SWEEP_INTERVAL_MS);
         let mut live_words = 0;
         let mut live = 0;
         let mut dead = false;
