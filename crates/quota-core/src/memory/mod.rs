@@ -108,13 +108,13 @@ impl MemoryStore {
     /// Decides a plan at `now`: commits every limit if all admit, nothing otherwise.
     #[inline]
     pub fn decide_now(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
-        self.run(plan, now, true)
+        self.run::<true>(plan, now)
     }
 
     /// What [`MemoryStore::decide_now`] would answer, changing nothing.
     #[inline]
     pub fn peek_now(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
-        self.run(plan, now, false)
+        self.run::<false>(plan, now)
     }
 
     /// Decides `plan` against one of `parts` equal shares of every limit
@@ -125,14 +125,14 @@ impl MemoryStore {
     /// [`Limit::share`]: crate::algorithm::Limit::share
     pub fn decide_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
         let mut outcomes = Outcomes::new();
-        self.run_with(plan, now, true, parts, &mut outcomes);
+        self.run_with::<true>(plan, now, parts, &mut outcomes);
         outcomes
     }
 
     /// What [`MemoryStore::decide_share`] would answer, changing nothing.
     pub fn peek_share(&self, plan: &Plan<'_>, now: Timestamp, parts: u64) -> Outcomes {
         let mut outcomes = Outcomes::new();
-        self.run_with(plan, now, false, parts, &mut outcomes);
+        self.run_with::<false>(plan, now, parts, &mut outcomes);
         outcomes
     }
 
@@ -163,17 +163,19 @@ impl MemoryStore {
     /// Outcomes are written into the caller's frame (this is inlined), not
     /// copied out of the decision's.
     #[inline]
-    fn run(&self, plan: &Plan<'_>, now: Timestamp, commit: bool) -> Outcomes {
+    fn run<const COMMIT: bool>(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
         let mut outcomes = Outcomes::new();
-        self.run_with(plan, now, commit, 1, &mut outcomes);
+        self.run_with::<COMMIT>(plan, now, 1, &mut outcomes);
         outcomes
     }
 
-    fn run_with(
+    /// Decides (`COMMIT`) or peeks at `plan`, pushing one outcome per limit.
+    /// `COMMIT` is a constant so that each of the two has its own copy,
+    /// without a test of it in the hot path.
+    fn run_with<const COMMIT: bool>(
         &self,
         plan: &Plan<'_>,
         now: Timestamp,
-        commit: bool,
         parts: u64,
         outcomes: &mut Outcomes,
     ) {
@@ -196,17 +198,17 @@ impl MemoryStore {
                     (r, account.len() + scope.len()),
                     bucket.limits(),
                     at,
-                    commit,
+                    COMMIT,
                     outcomes,
                 ) {
-                    if commit && admitted {
+                    if COMMIT && admitted {
                         shard.maybe_sweep_in_place(&self.hasher, now.as_millis());
                     }
                     return;
                 }
             }
         }
-        self.run_general(shard, plan, h_account, (now, commit, parts), outcomes);
+        self.run_general(shard, plan, h_account, (now, COMMIT, parts), outcomes);
     }
 
     /// Every other case (several buckets, a new bucket or limit, a sliding
