@@ -162,7 +162,7 @@ impl MemoryStore {
 
     /// Outcomes are written into the caller's frame (this is inlined), not
     /// copied out of the decision's.
-    #[inline]
+    #[inline(always)]
     fn run<const COMMIT: bool>(&self, plan: &Plan<'_>, now: Timestamp) -> Outcomes {
         let mut outcomes = Outcomes::new();
         self.run_with::<COMMIT>(plan, now, 1, &mut outcomes);
@@ -171,7 +171,9 @@ impl MemoryStore {
 
     /// Decides (`COMMIT`) or peeks at `plan`, pushing one outcome per limit.
     /// `COMMIT` is a constant so that each of the two has its own copy,
-    /// without a test of it in the hot path.
+    /// without a test of it in the hot path. Never inlined: its callers
+    /// stay small, and the outcomes land in their frames.
+    #[inline(never)]
     fn run_with<const COMMIT: bool>(
         &self,
         plan: &Plan<'_>,
