@@ -156,10 +156,14 @@ fn push(outcomes: &mut Outcomes, outcome: LimitOutcome) {
     }
 }
 
-/// Header word 0 with its expiry moved to `until` (ms) if that is later.
+/// Moves the expiry in header word 0 to `until` (ms) if that is later.
 #[inline(always)]
-fn extended(w0: u64, until: u64) -> u64 {
-    (w0 & !EXPIRES_MASK) | (w0 & EXPIRES_MASK).max(until.min(EXPIRES_MASK))
+fn extend(w0: &mut u64, until: u64) {
+    // The same as `(w0 & !MASK) | (w0 & MASK).max(until.min(MASK))`, with a
+    // branch for the common case (the expiry stays: no store at all).
+    if until > *w0 & EXPIRES_MASK {
+        *w0 = (*w0 & !EXPIRES_MASK) | until.min(EXPIRES_MASK);
+    }
 }
 
 /// The hash of a bucket from its account's hash and its scope: the
@@ -398,7 +402,7 @@ impl Shard {
         push(outcomes, outcome);
         if commit && outcome.admits {
             let until = cell::record(alg, cell, limit, seen, now, cost);
-            header[0] = extended(header[0], until);
+            extend(&mut header[0], until);
         }
         Some(outcome.admits)
     }
@@ -406,8 +410,7 @@ impl Shard {
     /// Moves the expiry of the record at `r` to `until` (ms) if that is later.
     #[inline(always)]
     fn extend_expiry(&mut self, r: usize, until: u64) {
-        let w = &mut self.words[r];
-        *w = extended(*w, until);
+        extend(&mut self.words[r], until);
     }
 
     /// Records an admitted request in every limit of a bucket whose record
