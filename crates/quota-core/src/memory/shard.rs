@@ -217,15 +217,17 @@ impl Shard {
         let words = &self.words;
         let lens = lens_word(account.len(), scope.len());
         let n = account.len() + scope.len();
+        let len = HEADER_WORDS + key_words(n);
         for &r in self.index.iter_hash(h) {
             let r = r as usize;
-            if words.get(r + 1) != Some(&lens) {
-                continue;
-            }
-            let Some(key) = words.get(r + HEADER_WORDS..r + HEADER_WORDS + key_words(n)) else {
+            // One bounds check for the header and the key.
+            let Some(record) = words.get(r..r + len) else {
                 continue;
             };
-            let bytes: &[u8] = bytemuck::cast_slice(key);
+            if record[1] != lens {
+                continue;
+            }
+            let bytes: &[u8] = bytemuck::cast_slice(&record[HEADER_WORDS..]);
             let (a, s) = bytes[..n].split_at(account.len());
             if crate::bytes::eq(a, account) && crate::bytes::eq(s, scope) {
                 return Some(r);
