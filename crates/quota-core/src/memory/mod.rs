@@ -169,7 +169,8 @@ impl MemoryStore {
         outcomes
     }
 
-    /// Decides (`COMMIT`) or peeks at `plan`, pushing one outcome per limit.
+    /// Decides (`COMMIT`) or peeks at `plan`, pushing one outcome per limit
+    /// into `outcomes` (empty on entry: every caller passes a new vector).
     /// `COMMIT` is a constant so that each of the two has its own copy,
     /// without a test of it in the hot path. Never inlined: its callers
     /// stay small, and the outcomes land in their frames.

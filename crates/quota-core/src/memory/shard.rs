@@ -144,16 +144,12 @@ fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
         && cost <= limit.limit().count()
 }
 
-/// Pushes `outcome`: into an empty vector (the common case: one decision's
-/// own vector) by building it whole, which is cheaper than `push` (a call).
+/// Sets `outcomes`, empty on entry (a decision's own vector), to the first
+/// `len` of `buf`: built whole, which is cheaper than pushing (a call each).
 #[inline(always)]
-fn push(outcomes: &mut Outcomes, outcome: LimitOutcome) {
-    if outcomes.is_empty() {
-        let none = LimitOutcome::default();
-        *outcomes = Outcomes::from_buf_and_len([outcome, none, none], 1);
-    } else {
-        outcomes.push(outcome);
-    }
+fn fill(outcomes: &mut Outcomes, buf: [LimitOutcome; 3], len: usize) {
+    debug_assert!(outcomes.is_empty());
+    *outcomes = Outcomes::from_buf_and_len(buf, len);
 }
 
 /// Moves the expiry in header word 0 to `until` (ms) if that is later.
@@ -278,7 +274,8 @@ impl Shard {
     /// outcome, and when all admit and `commit`, records the request (from
     /// what the evaluation read, for one or two limits). `None` (and no
     /// outcome pushed) when the record is laid out otherwise; the caller
-    /// then takes the general path.
+    /// then takes the general path. `outcomes` is empty on entry (a
+    /// decision's own vector).
     #[inline]
     pub(super) fn decide_in_place(
         &mut self,
@@ -401,7 +398,8 @@ impl Shard {
         }
         let seen = cell::see(alg, cell, limit, now);
         let outcome = cell::outcome(alg, limit, seen, now, cost);
-        push(outcomes, outcome);
+        let none = LimitOutcome::default();
+        fill(outcomes, [outcome, none, none], 1);
         if commit && outcome.admits {
             let until = cell::record(alg, cell, limit, seen, now, cost);
             extend(&mut header[0], until);
