@@ -303,39 +303,20 @@ impl Shard {
         }
         let h = Header::read(&self.words, r);
         let at = r + h.cells_at();
-        let cells = self.words.get_mut(at..at + h.cells)?;
+        let cells = at..at + h.cells;
         if let [a, b] = limits {
             // Two limits (the seed's Basic shape: a minute and a day on one
-            // endpoint), without the loops either.
-            let (la, lb) = (a.limit(), b.limit());
-            let wa = Kind::of(la.algorithm()).words();
-            if cells.len() != wa + Kind::of(lb.algorithm()).words() {
-                return None;
+            // endpoint), without the loops either; two fixed windows (the
+            // default) with every match on the algorithms resolved.
+            let algs = (a.limit().algorithm(), b.limit().algorithm());
+            let fixed = Algorithm::FixedWindow;
+            let req = (now, cost, commit);
+            if algs == (fixed, fixed) {
+                return self.decide_two((fixed, fixed), (r, cells), (a, b), req, outcomes);
             }
-            let (ca, cb) = cells.split_at_mut(wa);
-            if !decides_in_place(ca, a, cost) || !decides_in_place(cb, b, cost) {
-                return None;
-            }
-            let (ga, gb) = (la.algorithm(), lb.algorithm());
-            let (sa, sb) = (cell::see(ga, ca, la, now), cell::see(gb, cb, lb, now));
-            let (oa, ob) = (
-                cell::outcome(ga, la, sa, now, cost),
-                cell::outcome(gb, lb, sb, now, cost),
-            );
-            if outcomes.is_empty() {
-                // Built whole rather than pushed twice (each push is a call).
-                *outcomes = Outcomes::from_buf_and_len([oa, ob, LimitOutcome::default()], 2);
-            } else {
-                outcomes.extend([oa, ob]);
-            }
-            let admitted = oa.admits && ob.admits;
-            if commit && admitted {
-                let until = cell::record(ga, ca, la, sa, now, cost);
-                let until = until.max(cell::record(gb, cb, lb, sb, now, cost));
-                self.extend_expiry(r, until);
-            }
-            return Some(admitted);
+            return self.decide_two(algs, (r, cells), (a, b), req, outcomes);
         }
+        let cells = self.words.get_mut(cells)?;
         // Three limits or more (rare): evaluate each cell, then commit each.
         let mut at = 0;
         let mut all_admit = true;
@@ -369,6 +350,48 @@ impl Shard {
             self.extend_expiry(r, until);
         }
         Some(all_admit)
+    }
+
+    /// The two-limit case of [`Shard::decide_in_place`], on the record's
+    /// cells `cells` (a range of the arena; its header is word 0 of the
+    /// record, `r`), for limits whose algorithms are `(ga, gb)`.
+    #[inline(always)]
+    fn decide_two(
+        &mut self,
+        (ga, gb): (Algorithm, Algorithm),
+        (r, cells): (usize, core::ops::Range<usize>),
+        (a, b): (&PolicyLimit, &PolicyLimit),
+        (now, cost, commit): (u64, u64, bool),
+        outcomes: &mut Outcomes,
+    ) -> Option<bool> {
+        let (la, lb) = (a.limit(), b.limit());
+        let wa = Kind::of(ga).words();
+        let cells = self.words.get_mut(cells)?;
+        if cells.len() != wa + Kind::of(gb).words() {
+            return None;
+        }
+        let (ca, cb) = cells.split_at_mut(wa);
+        if !decides_in_place(ca, a, cost) || !decides_in_place(cb, b, cost) {
+            return None;
+        }
+        let (sa, sb) = (cell::see(ga, ca, la, now), cell::see(gb, cb, lb, now));
+        let (oa, ob) = (
+            cell::outcome(ga, la, sa, now, cost),
+            cell::outcome(gb, lb, sb, now, cost),
+        );
+        if outcomes.is_empty() {
+            // Built whole rather than pushed twice (each push is a call).
+            *outcomes = Outcomes::from_buf_and_len([oa, ob, LimitOutcome::default()], 2);
+        } else {
+            outcomes.extend([oa, ob]);
+        }
+        let admitted = oa.admits && ob.admits;
+        if commit && admitted {
+            let until = cell::record(ga, ca, la, sa, now, cost);
+            let until = until.max(cell::record(gb, cb, lb, sb, now, cost));
+            self.extend_expiry(r, until);
+        }
+        Some(admitted)
     }
 
     /// The one-limit case of [`Shard::decide_in_place`] for a limit whose
