@@ -94,6 +94,15 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8(head).unwrap())
 }
 
+/// Writes `pieces` apart in time, so that the reader sees them in
+/// separate reads.
+async fn write_in_pieces(stream: &mut TcpStream, pieces: &[&[u8]]) {
+    for p in pieces {
+        stream.write_all(p).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn request(method: Method, path: &str, addr: &str, body: Body) -> Request<Body> {
     Request::builder()
         .method(method)
@@ -375,10 +384,7 @@ fn a_chunked_answer_in_pieces_is_read_and_its_connection_reused() {
                     b"0\r\nx-t: 1\r\n",
                     b"\r\n",
                 ];
-                for p in pieces {
-                    s.write_all(p).await.unwrap();
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                write_in_pieces(&mut s, &pieces).await;
             }
         })
         .await;
@@ -396,11 +402,7 @@ fn a_close_delimited_answer_runs_to_the_close() {
     run(async {
         let (addr, accepted) = raw_upstream(|mut s, _| async move {
             read_head(&mut s).await.unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\n\r\npart one, ")
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            s.write_all(b"part two").await.unwrap();
+            write_in_pieces(&mut s, &[b"HTTP/1.1 200 OK\r\n\r\npart one, ", b"part two"]).await;
         })
         .await;
         let pool = pool(&addr);
