@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use quota_core::account::{AccountAdmin, Identity};
 
@@ -20,9 +20,6 @@ use super::limits;
 use super::proxy::Proxy;
 use super::respond::{json, message, Body, BoxError, ClientAddr};
 use super::{now, Shared};
-
-const X_QUOTA_ACCOUNT: HeaderName = HeaderName::from_static("x-quota-account");
-const X_QUOTA_TIER: HeaderName = HeaderName::from_static("x-quota-tier");
 
 /// The inner service. Cheap to clone.
 #[derive(Clone)]
@@ -64,20 +61,14 @@ impl App {
                 None => message(StatusCode::UNAUTHORIZED, "missing API key"),
             };
         }
-        let headers = req.headers_mut();
-        headers.remove(&X_QUOTA_ACCOUNT);
-        headers.remove(&X_QUOTA_TIER);
-        if let Some(who) = who {
-            // From the strings themselves: no copy.
-            if let (Ok(a), Ok(t)) = (
-                HeaderValue::try_from(who.account),
-                HeaderValue::try_from(who.tier),
-            ) {
-                headers.insert(X_QUOTA_ACCOUNT, a);
-                headers.insert(X_QUOTA_TIER, t);
-            }
-        }
-        self.proxy.forward(req, self.client.as_ref()).await
+        // The caller, named to the upstream (any such headers the client
+        // sent are dropped), from the strings themselves: no copy.
+        let caller = who.and_then(|who| {
+            HeaderValue::try_from(who.account)
+                .ok()
+                .zip(HeaderValue::try_from(who.tier).ok())
+        });
+        self.proxy.forward(req, self.client.as_ref(), caller).await
     }
 
     async fn limits(&self, who: &Identity) -> Response<Body> {

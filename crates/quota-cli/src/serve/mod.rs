@@ -28,6 +28,7 @@ pub(crate) mod admin;
 mod app;
 mod backend;
 mod demo;
+mod hop;
 pub(crate) mod limits;
 pub(crate) mod metrics;
 mod observe;

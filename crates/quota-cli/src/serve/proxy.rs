@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
 use super::upstream::{ForwardError, Pool};
@@ -80,11 +81,14 @@ impl Proxy {
     }
 
     /// Forwards one request from `client` (its address goes into
-    /// `X-Forwarded-For`).
+    /// `X-Forwarded-For`) made by `caller` (its account and tier, named to
+    /// the upstream in `X-Quota-Account` and `X-Quota-Tier`; any such
+    /// headers the client sent are dropped).
     pub(crate) async fn forward<B>(
         &self,
         req: Request<B>,
         client: Option<&ClientAddr>,
+        caller: Option<(HeaderValue, HeaderValue)>,
     ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -98,34 +102,38 @@ impl Proxy {
                 "the request path cannot be forwarded",
             );
         };
-        strip_hop_by_hop(&mut parts.headers);
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let headers = &parts.headers;
+        let mut edits = HeaderEdits::default();
+        match caller {
+            Some((account, tier)) => {
+                edits.set.push((X_QUOTA_ACCOUNT, account));
+                edits.set.push((X_QUOTA_TIER, tier));
+            }
+            None => edits.dropped.extend([X_QUOTA_ACCOUNT, X_QUOTA_TIER]),
+        }
+        let original_host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        parts
-            .headers
-            .insert(header::HOST, this.upstream.host.clone());
-        if let Some(client) = client {
-            append_forwarded_for(&mut parts.headers, client.ip.clone());
+        edits.set.push((header::HOST, this.upstream.host.clone()));
+        if let Some(xff) = client.and_then(|c| forwarded_for(headers, c.ip.clone())) {
+            edits.set.push((X_FORWARDED_FOR, xff));
         }
         if let Some(h) = original_host {
-            parts.headers.insert(X_FORWARDED_HOST, h);
+            edits.set.push((X_FORWARDED_HOST, h));
         }
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        edits
+            .set
+            .push((X_FORWARDED_PROTO, HeaderValue::from_static("http")));
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
 
-        match tokio::time::timeout(this.timeout, this.pool.send(out)).await {
-            Ok(Ok(mut res)) => {
-                strip_hop_by_hop(res.headers_mut());
-                res
-            }
+        // The response comes back without its hop-by-hop headers.
+        match tokio::time::timeout(this.timeout, this.pool.send(out, &edits)).await {
+            Ok(Ok(res)) => res,
             Ok(Err(ForwardError::RequestBody(e))) => {
                 // The client's body failed (cut off, or stopped by an upload
                 // rule, whose answer the enforcement layer puts in place of this).
@@ -170,88 +178,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+const X_QUOTA_ACCOUNT: HeaderName = HeaderName::from_static("x-quota-account");
+const X_QUOTA_TIER: HeaderName = HeaderName::from_static("x-quota-tier");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Headers that concern one connection only, never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Removes the hop-by-hop headers, and every header `Connection` names.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds which hop-by-hop headers are there:
-    // usually none in a request, and only `Connection: keep-alive` in a
-    // response. Each removal below is then a hash lookup that finds something.
-    let mut present = 0u16;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present |= 1 << i;
-        }
+/// `X-Forwarded-For` with the client's IP (a header value made once per
+/// connection) appended to any chain the request carries; `None` when the
+/// chain cannot be extended (the request's own is then forwarded as it is).
+fn forwarded_for(headers: &HeaderMap, ip: HeaderValue) -> Option<HeaderValue> {
+    let mut prior = headers.get_all(X_FORWARDED_FOR).iter().peekable();
+    if prior.peek().is_none() {
+        return Some(ip);
     }
-    if present == 0 {
-        return;
+    let prior: Vec<&str> = prior.filter_map(|v| v.to_str().ok()).collect();
+    if prior.is_empty() {
+        return Some(ip);
     }
-    // `Connection` (the first in the table) names more: remove those that
-    // are there (its usual `keep-alive` or `close` names nothing else).
-    if present & 1 != 0 {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| {
-                !t.is_empty()
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|h| h.as_str().eq_ignore_ascii_case(t))
-                    && headers.contains_key(*t)
-            })
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
-}
-
-/// Adds the client's IP (a header value made once per connection) to
-/// `X-Forwarded-For`.
-fn append_forwarded_for(headers: &mut HeaderMap, ip: HeaderValue) {
-    if !headers.contains_key(X_FORWARDED_FOR) {
-        headers.insert(X_FORWARDED_FOR, ip);
-        return;
-    }
-    let prior: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        ip
-    } else {
-        let ip = ip.to_str().unwrap_or_default();
-        match HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))) {
-            Ok(v) => v,
-            Err(_) => return,
-        }
-    };
-    headers.insert(X_FORWARDED_FOR, value);
+    let ip = ip.to_str().unwrap_or_default();
+    HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))).ok()
 }
 
 #[cfg(test)]
@@ -262,56 +208,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("close, X-Secret-Hop"),
-        );
-        h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        h.insert("proxy-authorization", HeaderValue::from_static("x"));
-        h.insert("x-end-to-end", HeaderValue::from_static("kept"));
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-end-to-end"]);
-    }
-
-    #[test]
-    fn a_usual_response_loses_only_its_connection_header() {
-        let mut h = HeaderMap::new();
-        h.insert("server", HeaderValue::from_static("nginx"));
-        h.insert("connection", HeaderValue::from_static("keep-alive"));
-        h.insert("content-length", HeaderValue::from_static("11"));
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["server", "content-length"]);
-
-        let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("Keep-Alive, X-HOP"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-hop", HeaderValue::from_static("1"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-kept"]);
-    }
-
-    #[test]
     fn forwarded_for_appends_to_an_existing_chain() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded_for(&mut h, HeaderValue::from_static("127.0.0.1"));
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        let ip = HeaderValue::from_static("127.0.0.1");
+        assert_eq!(
+            forwarded_for(&h, ip).unwrap(),
+            "10.0.0.1, 10.0.0.2, 127.0.0.1"
+        );
     }
 
     #[test]
     fn forwarded_for_starts_a_chain_when_there_is_none() {
-        let mut h = HeaderMap::new();
-        append_forwarded_for(&mut h, HeaderValue::from_static("127.0.0.1"));
-        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        let ip = HeaderValue::from_static("127.0.0.1");
+        assert_eq!(forwarded_for(&HeaderMap::new(), ip).unwrap(), "127.0.0.1");
     }
 
     #[test]

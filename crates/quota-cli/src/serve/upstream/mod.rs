@@ -32,6 +32,7 @@ use http::{Method, Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 
+use super::hop::HeaderEdits;
 use super::respond::{Body, BoxError};
 use conn::{Conn, ExchangeError};
 
@@ -141,11 +142,13 @@ impl Pool {
         pool
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) on an idle connection,
-    /// or on a new one.
+    /// Sends `req` (origin-form URI) with its headers edited by `edits`
+    /// (which set `Host`) on an idle connection, or on a new one. The
+    /// response comes back without its hop-by-hop headers.
     pub(crate) async fn send<B>(
         self: &Arc<Self>,
         req: Request<B>,
+        edits: &HeaderEdits,
     ) -> Result<Response<Body>, ForwardError>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -158,9 +161,11 @@ impl Pool {
             body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED)
         };
         match whole {
-            Some(len) => self.send_whole(req, len).await,
+            Some(len) => self.send_whole(req, edits, len).await,
             None => {
-                let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+                let (mut parts, body) = req.into_parts();
+                edits.apply(&mut parts.headers);
+                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
                 // Boxed: hyper's client futures would make every request's
                 // future (moved into a box per request) kilobytes larger.
                 // (In a statement of its own: a temporary of the `await`'s
@@ -175,6 +180,7 @@ impl Pool {
     async fn send_whole<B>(
         self: &Arc<Self>,
         req: Request<B>,
+        edits: &HeaderEdits,
         len: u64,
     ) -> Result<Response<Body>, ForwardError>
     where
@@ -210,9 +216,12 @@ impl Pool {
         let method = parts.method;
 
         let mut request = Vec::new();
+        let named = HeaderEdits::connection_named(&parts.headers);
         let encode = |out: &mut Vec<u8>| {
             out.clear();
-            wire::encode_request(out, &method, target, &parts.headers, body_len);
+            let kept = parts.headers.iter().filter(|(n, _)| edits.keeps(n, &named));
+            let set = edits.set.iter().map(|(n, v)| (n, v));
+            wire::encode_request(out, &method, target, kept.chain(set), body_len);
             out.extend_from_slice(&data);
         };
         // An idle connection the upstream closed meanwhile fails before a

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{ForwardError, Pool};
+use crate::serve::hop::strip_hop_by_hop;
 use crate::serve::respond::{Body, BoxError};
 
 /// A connection as `hyper`'s client holds it.
@@ -68,6 +69,8 @@ impl Pool {
         res: Response<Incoming>,
         sender: Sender,
     ) -> Response<Body> {
+        let mut res = res;
+        strip_hop_by_hop(res.headers_mut());
         let done = res.body().is_end_stream();
         let mut back = Some((Arc::clone(self), sender));
         if done {

@@ -15,10 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use http::header::{HeaderName, HeaderValue};
 
 /// A hyper upstream on loopback that answers with what it received:
-/// `METHOD PATH len=N te=chunked|- cl=N|-`, plus `big` bytes when the path
-/// is `/big`; counts its connections.
+/// `METHOD PATH len=N te=chunked|- cl=N|-`; a megabyte for `/big`, and the
+/// request's headers (but its framing ones), sorted, for `/headers`; counts
+/// its connections.
 async fn echo_upstream() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -41,6 +43,15 @@ async fn echo_upstream() -> (String, Arc<AtomicUsize>) {
                     let body = body.collect().await.unwrap().to_bytes();
                     let text = if parts.uri.path() == "/big" {
                         "x".repeat(1 << 20)
+                    } else if parts.uri.path() == "/headers" {
+                        let mut lines: Vec<String> = parts
+                            .headers
+                            .iter()
+                            .filter(|(n, _)| *n != "content-length" && *n != "transfer-encoding")
+                            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                            .collect();
+                        lines.sort();
+                        lines.join("\n")
                     } else {
                         format!(
                             "{} {} len={} te={te} cl={cl}",
@@ -154,7 +165,10 @@ fn a_connection_read_to_the_end_is_reused() {
         let (addr, accepted) = echo_upstream().await;
         let pool = pool(&addr);
         for _ in 0..3 {
-            let res = pool.send(get(&addr)).await.unwrap();
+            let res = pool
+                .send(get(&addr), &HeaderEdits::default())
+                .await
+                .unwrap();
             assert_eq!(text(res).await.unwrap(), "GET /x len=0 te=- cl=-");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -167,18 +181,27 @@ fn a_body_dropped_unread_does_not_give_its_connection_back() {
         let (addr, accepted) = echo_upstream().await;
         let pool = pool(&addr);
         drop(
-            pool.send(request(Method::GET, "/big", &addr, empty()))
-                .await
-                .unwrap(),
+            pool.send(
+                request(Method::GET, "/big", &addr, empty()),
+                &HeaderEdits::default(),
+            )
+            .await
+            .unwrap(),
         );
         let res = pool
-            .send(request(Method::GET, "/big", &addr, empty()))
+            .send(
+                request(Method::GET, "/big", &addr, empty()),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(text(res).await.unwrap().len(), 1 << 20);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Read to its end, the big body's connection is reused.
-        let res = pool.send(get(&addr)).await.unwrap();
+        let res = pool
+            .send(get(&addr), &HeaderEdits::default())
+            .await
+            .unwrap();
         assert_eq!(text(res).await.unwrap(), "GET /x len=0 te=- cl=-");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     });
@@ -191,7 +214,7 @@ fn an_upstream_nobody_listens_on_is_a_connect_error() {
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         assert!(matches!(
-            pool(&addr).send(get(&addr)).await,
+            pool(&addr).send(get(&addr), &HeaderEdits::default()).await,
             Err(ForwardError::Connect(_))
         ));
     });
@@ -203,20 +226,29 @@ fn bodies_go_whole_with_their_length_or_streamed() {
         let (addr, _) = echo_upstream().await;
         let pool = pool(&addr);
         let small = pool
-            .send(request(Method::POST, "/s", &addr, full("hello")))
+            .send(
+                request(Method::POST, "/s", &addr, full("hello")),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(text(small).await.unwrap(), "POST /s len=5 te=- cl=5");
         // A POST without a body still says so.
         let none = pool
-            .send(request(Method::POST, "/n", &addr, empty()))
+            .send(
+                request(Method::POST, "/n", &addr, empty()),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(text(none).await.unwrap(), "POST /n len=0 te=- cl=0");
         // Over the whole-body limit: streamed, with its length.
         let big = vec![b'a'; MAX_BUFFERED as usize + 1];
         let res = pool
-            .send(request(Method::PUT, "/b", &addr, full(big)))
+            .send(
+                request(Method::PUT, "/b", &addr, full(big)),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -230,7 +262,10 @@ fn bodies_go_whole_with_their_length_or_streamed() {
         // Of unknown length: streamed, chunked.
         let body = chunks(&[Ok("ab"), Ok("cd"), Ok("e")], None);
         let res = pool
-            .send(request(Method::POST, "/u", &addr, body))
+            .send(
+                request(Method::POST, "/u", &addr, body),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(text(res).await.unwrap(), "POST /u len=5 te=chunked cl=-");
@@ -288,7 +323,7 @@ fn a_client_body_that_fails_or_falls_short_is_the_requests_error() {
         for body in cases {
             let req = request(Method::POST, "/f", &addr, body);
             assert!(matches!(
-                pool.send(req).await,
+                pool.send(req, &HeaderEdits::default()).await,
                 Err(ForwardError::RequestBody(_))
             ));
         }
@@ -308,7 +343,10 @@ fn an_idle_connection_the_upstream_closed_is_not_used() {
         .await;
         let pool = pool(&addr);
         for _ in 0..3 {
-            let res = pool.send(get(&addr)).await.unwrap();
+            let res = pool
+                .send(get(&addr), &HeaderEdits::default())
+                .await
+                .unwrap();
             assert_eq!(text(res).await.unwrap(), "ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -341,11 +379,23 @@ fn an_idempotent_request_goes_again_when_a_kept_connection_closes_unanswered() {
         let (addr, accepted) = closes_the_second_request().await;
         let pool = pool(&addr);
         assert_eq!(
-            text(pool.send(get(&addr)).await.unwrap()).await.unwrap(),
+            text(
+                pool.send(get(&addr), &HeaderEdits::default())
+                    .await
+                    .unwrap()
+            )
+            .await
+            .unwrap(),
             "ok"
         );
         assert_eq!(
-            text(pool.send(get(&addr)).await.unwrap()).await.unwrap(),
+            text(
+                pool.send(get(&addr), &HeaderEdits::default())
+                    .await
+                    .unwrap()
+            )
+            .await
+            .unwrap(),
             "ok"
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -358,12 +408,18 @@ fn a_post_is_not_sent_twice() {
         let (addr, _) = closes_the_second_request().await;
         let pool = pool(&addr);
         assert_eq!(
-            text(pool.send(get(&addr)).await.unwrap()).await.unwrap(),
+            text(
+                pool.send(get(&addr), &HeaderEdits::default())
+                    .await
+                    .unwrap()
+            )
+            .await
+            .unwrap(),
             "ok"
         );
         let post = request(Method::POST, "/p", &addr, full("x"));
         assert!(matches!(
-            pool.send(post).await,
+            pool.send(post, &HeaderEdits::default()).await,
             Err(ForwardError::Exchange(ExchangeError::NoResponse {
                 written: true,
                 ..
@@ -390,7 +446,10 @@ fn a_chunked_answer_in_pieces_is_read_and_its_connection_reused() {
         .await;
         let pool = pool(&addr);
         for _ in 0..2 {
-            let res = pool.send(get(&addr)).await.unwrap();
+            let res = pool
+                .send(get(&addr), &HeaderEdits::default())
+                .await
+                .unwrap();
             assert_eq!(text(res).await.unwrap(), "hello world");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -407,7 +466,10 @@ fn a_close_delimited_answer_runs_to_the_close() {
         .await;
         let pool = pool(&addr);
         for _ in 0..2 {
-            let res = pool.send(get(&addr)).await.unwrap();
+            let res = pool
+                .send(get(&addr), &HeaderEdits::default())
+                .await
+                .unwrap();
             assert_eq!(text(res).await.unwrap(), "part one, part two");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -428,12 +490,15 @@ fn a_body_cut_short_is_an_error_and_a_bad_head_a_502_cause() {
         })
         .await;
         let pool = pool(&addr);
-        let res = pool.send(get(&addr)).await.unwrap();
+        let res = pool
+            .send(get(&addr), &HeaderEdits::default())
+            .await
+            .unwrap();
         let err = text(res).await.unwrap_err();
         assert!(err.to_string().contains("closed before the end"), "{err}");
         for _ in 0..2 {
             assert!(matches!(
-                pool.send(get(&addr)).await,
+                pool.send(get(&addr), &HeaderEdits::default()).await,
                 Err(ForwardError::Exchange(ExchangeError::Wire(_)))
             ));
         }
@@ -466,19 +531,80 @@ fn bytes_beyond_the_answer_retire_the_connection_and_head_answers_have_no_body()
         .await;
         let pool = pool(&addr);
         assert_eq!(
-            text(pool.send(get(&addr)).await.unwrap()).await.unwrap(),
+            text(
+                pool.send(get(&addr), &HeaderEdits::default())
+                    .await
+                    .unwrap()
+            )
+            .await
+            .unwrap(),
             "ok"
         );
         let head = pool
-            .send(request(Method::HEAD, "/h", &addr, empty()))
+            .send(
+                request(Method::HEAD, "/h", &addr, empty()),
+                &HeaderEdits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(head.headers()["content-length"], "1234");
         assert_eq!(text(head).await.unwrap(), "");
         assert_eq!(
-            text(pool.send(get(&addr)).await.unwrap()).await.unwrap(),
+            text(
+                pool.send(get(&addr), &HeaderEdits::default())
+                    .await
+                    .unwrap()
+            )
+            .await
+            .unwrap(),
             "ok"
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn headers_are_edited_alike_whether_the_body_is_sent_whole_or_streamed() {
+    run(async {
+        let (addr, _) = echo_upstream().await;
+        let pool = pool(&addr);
+        let edits = || {
+            let mut e = HeaderEdits::default();
+            e.set
+                .push((http::header::HOST, HeaderValue::from_static("upstream:80")));
+            e.set.push((
+                HeaderName::from_static("x-set"),
+                HeaderValue::from_static("by gateway"),
+            ));
+            e.dropped.push(HeaderName::from_static("x-dropped"));
+            e
+        };
+        let client = |body: Body| {
+            let mut req = request(Method::POST, "/headers", &addr, body);
+            let h = req.headers_mut();
+            h.insert(
+                "connection",
+                HeaderValue::from_static("keep-alive, X-Named"),
+            );
+            h.insert("x-named", HeaderValue::from_static("hop"));
+            h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            h.insert("te", HeaderValue::from_static("trailers"));
+            h.insert("x-set", HeaderValue::from_static("by client"));
+            h.insert("x-dropped", HeaderValue::from_static("1"));
+            h.append("x-kept", HeaderValue::from_static("1"));
+            h.append("x-kept", HeaderValue::from_static("2"));
+            req
+        };
+        let whole = pool.send(client(full("ab")), &edits()).await.unwrap();
+        let streamed = pool
+            .send(client(chunks(&[Ok("a"), Ok("b")], None)), &edits())
+            .await
+            .unwrap();
+        let (whole, streamed) = (text(whole).await.unwrap(), text(streamed).await.unwrap());
+        assert_eq!(
+            whole,
+            "host: upstream:80\nx-kept: 1\nx-kept: 2\nx-set: by gateway"
+        );
+        assert_eq!(whole, streamed);
     });
 }

@@ -18,6 +18,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
+use crate::serve::hop;
+
 /// The longest response head read (status line and headers), in bytes.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 
@@ -73,13 +75,13 @@ impl fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 /// Writes a request head to `out`: `target` is origin-form (`/path?query`).
-/// `Content-Length` and `Transfer-Encoding` in `headers` are left out: the
-/// body's length, when `Some`, is written as the one `Content-Length`.
-pub(crate) fn encode_request(
+/// `Content-Length` and `Transfer-Encoding` among `headers` are left out:
+/// the body's length, when `Some`, is written as the one `Content-Length`.
+pub(crate) fn encode_request<'h>(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
     body_len: Option<u64>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
@@ -118,7 +120,8 @@ pub(crate) enum Framing {
     Eof,
 }
 
-/// A response head, taken off the read buffer.
+/// A response head, taken off the read buffer, without its hop-by-hop
+/// headers.
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
@@ -221,15 +224,27 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
             0 => (0, 0),
             n => ((s.as_ptr() as usize).saturating_sub(base), n),
         };
-        let mut fields = Fields::new();
         let mut framing = FramingHeaders::default();
+        let mut named = SmallVec::<[&[u8]; 2]>::new();
         for h in res.headers.iter() {
             framing.read(h.name, h.value)?;
+            if h.name.eq_ignore_ascii_case("connection") {
+                named.extend(hop::named_by_connection(h.value));
+            }
+        }
+        // Hop-by-hop headers (and those `Connection` names) stay here.
+        let mut fields = Fields::new();
+        for h in res.headers.iter() {
+            let name = h.name.as_bytes();
+            if hop::is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                continue;
+            }
             fields.push(Field {
-                name: offset(h.name.as_bytes()),
+                name: offset(name),
                 value: offset(h.value),
             });
         }
+        drop(named);
         let head = buf.split_to(len).freeze();
         let mut map = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
         for f in &fields {
@@ -522,13 +537,13 @@ mod tests {
         h.append("x-a", HeaderValue::from_static("1"));
         h.append("x-a", HeaderValue::from_static("2"));
         let mut out = Vec::new();
-        encode_request(&mut out, &Method::POST, "/v1/x?y=z", &h, Some(5));
+        encode_request(&mut out, &Method::POST, "/v1/x?y=z", h.iter(), Some(5));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /v1/x?y=z HTTP/1.1\r\nhost: up:80\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 5\r\n\r\n"
         );
         let mut out = Vec::new();
-        encode_request(&mut out, &Method::GET, "/", &HeaderMap::new(), None);
+        encode_request(&mut out, &Method::GET, "/", HeaderMap::new().iter(), None);
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
     }
 
