@@ -142,6 +142,16 @@ async fn text(res: Response<Body>) -> Result<String, BoxError> {
     Ok(String::from_utf8(bytes.to_vec()).unwrap())
 }
 
+/// Sends `req` with no header edits.
+async fn send(pool: &Arc<Pool>, req: Request<Body>) -> Result<Response<Body>, ForwardError> {
+    pool.send(req, &HeaderEdits::default()).await
+}
+
+/// The body of a `GET /x`, read to its end.
+async fn get_text(pool: &Arc<Pool>, addr: &str) -> String {
+    text(send(pool, get(addr)).await.unwrap()).await.unwrap()
+}
+
 fn pool(addr: &str) -> Arc<Pool> {
     Pool::new(addr.to_owned(), Duration::from_secs(5))
 }
@@ -165,11 +175,7 @@ fn a_connection_read_to_the_end_is_reused() {
         let (addr, accepted) = echo_upstream().await;
         let pool = pool(&addr);
         for _ in 0..3 {
-            let res = pool
-                .send(get(&addr), &HeaderEdits::default())
-                .await
-                .unwrap();
-            assert_eq!(text(res).await.unwrap(), "GET /x len=0 te=- cl=-");
+            assert_eq!(get_text(&pool, &addr).await, "GET /x len=0 te=- cl=-");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     });
@@ -181,28 +187,17 @@ fn a_body_dropped_unread_does_not_give_its_connection_back() {
         let (addr, accepted) = echo_upstream().await;
         let pool = pool(&addr);
         drop(
-            pool.send(
-                request(Method::GET, "/big", &addr, empty()),
-                &HeaderEdits::default(),
-            )
-            .await
-            .unwrap(),
+            send(&pool, request(Method::GET, "/big", &addr, empty()))
+                .await
+                .unwrap(),
         );
-        let res = pool
-            .send(
-                request(Method::GET, "/big", &addr, empty()),
-                &HeaderEdits::default(),
-            )
+        let res = send(&pool, request(Method::GET, "/big", &addr, empty()))
             .await
             .unwrap();
         assert_eq!(text(res).await.unwrap().len(), 1 << 20);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Read to its end, the big body's connection is reused.
-        let res = pool
-            .send(get(&addr), &HeaderEdits::default())
-            .await
-            .unwrap();
-        assert_eq!(text(res).await.unwrap(), "GET /x len=0 te=- cl=-");
+        assert_eq!(get_text(&pool, &addr).await, "GET /x len=0 te=- cl=-");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     });
 }
@@ -214,7 +209,7 @@ fn an_upstream_nobody_listens_on_is_a_connect_error() {
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         assert!(matches!(
-            pool(&addr).send(get(&addr), &HeaderEdits::default()).await,
+            send(&pool(&addr), get(&addr)).await,
             Err(ForwardError::Connect(_))
         ));
     });
@@ -225,30 +220,18 @@ fn bodies_go_whole_with_their_length_or_streamed() {
     run(async {
         let (addr, _) = echo_upstream().await;
         let pool = pool(&addr);
-        let small = pool
-            .send(
-                request(Method::POST, "/s", &addr, full("hello")),
-                &HeaderEdits::default(),
-            )
+        let small = send(&pool, request(Method::POST, "/s", &addr, full("hello")))
             .await
             .unwrap();
         assert_eq!(text(small).await.unwrap(), "POST /s len=5 te=- cl=5");
         // A POST without a body still says so.
-        let none = pool
-            .send(
-                request(Method::POST, "/n", &addr, empty()),
-                &HeaderEdits::default(),
-            )
+        let none = send(&pool, request(Method::POST, "/n", &addr, empty()))
             .await
             .unwrap();
         assert_eq!(text(none).await.unwrap(), "POST /n len=0 te=- cl=0");
         // Over the whole-body limit: streamed, with its length.
         let big = vec![b'a'; MAX_BUFFERED as usize + 1];
-        let res = pool
-            .send(
-                request(Method::PUT, "/b", &addr, full(big)),
-                &HeaderEdits::default(),
-            )
+        let res = send(&pool, request(Method::PUT, "/b", &addr, full(big)))
             .await
             .unwrap();
         assert_eq!(
@@ -261,11 +244,7 @@ fn bodies_go_whole_with_their_length_or_streamed() {
         );
         // Of unknown length: streamed, chunked.
         let body = chunks(&[Ok("ab"), Ok("cd"), Ok("e")], None);
-        let res = pool
-            .send(
-                request(Method::POST, "/u", &addr, body),
-                &HeaderEdits::default(),
-            )
+        let res = send(&pool, request(Method::POST, "/u", &addr, body))
             .await
             .unwrap();
         assert_eq!(text(res).await.unwrap(), "POST /u len=5 te=chunked cl=-");
@@ -323,7 +302,7 @@ fn a_client_body_that_fails_or_falls_short_is_the_requests_error() {
         for body in cases {
             let req = request(Method::POST, "/f", &addr, body);
             assert!(matches!(
-                pool.send(req, &HeaderEdits::default()).await,
+                send(&pool, req).await,
                 Err(ForwardError::RequestBody(_))
             ));
         }
@@ -343,11 +322,7 @@ fn an_idle_connection_the_upstream_closed_is_not_used() {
         .await;
         let pool = pool(&addr);
         for _ in 0..3 {
-            let res = pool
-                .send(get(&addr), &HeaderEdits::default())
-                .await
-                .unwrap();
-            assert_eq!(text(res).await.unwrap(), "ok");
+            assert_eq!(get_text(&pool, &addr).await, "ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
@@ -378,26 +353,8 @@ fn an_idempotent_request_goes_again_when_a_kept_connection_closes_unanswered() {
     run(async {
         let (addr, accepted) = closes_the_second_request().await;
         let pool = pool(&addr);
-        assert_eq!(
-            text(
-                pool.send(get(&addr), &HeaderEdits::default())
-                    .await
-                    .unwrap()
-            )
-            .await
-            .unwrap(),
-            "ok"
-        );
-        assert_eq!(
-            text(
-                pool.send(get(&addr), &HeaderEdits::default())
-                    .await
-                    .unwrap()
-            )
-            .await
-            .unwrap(),
-            "ok"
-        );
+        assert_eq!(get_text(&pool, &addr).await, "ok");
+        assert_eq!(get_text(&pool, &addr).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     });
 }
@@ -407,19 +364,10 @@ fn a_post_is_not_sent_twice() {
     run(async {
         let (addr, _) = closes_the_second_request().await;
         let pool = pool(&addr);
-        assert_eq!(
-            text(
-                pool.send(get(&addr), &HeaderEdits::default())
-                    .await
-                    .unwrap()
-            )
-            .await
-            .unwrap(),
-            "ok"
-        );
+        assert_eq!(get_text(&pool, &addr).await, "ok");
         let post = request(Method::POST, "/p", &addr, full("x"));
         assert!(matches!(
-            pool.send(post, &HeaderEdits::default()).await,
+            send(&pool, post).await,
             Err(ForwardError::Exchange(ExchangeError::NoResponse {
                 written: true,
                 ..
@@ -446,11 +394,7 @@ fn a_chunked_answer_in_pieces_is_read_and_its_connection_reused() {
         .await;
         let pool = pool(&addr);
         for _ in 0..2 {
-            let res = pool
-                .send(get(&addr), &HeaderEdits::default())
-                .await
-                .unwrap();
-            assert_eq!(text(res).await.unwrap(), "hello world");
+            assert_eq!(get_text(&pool, &addr).await, "hello world");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     });
@@ -466,11 +410,7 @@ fn a_close_delimited_answer_runs_to_the_close() {
         .await;
         let pool = pool(&addr);
         for _ in 0..2 {
-            let res = pool
-                .send(get(&addr), &HeaderEdits::default())
-                .await
-                .unwrap();
-            assert_eq!(text(res).await.unwrap(), "part one, part two");
+            assert_eq!(get_text(&pool, &addr).await, "part one, part two");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     });
@@ -490,15 +430,12 @@ fn a_body_cut_short_is_an_error_and_a_bad_head_a_502_cause() {
         })
         .await;
         let pool = pool(&addr);
-        let res = pool
-            .send(get(&addr), &HeaderEdits::default())
-            .await
-            .unwrap();
+        let res = send(&pool, get(&addr)).await.unwrap();
         let err = text(res).await.unwrap_err();
         assert!(err.to_string().contains("closed before the end"), "{err}");
         for _ in 0..2 {
             assert!(matches!(
-                pool.send(get(&addr), &HeaderEdits::default()).await,
+                send(&pool, get(&addr)).await,
                 Err(ForwardError::Exchange(ExchangeError::Wire(_)))
             ));
         }
@@ -530,35 +467,13 @@ fn bytes_beyond_the_answer_retire_the_connection_and_head_answers_have_no_body()
         })
         .await;
         let pool = pool(&addr);
-        assert_eq!(
-            text(
-                pool.send(get(&addr), &HeaderEdits::default())
-                    .await
-                    .unwrap()
-            )
-            .await
-            .unwrap(),
-            "ok"
-        );
-        let head = pool
-            .send(
-                request(Method::HEAD, "/h", &addr, empty()),
-                &HeaderEdits::default(),
-            )
+        assert_eq!(get_text(&pool, &addr).await, "ok");
+        let head = send(&pool, request(Method::HEAD, "/h", &addr, empty()))
             .await
             .unwrap();
         assert_eq!(head.headers()["content-length"], "1234");
         assert_eq!(text(head).await.unwrap(), "");
-        assert_eq!(
-            text(
-                pool.send(get(&addr), &HeaderEdits::default())
-                    .await
-                    .unwrap()
-            )
-            .await
-            .unwrap(),
-            "ok"
-        );
+        assert_eq!(get_text(&pool, &addr).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     });
 }
