@@ -27,6 +27,10 @@ use crate::serve::respond::BoxError;
 /// Bytes read from the socket at a time (at least).
 const READ_SIZE: usize = 8 * 1024;
 
+/// The largest request buffer an idle connection keeps for its next
+/// request (one that carried a bigger body lets its buffer go).
+const KEPT_OUT: usize = 8 * 1024;
+
 /// An open connection to the upstream, with its buffers.
 pub(crate) struct Conn {
     stream: TcpStream,
@@ -84,6 +88,15 @@ impl Conn {
             buf: BytesMut::with_capacity(READ_SIZE),
             out: Vec::with_capacity(1024),
         })
+    }
+
+    /// Keeps `out` (an encoded request, sent) for the next request's
+    /// encoding, unless it grew large.
+    pub(crate) fn keep_out(&mut self, mut out: Vec<u8>) {
+        if out.capacity() <= KEPT_OUT {
+            out.clear();
+            self.out = out;
+        }
     }
 
     /// Whether an idle connection can carry another request: nothing has

@@ -235,7 +235,7 @@ impl Pool {
             }
             match conn.exchange(&request, &method).await {
                 Ok(head) => {
-                    conn.out = request;
+                    conn.keep_out(request);
                     return Ok(self.response(conn, head));
                 }
                 Err(ExchangeError::NoResponse { written, .. })
@@ -252,7 +252,7 @@ impl Pool {
             .exchange(&request, &method)
             .await
             .map_err(ForwardError::Exchange)?;
-        conn.out = request;
+        conn.keep_out(request);
         Ok(self.response(conn, head))
     }
 
