@@ -78,13 +78,8 @@ pub(crate) fn after((window, used): (u64, u64), cost: u64) -> (u64, u64) {
     (window, used.saturating_add(cost))
 }
 
-/// When a window's count stops counting: the end of window `window` (ms).
-#[inline]
-pub(crate) fn expires_at(limit: &Limit, window: u64) -> u64 {
-    end_of(limit, window)
-}
-
-/// The end of window `window` (ms): the start of the next one, saturated.
+/// The end of window `window` (ms): the start of the next one, saturated;
+/// also when the window's count stops counting.
 #[inline]
 pub(crate) fn end_of(limit: &Limit, window: u64) -> u64 {
     window.saturating_add(1).saturating_mul(limit.window_ms)

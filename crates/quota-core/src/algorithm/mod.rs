@@ -293,7 +293,7 @@ impl Limit {
     pub fn expires_at(&self, state: &State) -> u64 {
         match *state {
             State::Empty => 0,
-            State::Fixed { window, .. } => fixed_window::expires_at(self, window),
+            State::Fixed { window, .. } => fixed_window::end_of(self, window),
             State::Counter {
                 window,
                 current,

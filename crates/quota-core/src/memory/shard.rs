@@ -130,16 +130,11 @@ fn key_of(words: &[u64], r: usize) -> (&[u8], &[u8]) {
     bytes[..h.account_len + h.scope_len].split_at(h.account_len)
 }
 
-/// The tag of a limit's cell (worked out when the policy was compiled).
-fn tag(limit: &PolicyLimit) -> u64 {
-    limit.cell_tag()
-}
-
 /// Whether `cell` is `limit`'s and can be decided in place for `cost`:
 /// an inline cell (logs live beside the arena) and a cost within the count.
 #[inline]
 fn decides_in_place(cell: &[u64], limit: &PolicyLimit, cost: u64) -> bool {
-    cell::tag_of(cell[0]) == tag(limit)
+    cell::tag_of(cell[0]) == limit.cell_tag()
         && limit.limit().algorithm() != Algorithm::SlidingLog
         && cost <= limit.limit().count()
 }
@@ -235,7 +230,7 @@ impl Shard {
     /// The cell of `limit` in the record at `r`.
     #[inline]
     pub(super) fn cell(&self, r: usize, limit: &PolicyLimit) -> Option<usize> {
-        let tag = tag(limit);
+        let tag = limit.cell_tag();
         let header = Header::read(&self.words, r);
         let mut i = r + header.cells_at();
         let end = i + header.cells;
@@ -506,7 +501,7 @@ impl Shard {
             .extend(header_words(0, cells, account.len(), scope.len()));
         push_key(&mut self.words, account, scope);
         for l in limits {
-            self.push_cell(tag(l));
+            self.push_cell(l.cell_tag());
         }
         let words = &self.words;
         self.index
@@ -527,13 +522,13 @@ impl Shard {
         let missing: SmallVec<[u64; 4]> = limits
             .iter()
             .filter(|l| self.cell(r, l).is_none())
-            .map(tag)
+            .map(PolicyLimit::cell_tag)
             .collect();
         let added: usize = missing.iter().map(|&t| cell::kind_of(t).words()).sum();
         // Keep the cells of limits no longer in this bucket (a policy being
         // reloaded may still plan with them) unless the record gets too big.
         let keep_all = old.cells + added <= MAX_CELL_WORDS;
-        let wanted: SmallVec<[u64; 4]> = limits.iter().map(tag).collect();
+        let wanted: SmallVec<[u64; 4]> = limits.iter().map(PolicyLimit::cell_tag).collect();
         let mut kept = Vec::new();
         let mut i = r + old.cells_at();
         while i < r + old.len() {

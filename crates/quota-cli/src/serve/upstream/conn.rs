@@ -12,7 +12,6 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
@@ -21,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::wire::{self, Decoded, Decoder, Head, WireError};
-use super::{ForwardError, Pool};
+use super::Pool;
 use crate::serve::respond::BoxError;
 
 /// Bytes read from the socket at a time (at least).
@@ -76,18 +75,13 @@ impl fmt::Display for ExchangeError {
 impl std::error::Error for ExchangeError {}
 
 impl Conn {
-    /// Opens a connection to `addr` (`host:port`) within `timeout`.
-    pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Conn, ForwardError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ForwardError::ConnectTimeout)?
-            .map_err(ForwardError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        Ok(Conn {
+    /// A connection over `stream` (open, to the upstream).
+    pub(crate) fn new(stream: TcpStream) -> Conn {
+        Conn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
             out: Vec::with_capacity(1024),
-        })
+        }
     }
 
     /// Keeps `out` (an encoded request, sent) for the next request's

@@ -31,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
+use tokio::net::TcpStream;
 
 use super::hop::HeaderEdits;
 use super::respond::{Body, BoxError};
@@ -228,7 +229,11 @@ impl Pool {
         // response starts: the request goes again on the next one, when
         // that is safe (it was not written whole, or its method is
         // idempotent). A new connection's failure is the answer.
-        while let Some(mut conn) = self.conns.take(Conn::is_reusable) {
+        loop {
+            let (mut conn, pooled) = match self.conns.take(Conn::is_reusable) {
+                Some(conn) => (conn, true),
+                None => (Conn::new(self.open().await?), false),
+            };
             if request.is_empty() {
                 request = std::mem::take(&mut conn.out);
                 encode(&mut request);
@@ -239,21 +244,21 @@ impl Pool {
                     return Ok(self.response(conn, head));
                 }
                 Err(ExchangeError::NoResponse { written, .. })
-                    if !written || method.is_idempotent() => {}
+                    if pooled && (!written || method.is_idempotent()) => {}
                 Err(e) => return Err(ForwardError::Exchange(e)),
             }
         }
-        let mut conn = Conn::connect(&self.addr, self.connect_timeout).await?;
-        if request.is_empty() {
-            request = std::mem::take(&mut conn.out);
-            encode(&mut request);
-        }
-        let head = conn
-            .exchange(&request, &method)
+    }
+
+    /// A new TCP connection to the upstream, opened within the connect
+    /// timeout (for either kind of connection).
+    async fn open(&self) -> Result<TcpStream, ForwardError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
             .await
-            .map_err(ForwardError::Exchange)?;
-        conn.keep_out(request);
-        Ok(self.response(conn, head))
+            .map_err(|_| ForwardError::ConnectTimeout)?
+            .map_err(ForwardError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 
     fn response(self: &Arc<Self>, conn: Conn, head: wire::Head) -> Response<Body> {

@@ -13,7 +13,6 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::{ForwardError, Pool};
 use crate::serve::hop::strip_hop_by_hop;
@@ -48,11 +47,7 @@ impl Pool {
     }
 
     async fn connect_streaming(&self) -> Result<Sender, ForwardError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| ForwardError::ConnectTimeout)?
-            .map_err(ForwardError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.open().await?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(ForwardError::Http)?;
@@ -66,10 +61,9 @@ impl Pool {
 
     fn streamed_response(
         self: &Arc<Self>,
-        res: Response<Incoming>,
+        mut res: Response<Incoming>,
         sender: Sender,
     ) -> Response<Body> {
-        let mut res = res;
         strip_hop_by_hop(res.headers_mut());
         let done = res.body().is_end_stream();
         let mut back = Some((Arc::clone(self), sender));

@@ -141,21 +141,23 @@ struct Field {
 /// The fields of a usual head fit inline (no allocation).
 type Fields = SmallVec<[Field; 24]>;
 
-/// What the framing headers of a head say.
+/// What the framing and connection headers of a head say.
 #[derive(Default)]
-struct FramingHeaders {
+struct FramingHeaders<'a> {
     content_length: Option<u64>,
     transfer_encoding: bool,
     chunked_last: bool,
-    close: bool,
+    /// What `Connection` lists (but the hop-by-hop names): `close`, or
+    /// headers that are not to be forwarded.
+    connection: SmallVec<[&'a [u8]; 2]>,
 }
 
-impl FramingHeaders {
-    fn read(&mut self, name: &str, value: &[u8]) -> Result<(), WireError> {
+impl<'a> FramingHeaders<'a> {
+    fn read(&mut self, name: &str, value: &'a [u8]) -> Result<(), WireError> {
         if name.eq_ignore_ascii_case("content-length") {
             // `5` or a list of equal values (`5, 5`); anything else is refused.
             for part in value.split(|&b| b == b',') {
-                let n = parse_decimal(trim(part)).ok_or(WireError::BadContentLength)?;
+                let n = parse_decimal(part.trim_ascii()).ok_or(WireError::BadContentLength)?;
                 if self.content_length.is_some_and(|m| m != n) {
                     return Err(WireError::BadContentLength);
                 }
@@ -166,17 +168,27 @@ impl FramingHeaders {
             // The last coding of the last field decides.
             if let Some(last) = value
                 .split(|&b| b == b',')
-                .map(trim)
+                .map(<[u8]>::trim_ascii)
                 .rfind(|t| !t.is_empty())
             {
                 self.chunked_last = last.eq_ignore_ascii_case(b"chunked");
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            self.close |= value
-                .split(|&b| b == b',')
-                .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
+            self.connection.extend(hop::named_by_connection(value));
         }
         Ok(())
+    }
+
+    /// Whether `Connection` says `close`.
+    fn close(&self) -> bool {
+        self.connection
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(b"close"))
+    }
+
+    /// Whether a header named `name` (as sent) stays with this connection.
+    fn is_hop_by_hop(&self, name: &[u8]) -> bool {
+        hop::is_hop_by_hop(name) || self.connection.iter().any(|t| t.eq_ignore_ascii_case(name))
     }
 }
 
@@ -225,35 +237,20 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
             n => ((s.as_ptr() as usize).saturating_sub(base), n),
         };
         let mut framing = FramingHeaders::default();
-        let mut named = SmallVec::<[&[u8]; 2]>::new();
         for h in res.headers.iter() {
             framing.read(h.name, h.value)?;
-            if h.name.eq_ignore_ascii_case("connection") {
-                named.extend(hop::named_by_connection(h.value));
-            }
         }
         // Hop-by-hop headers (and those `Connection` names) stay here.
         let mut fields = Fields::new();
         for h in res.headers.iter() {
             let name = h.name.as_bytes();
-            if hop::is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            if framing.is_hop_by_hop(name) {
                 continue;
             }
             fields.push(Field {
                 name: offset(name),
                 value: offset(h.value),
             });
-        }
-        drop(named);
-        let head = buf.split_to(len).freeze();
-        let mut map = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
-        for f in &fields {
-            let name = HeaderName::from_bytes(&head[f.name.0..f.name.0 + f.name.1])
-                .map_err(|_| WireError::BadHeader)?;
-            let value =
-                HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.0 + f.value.1))
-                    .map_err(|_| WireError::BadHeader)?;
-            map.append(name, value);
         }
         let body_framing = if method == Method::HEAD
             || status == StatusCode::NO_CONTENT
@@ -277,7 +274,19 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
         // the connection is not trusted with another request (RFC 9112,
         // section 6.3, item 3).
         let ambiguous = framing.transfer_encoding && framing.content_length.is_some();
-        let keep_alive = http11 && !framing.close && !ambiguous && body_framing != Framing::Eof;
+        let keep_alive = http11 && !framing.close() && !ambiguous && body_framing != Framing::Eof;
+        // (The framing headers borrow `buf`, split below.)
+        drop(framing);
+        let head = buf.split_to(len).freeze();
+        let mut map = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
+        for f in &fields {
+            let name = HeaderName::from_bytes(&head[f.name.0..f.name.0 + f.name.1])
+                .map_err(|_| WireError::BadHeader)?;
+            let value =
+                HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.0 + f.value.1))
+                    .map_err(|_| WireError::BadHeader)?;
+            map.append(name, value);
+        }
         return Ok(Some(Head {
             status,
             headers: map,
@@ -285,18 +294,6 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
             keep_alive,
         }));
     }
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 /// Digits only (no sign, no spaces), without overflow.
@@ -467,7 +464,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
     if digits > 16 {
         return Err(WireError::BadChunk("chunk size too large"));
     }
-    let rest = trim(&line[digits..]);
+    let rest = line[digits..].trim_ascii();
     if !rest.is_empty() && rest[0] != b';' {
         return Err(WireError::BadChunk("invalid chunk-size line"));
     }
