@@ -28,6 +28,7 @@ pub(crate) mod admin;
 mod app;
 mod backend;
 mod demo;
+mod h1;
 mod hop;
 pub(crate) mod limits;
 pub(crate) mod metrics;
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
 struct Gateway {
     shared: Arc<Shared>,
     enforced: Enforced,
+    /// The enforcement layer and the proxy, for the own HTTP/1.1 path.
+    layer: EnforceLayer<GatewayStore, GatewayAccounts>,
+    proxy: proxy::Proxy,
     /// How long a client connection may take to send a request head.
     client_timeout: Duration,
 }
@@ -293,10 +297,12 @@ impl GatewayFactory {
             self.upstream_timeout,
             Arc::clone(&self.shared.metrics),
         )?;
-        let app = App::new(proxy, Arc::clone(&self.shared));
+        let app = App::new(proxy.clone(), Arc::clone(&self.shared));
         Ok(Gateway {
             shared: Arc::clone(&self.shared),
             enforced: self.layer.layer(app),
+            layer: self.layer.clone(),
+            proxy,
             client_timeout: self.client_timeout,
         })
     }
@@ -369,7 +375,9 @@ impl Connections {
         // The client's address goes with the connection's copy of the
         // service (no per-request extension to carry it).
         let mut enforced = gw.enforced.clone();
-        enforced.get_mut().set_client(ClientAddr::new(peer));
+        let client = ClientAddr::new(peer);
+        enforced.get_mut().set_client(client.clone());
+        let own = Arc::clone(&gw);
         let client_timeout = gw.client_timeout;
         let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), req));
         let http = Arc::clone(&self.http);
@@ -386,10 +394,17 @@ impl Connections {
             };
             let ended = match sniffed {
                 None => return,
-                Some(Sniffed::Http1) => watcher
-                    .watch(http.http1.serve_connection(TokioIo::new(stream), svc))
-                    .await
-                    .map_err(Into::into),
+                // Served by the own path until a request it leaves to
+                // hyper (the watcher, held meanwhile, keeps the drain waiting).
+                Some(Sniffed::Http1) => {
+                    match h1::serve(stream, &own, &client, &mut closing).await {
+                        h1::Ended::Closed => Ok(()),
+                        h1::Ended::Handover(io) => watcher
+                            .watch(http.http1.serve_connection(TokioIo::new(io), svc))
+                            .await
+                            .map_err(Into::into),
+                    }
+                }
                 Some(Sniffed::MaybeHttp2) => {
                     watcher
                         .watch(http.auto.serve_connection(TokioIo::new(stream), svc))

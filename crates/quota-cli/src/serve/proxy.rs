@@ -12,14 +12,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::hop::HeaderEdits;
+use std::borrow::Cow;
+
+use super::hop::{is_hop_by_hop, named_by_connection, HeaderEdits};
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
-use super::upstream::{ForwardError, Pool};
+use super::upstream::{ForwardError, Head, Pool, UpstreamBody};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use smallvec::SmallVec;
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -134,7 +137,79 @@ impl Proxy {
         // The response comes back without its hop-by-hop headers.
         match tokio::time::timeout(this.timeout, this.pool.send(out, &edits)).await {
             Ok(Ok(res)) => res,
-            Ok(Err(ForwardError::RequestBody(e))) => {
+            Ok(Err(e)) => self.failed(Some(e)),
+            Err(_) => self.failed(None),
+        }
+    }
+
+    /// Forwards a request without a body, given as the parts of its head
+    /// (`target` as the client sent it, origin-form; `headers` every field,
+    /// in order), with the same edits as [`Proxy::forward`]. The response's
+    /// head and body, or the gateway's answer when there is none.
+    pub(crate) async fn forward_head<'h>(
+        &self,
+        method: &Method,
+        target: &str,
+        headers: &[(&'h [u8], &'h [u8])],
+        client: &ClientAddr,
+        caller: Option<(&str, &str)>,
+    ) -> Result<(Head, UpstreamBody), Response<Body>> {
+        let this = &*self.0;
+        let base = &this.upstream.base;
+        let joined;
+        let target = if base.is_empty() {
+            target
+        } else {
+            joined = format!("{base}{target}");
+            &joined
+        };
+        let caller = caller.filter(|(a, t)| is_value(a.as_bytes()) && is_value(t.as_bytes()));
+        // Declared before `set`, which borrows it.
+        let chain = forwarded_for_raw(values(headers, b"x-forwarded-for"), client.ip.as_bytes());
+        let mut set: SmallVec<[(&[u8], &[u8]); 8]> = SmallVec::new();
+        let mut dropped: SmallVec<[&[u8]; 2]> = SmallVec::new();
+        match caller {
+            Some((account, tier)) => {
+                set.push((b"x-quota-account", account.as_bytes()));
+                set.push((b"x-quota-tier", tier.as_bytes()));
+            }
+            None => dropped.extend([&b"x-quota-account"[..], b"x-quota-tier"]),
+        }
+        let original_host = values(headers, b"host").next();
+        set.push((b"host", this.upstream.host.as_bytes()));
+        if let Some(xff) = &chain {
+            set.push((b"x-forwarded-for", xff));
+        }
+        if let Some(h) = original_host {
+            set.push((b"x-forwarded-host", h));
+        }
+        set.push((b"x-forwarded-proto", b"http"));
+        let named: SmallVec<[&[u8]; 2]> = values(headers, b"connection")
+            .flat_map(named_by_connection)
+            .collect();
+        let is_in = |list: &[&[u8]], name: &[u8]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+        let has_length = values(headers, b"content-length").next().is_some();
+        let kept = headers.iter().copied().filter(|(n, _)| {
+            !is_hop_by_hop(n)
+                && !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(n))
+                && !is_in(&dropped, n)
+                && !is_in(&named, n)
+        });
+        let out = kept.chain(set.iter().copied());
+        let send = this.pool.send_head(method, target, out, has_length);
+        match tokio::time::timeout(this.timeout, send).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.failed(Some(e))),
+            Err(_) => Err(self.failed(None)),
+        }
+    }
+
+    /// The answer when the upstream gave none: `Some` error, or `None` for
+    /// a timeout.
+    fn failed(&self, error: Option<ForwardError>) -> Response<Body> {
+        let this = &*self.0;
+        match error {
+            Some(ForwardError::RequestBody(e)) => {
                 // The client's body failed (cut off, or stopped by an upload
                 // rule, whose answer the enforcement layer puts in place of this).
                 tracing::debug!(error = %error_chain(&*e), "request body failed while forwarding");
@@ -143,7 +218,7 @@ impl Proxy {
                     "the request body could not be read",
                 )
             }
-            Ok(Err(e)) => {
+            Some(e) => {
                 this.metrics
                     .record_upstream_error(UpstreamError::Unreachable);
                 tracing::warn!(error = %error_chain(&e), "upstream unreachable");
@@ -152,7 +227,7 @@ impl Proxy {
                     "the upstream service cannot be reached",
                 )
             }
-            Err(_) => {
+            None => {
                 this.metrics.record_upstream_error(UpstreamError::Timeout);
                 tracing::warn!(timeout_s = this.timeout.as_secs_f64(), "upstream timed out");
                 message(
@@ -200,6 +275,44 @@ fn forwarded_for(headers: &HeaderMap, ip: HeaderValue) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))).ok()
 }
 
+/// The values of the fields named `name` (lower case) among `headers`.
+fn values<'a, 'h>(
+    headers: &'a [(&'h [u8], &'h [u8])],
+    name: &'static [u8],
+) -> impl Iterator<Item = &'h [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// [`forwarded_for`] for a head's raw `prior` values: the client's `ip`
+/// alone (borrowed) when there is no usable chain.
+fn forwarded_for_raw<'a>(
+    prior: impl Iterator<Item = &'a [u8]>,
+    ip: &'a [u8],
+) -> Option<Cow<'a, [u8]>> {
+    let prior: SmallVec<[&[u8]; 2]> = prior.filter(|v| is_visible(v)).collect();
+    if prior.is_empty() {
+        return Some(Cow::Borrowed(ip));
+    }
+    let mut chain = prior.join(&b", "[..]);
+    chain.extend_from_slice(b", ");
+    chain.extend_from_slice(ip);
+    is_value(&chain).then_some(Cow::Owned(chain))
+}
+
+/// Whether `value` is what `HeaderValue::to_str` accepts: visible ASCII,
+/// spaces and tabs.
+fn is_visible(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
+}
+
+/// Whether `value` can be a header value (no control characters but tab).
+fn is_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b >= 32 && b != 127))
+}
+
 #[cfg(test)]
 mod tests {
     // tests may panic
@@ -216,6 +329,24 @@ mod tests {
         assert_eq!(
             forwarded_for(&h, ip).unwrap(),
             "10.0.0.1, 10.0.0.2, 127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_raw_matches_the_header_map_version() {
+        let ip = b"127.0.0.1";
+        let none: [&[u8]; 0] = [];
+        assert_eq!(forwarded_for_raw(none.into_iter(), ip).unwrap(), &ip[..]);
+        let two: [&[u8]; 2] = [b"10.0.0.1", b"10.0.0.2"];
+        assert_eq!(
+            forwarded_for_raw(two.into_iter(), ip).unwrap(),
+            &b"10.0.0.1, 10.0.0.2, 127.0.0.1"[..]
+        );
+        // Values `to_str` refuses are left out, as in `forwarded_for`.
+        let odd: [&[u8]; 2] = [b"10.0.0.1", b"caf\xc3\xa9"];
+        assert_eq!(
+            forwarded_for_raw(odd.into_iter(), ip).unwrap(),
+            &b"10.0.0.1, 127.0.0.1"[..]
         );
     }
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use http::request::Parts;
+use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use quota_core::account::{Accounts, Charge, Identity};
@@ -61,7 +60,7 @@ struct Trace<'p> {
 }
 
 /// An admitted request: what goes to the response, what to the extensions.
-type Admitted = (Pass, Option<DecisionSummary>);
+pub(crate) type Admitted = (Pass, Option<DecisionSummary>);
 
 /// Runs every check on `req` (see the module docs of `enforce` for the order).
 ///
@@ -79,33 +78,9 @@ where
 {
     let (mut parts, body) = req.into_parts();
     async move {
-        let started = config.observer.as_ref().map(|_| Instant::now());
-        let loaded = config.policy.load_full();
-        let mut identity = None;
-        let mut trace = Trace::default();
-        let result = run(&config, &loaded, &parts, &mut identity, &mut trace).await;
-        if let (Some(observer), Some(started)) = (&config.observer, started) {
-            let (outcome, status) = match &result {
-                Ok((pass, _)) if pass.rate.as_ref().is_some_and(RateHeaders::is_refused) => {
-                    (Outcome::Refused, StatusCode::TOO_MANY_REQUESTS)
-                }
-                Ok(_) => (Outcome::Admitted, StatusCode::OK),
-                Err(res) if res.status().is_server_error() => (Outcome::Error, res.status()),
-                Err(res) => (Outcome::Refused, res.status()),
-            };
-            observer.observe(&Observation {
-                tier: identity.as_ref().map(|i: &Identity| i.tier.as_str()),
-                endpoint: trace.endpoint,
-                outcome,
-                status,
-                limit: trace.limit.as_deref(),
-                latency: started.elapsed(),
-                shadow: config.shadow,
-            });
-        }
+        let (result, identity) = decide(&config, parts.uri.path(), &parts.headers).await;
         let (mut pass, summary) = match result {
             Ok(admitted) => admitted,
-            Err(_) if config.shadow => (Pass::default(), None),
             Err(res) => return Checked::Refuse(res),
         };
         if let Some(identity) = identity {
@@ -128,11 +103,55 @@ where
     }
 }
 
+/// The checks of a request for `path` with `headers`, observed; in shadow
+/// mode a refusal becomes an admission without headers. Also the caller,
+/// once resolved.
+pub(crate) async fn decide<S, A>(
+    config: &Config<S, A>,
+    path: &str,
+    headers: &HeaderMap,
+) -> (Result<Admitted, Response<Bytes>>, Option<Identity>)
+where
+    S: Store,
+    A: Accounts + 'static,
+{
+    let started = config.observer.as_ref().map(|_| Instant::now());
+    let loaded = config.policy.load_full();
+    let mut identity = None;
+    let mut trace = Trace::default();
+    let result = run(config, &loaded, path, headers, &mut identity, &mut trace).await;
+    if let (Some(observer), Some(started)) = (&config.observer, started) {
+        let (outcome, status) = match &result {
+            Ok((pass, _)) if pass.rate.as_ref().is_some_and(RateHeaders::is_refused) => {
+                (Outcome::Refused, StatusCode::TOO_MANY_REQUESTS)
+            }
+            Ok(_) => (Outcome::Admitted, StatusCode::OK),
+            Err(res) if res.status().is_server_error() => (Outcome::Error, res.status()),
+            Err(res) => (Outcome::Refused, res.status()),
+        };
+        observer.observe(&Observation {
+            tier: identity.as_ref().map(|i: &Identity| i.tier.as_str()),
+            endpoint: trace.endpoint,
+            outcome,
+            status,
+            limit: trace.limit.as_deref(),
+            latency: started.elapsed(),
+            shadow: config.shadow,
+        });
+    }
+    let result = match result {
+        Err(_) if config.shadow => Ok((Pass::default(), None)),
+        other => other,
+    };
+    (result, identity)
+}
+
 /// The checks, then the refund of a charge when a later check refused.
 async fn run<'p, S, A>(
     config: &'p Config<S, A>,
     loaded: &'p Loaded,
-    parts: &Parts,
+    path: &str,
+    headers: &HeaderMap,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, Response<Bytes>>
@@ -140,7 +159,7 @@ where
     S: Store,
     A: Accounts + 'static,
 {
-    let (refusal, charged) = match admit(config, loaded, parts, identity, trace).await {
+    let (refusal, charged) = match admit(config, loaded, path, headers, identity, trace).await {
         Ok(admitted) => return Ok(admitted),
         Err(refused) => refused,
     };
@@ -154,7 +173,8 @@ where
 async fn admit<'p, S, A>(
     config: &'p Config<S, A>,
     loaded: &'p Loaded,
-    parts: &Parts,
+    path: &str,
+    headers: &HeaderMap,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, (Response<Bytes>, Option<Money>)>
@@ -164,7 +184,7 @@ where
 {
     let policy = &*loaded.policy;
     // 1. Identity.
-    let key = api_key(&parts.headers, config.key_headers)
+    let key = api_key(headers, config.key_headers)
         .map_err(|e| (unauthorized(config, &e.to_string()), None))?;
     let who = match config.accounts.resolve(key).await {
         Ok(Some(who)) => identity.insert(who),
@@ -178,7 +198,6 @@ where
     };
 
     // 2. Endpoint.
-    let path = parts.uri.path();
     let Some(name) = path.strip_prefix(&*config.prefix) else {
         let message = format!(
             "path {path:?} is not under the API prefix {:?}",
@@ -200,8 +219,7 @@ where
 
     // 3. Upload precheck: a declared length over the limit is refused unread.
     if !config.shadow {
-        precheck(&parts.headers, name, &loaded.uploads)
-            .map_err(|e| (e.to_response::<Bytes>(), None))?;
+        precheck(headers, name, &loaded.uploads).map_err(|e| (e.to_response::<Bytes>(), None))?;
     }
 
     // 4. Credit.

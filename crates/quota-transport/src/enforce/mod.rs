@@ -112,6 +112,7 @@ mod body;
 mod check;
 mod future;
 mod guard;
+mod head;
 mod layer;
 mod observe;
 mod policy;
@@ -120,6 +121,7 @@ mod summary;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
+pub use head::{Admission, HeadCheck};
 pub use layer::{system_clock, Clock, EnforceLayer};
 pub use observe::{Observation, Observer, Outcome};
 pub use policy::PolicyHandle;

@@ -166,6 +166,48 @@ impl RateHeaders {
     }
 }
 
+impl RateHeaders {
+    /// The headers [`RateHeaders::write`] sets, as `name: value` lines of
+    /// an HTTP/1.1 head (names in lower case, as `http` spells them).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        let mut line = |name: &HeaderName, value: &[u8]| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        if let Some((count, remaining)) = self.minute {
+            line(&X_RATELIMIT_LIMIT, digits.format(count).as_bytes());
+            line(&X_RATELIMIT_REMAINING, digits.format(remaining).as_bytes());
+        }
+        if let Some((count, remaining)) = self.daily {
+            line(&X_RATELIMIT_DAILY_LIMIT, digits.format(count).as_bytes());
+            line(
+                &X_RATELIMIT_DAILY_REMAINING,
+                digits.format(remaining).as_bytes(),
+            );
+        }
+        if let Some((name, secs)) = &self.refused {
+            // The same test as `write`'s `HeaderValue::try_from`.
+            if HeaderValue::try_from(name.as_ref()).is_ok() {
+                line(&X_RATELIMIT_TYPE, name.as_bytes());
+            }
+            line(&RETRY_AFTER, digits.format(*secs).as_bytes());
+        }
+    }
+
+    /// Whether [`RateHeaders::write`] sets a header named `name` (any
+    /// case), replacing one of that name.
+    pub(crate) fn sets(&self, name: &[u8]) -> bool {
+        let is = |n: &HeaderName| name.eq_ignore_ascii_case(n.as_str().as_bytes());
+        (self.minute.is_some() && (is(&X_RATELIMIT_LIMIT) || is(&X_RATELIMIT_REMAINING)))
+            || (self.daily.is_some()
+                && (is(&X_RATELIMIT_DAILY_LIMIT) || is(&X_RATELIMIT_DAILY_REMAINING)))
+            || (self.refused.is_some() && (is(&X_RATELIMIT_TYPE) || is(&RETRY_AFTER)))
+    }
+}
+
 /// A limit name without allocating for the usual ones.
 fn static_name(name: &str) -> Cow<'static, str> {
     match name {

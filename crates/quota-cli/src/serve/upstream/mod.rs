@@ -35,7 +35,9 @@ use tokio::net::TcpStream;
 
 use super::hop::HeaderEdits;
 use super::respond::{Body, BoxError};
+pub(crate) use conn::UpstreamBody;
 use conn::{Conn, ExchangeError};
+pub(crate) use wire::Head;
 
 /// How long an unused connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -204,27 +206,57 @@ impl Pool {
                 return Err(ForwardError::RequestBody(e.into()));
             }
         }
-        // The body's length is sent when there is one, when the client sent
-        // one, and for methods whose requests are meant to carry one.
-        let expects_body = !matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
-        );
-        let body_len =
-            (len > 0 || expects_body || parts.headers.contains_key(http::header::CONTENT_LENGTH))
-                .then_some(len);
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let method = parts.method;
-
-        let mut request = Vec::new();
+        let body_len = body_len(
+            &parts.method,
+            len,
+            parts.headers.contains_key(http::header::CONTENT_LENGTH),
+        );
         let named = HeaderEdits::connection_named(&parts.headers);
-        let encode = |out: &mut Vec<u8>| {
-            out.clear();
-            let kept = parts.headers.iter().filter(|(n, _)| edits.keeps(n, &named));
-            let set = edits.set.iter().map(|(n, v)| (n, v));
-            wire::encode_request(out, &method, target, kept.chain(set), body_len);
-            out.extend_from_slice(&data);
-        };
+        let method = &parts.method;
+        let (conn, head) = self
+            .send_encoded(method, |out| {
+                let kept = parts.headers.iter().filter(|(n, _)| edits.keeps(n, &named));
+                let headers = kept
+                    .chain(edits.set.iter().map(|(n, v)| (n, v)))
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+                wire::encode_request(out, method, target, headers, body_len);
+                out.extend_from_slice(&data);
+            })
+            .await?;
+        Ok(self.response(conn, head))
+    }
+
+    /// Sends a request without a body: `headers` are what goes to the
+    /// upstream, in order (already edited); `has_length`: whether the
+    /// client sent `Content-Length: 0`. The response's head (without its
+    /// hop-by-hop headers) and its body.
+    pub(crate) async fn send_head<'h>(
+        self: &Arc<Self>,
+        method: &Method,
+        target: &str,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+        has_length: bool,
+    ) -> Result<(Head, UpstreamBody), ForwardError> {
+        let body_len = body_len(method, 0, has_length);
+        let (conn, head) = self
+            .send_encoded(method, |out| {
+                wire::encode_request(out, method, target, headers.clone(), body_len);
+            })
+            .await?;
+        let body = conn.body(&head, self);
+        Ok((head, body))
+    }
+
+    /// Sends the request `encode` writes (head and body, whole) on an idle
+    /// connection or a new one: the response's head, and the connection
+    /// its body comes on.
+    async fn send_encoded(
+        self: &Arc<Self>,
+        method: &Method,
+        encode: impl Fn(&mut Vec<u8>),
+    ) -> Result<(Conn, Head), ForwardError> {
+        let mut request = Vec::new();
         // An idle connection the upstream closed meanwhile fails before a
         // response starts: the request goes again on the next one, when
         // that is safe (it was not written whole, or its method is
@@ -236,12 +268,13 @@ impl Pool {
             };
             if request.is_empty() {
                 request = std::mem::take(&mut conn.out);
+                request.clear();
                 encode(&mut request);
             }
-            match conn.exchange(&request, &method).await {
+            match conn.exchange(&request, method).await {
                 Ok(head) => {
                     conn.keep_out(request);
-                    return Ok(self.response(conn, head));
+                    return Ok((conn, head));
                 }
                 Err(ExchangeError::NoResponse { written, .. })
                     if pooled && (!written || method.is_idempotent()) => {}
@@ -261,7 +294,7 @@ impl Pool {
         Ok(stream)
     }
 
-    fn response(self: &Arc<Self>, conn: Conn, head: wire::Head) -> Response<Body> {
+    fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Response<Body> {
         let body = conn.body(&head, self);
         let mut res = Response::new(body.boxed_unsync());
         *res.status_mut() = head.status;
@@ -272,6 +305,17 @@ impl Pool {
     fn checkin_conn(&self, conn: Conn) {
         self.conns.put(conn);
     }
+}
+
+/// The `Content-Length` a request with a `len`-byte body is sent with:
+/// one when there is a body, when the client sent one, and for methods
+/// whose requests are meant to carry one.
+fn body_len(method: &Method, len: u64, has_length: bool) -> Option<u64> {
+    let expects_body = !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    );
+    (len > 0 || expects_body || has_length).then_some(len)
 }
 
 /// Closes connections idle for longer than [`IDLE_TIMEOUT`], until the

@@ -81,7 +81,7 @@ pub(crate) fn encode_request<'h>(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
-    headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     body_len: Option<u64>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
@@ -89,13 +89,16 @@ pub(crate) fn encode_request<'h>(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+        if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes())
+            || name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes())
+        {
             continue;
         }
-        // Names and values cannot hold CR or LF (the `http` crate checks).
-        out.extend_from_slice(name.as_str().as_bytes());
+        // Names and values cannot hold CR or LF (the `http` crate and
+        // `httparse` check).
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if let Some(len) = body_len {
@@ -105,6 +108,14 @@ pub(crate) fn encode_request<'h>(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// A header map's fields as name and value bytes, for [`encode_request`].
+#[cfg(test)]
+pub(crate) fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
 }
 
 /// How a response's body ends (RFC 9112, section 6.3).
@@ -534,13 +545,13 @@ mod tests {
         h.append("x-a", HeaderValue::from_static("1"));
         h.append("x-a", HeaderValue::from_static("2"));
         let mut out = Vec::new();
-        encode_request(&mut out, &Method::POST, "/v1/x?y=z", h.iter(), Some(5));
+        encode_request(&mut out, &Method::POST, "/v1/x?y=z", pairs(&h), Some(5));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /v1/x?y=z HTTP/1.1\r\nhost: up:80\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 5\r\n\r\n"
         );
         let mut out = Vec::new();
-        encode_request(&mut out, &Method::GET, "/", HeaderMap::new().iter(), None);
+        encode_request(&mut out, &Method::GET, "/", pairs(&HeaderMap::new()), None);
         assert_eq!(out, b"GET / HTTP/1.1\r\n\r\n");
     }
 

@@ -1,0 +1,311 @@
+//! The gateway's own HTTP/1.1 path for the requests it proxies most:
+//! requests without a body (see [`request::parse`]) to metered endpoints.
+//!
+//! A connection starts here. Each request is parsed where it was read,
+//! checked by the enforcement layer ([`EnforceLayer::check_head`], the same
+//! checks, answers and metrics as the tower layer), forwarded with the
+//! upstream client's raw path ([`Proxy::forward_head`]) and answered in one
+//! write with the upstream's fields and the rate-limit headers, without
+//! building `http` requests and responses or going through hyper's
+//! connection state machine. The first request this path does not answer
+//! (a body, an upgrade, HTTP/1.0, a malformed head, the gateway's own
+//! routes) hands the connection, with the bytes already read, to hyper,
+//! which serves it from then on exactly as it serves every other
+//! connection.
+//!
+//! [`EnforceLayer::check_head`]: quota_transport::enforce::EnforceLayer::check_head
+
+mod request;
+mod response;
+mod rewind;
+
+use std::pin::pin;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt, Full};
+use quota_transport::enforce::{Admission, HeadCheck};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::respond::{BoxError, ClientAddr};
+use super::Gateway;
+use request::{Parsed, Simple};
+use response::{Framing, HeadWriter};
+pub(crate) use rewind::Rewind;
+
+/// How much the read buffer grows by.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A read buffer larger than this is let go once empty.
+const KEEP_BUFFER: usize = 64 * 1024;
+
+/// Answer bytes gathered before they are written (a larger body is
+/// written as it comes).
+const WRITE_AT: usize = 64 * 1024;
+
+/// How a connection left the own path.
+pub(crate) enum Ended {
+    /// It is closed (the client closed it, asked to, timed out, or the
+    /// gateway is shutting down).
+    Closed,
+    /// Serve it with hyper, from the bytes put back in front of it.
+    Handover(Rewind),
+}
+
+/// Serves `stream` (from `client`) until it closes or is handed over.
+/// `closing` turns true when the gateway shuts down: a connection waiting
+/// for a request then closes; one serving a request finishes it first.
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    gw: &Gateway,
+    client: &ClientAddr,
+    closing: &mut watch::Receiver<bool>,
+) -> Ended {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        // A head, within the client timeout (from when the connection is
+        // ready for one: opened, or done with the previous request).
+        let deadline = Instant::now() + gw.client_timeout;
+        let simple = loop {
+            if !buf.is_empty() {
+                match request::parse(&buf) {
+                    Parsed::Simple(s) => break s,
+                    Parsed::Other => return handover(buf, stream),
+                    Parsed::Partial => {}
+                }
+            } else if *closing.borrow() {
+                return Ended::Closed;
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 8 {
+                buf.reserve(READ_CHUNK);
+            }
+            let idle = buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                read = stream.read_buf(&mut buf) => read,
+                () = tokio::time::sleep_until(deadline) => return Ended::Closed,
+                _ = closing.changed(), if idle => return Ended::Closed,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return Ended::Closed;
+            }
+        };
+        let Some(exchange) = Exchange::new(&buf, &simple) else {
+            return handover(buf, stream);
+        };
+        out.clear();
+        let open = exchange.answer(gw, client, &mut stream, &mut out).await;
+        drop(exchange);
+        buf.advance(simple.len);
+        if !open || simple.close {
+            let _ = stream.shutdown().await;
+            return Ended::Closed;
+        }
+        if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > KEEP_BUFFER {
+            out = Vec::with_capacity(1024);
+        }
+    }
+}
+
+fn handover(buf: BytesMut, stream: TcpStream) -> Ended {
+    Ended::Handover(Rewind::new(buf.freeze(), stream))
+}
+
+/// Whether `path` is one of the gateway's own routes (health, metrics,
+/// admin, the caller's limits): those are served by hyper's path.
+fn is_own_route(path: &str) -> bool {
+    path == "/healthz"
+        || path == "/metrics"
+        || path == "/admin"
+        || path.starts_with("/admin/")
+        || path == "/v1/limits"
+}
+
+/// One request of the own path, borrowed from the read buffer.
+struct Exchange<'b> {
+    method: Method,
+    target: &'b str,
+    path: &'b str,
+    fields: smallvec::SmallVec<[(&'b [u8], &'b [u8]); 16]>,
+    close: bool,
+}
+
+impl<'b> Exchange<'b> {
+    /// The request `simple` found in `buf`; `None` for one the own path
+    /// leaves to hyper.
+    fn new(buf: &'b [u8], simple: &Simple) -> Option<Self> {
+        let method = Method::from_bytes(&buf[simple.method.clone()]).ok()?;
+        let target = std::str::from_utf8(&buf[simple.target.clone()]).ok()?;
+        let path = std::str::from_utf8(&buf[simple.path.clone()]).ok()?;
+        if is_own_route(path) {
+            return None;
+        }
+        Some(Exchange {
+            method,
+            target,
+            path,
+            fields: simple.fields(buf),
+            close: simple.close,
+        })
+    }
+
+    /// The headers the enforcement checks read (every value of each).
+    fn checked_headers(&self) -> HeaderMap {
+        static READ: [HeaderName; 4] = [
+            quota_transport::identity::X_API_KEY,
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_LENGTH,
+            http::header::CONTENT_TYPE,
+        ];
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.fields {
+            let Some(known) = READ
+                .iter()
+                .find(|r| name.eq_ignore_ascii_case(r.as_str().as_bytes()))
+            else {
+                continue;
+            };
+            // httparse accepts only what a header value may hold.
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.append(known.clone(), value);
+            }
+        }
+        headers
+    }
+
+    /// Checks, forwards and answers the request; false when the
+    /// connection cannot carry another one.
+    async fn answer(
+        &self,
+        gw: &Gateway,
+        client: &ClientAddr,
+        stream: &mut TcpStream,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let head = self.method == Method::HEAD;
+        let admission = match gw
+            .layer
+            .check_head(self.path, &self.checked_headers())
+            .await
+        {
+            HeadCheck::Refused(res) => {
+                let (parts, body) = res.into_parts();
+                let answer = Answer {
+                    status: parts.status,
+                    headers: &parts.headers,
+                    admission: None,
+                };
+                return answer
+                    .write(Full::new(body), head, self.close, stream, out)
+                    .await;
+            }
+            HeadCheck::Admitted(admission) => admission,
+        };
+        let caller = admission
+            .identity()
+            .map(|i| (i.account.as_str(), i.tier.as_str()));
+        let forwarded = gw
+            .proxy
+            .forward_head(&self.method, self.target, &self.fields, client, caller)
+            .await;
+        match forwarded {
+            Ok((up, body)) => {
+                let answer = Answer {
+                    status: up.status,
+                    headers: &up.headers,
+                    admission: Some(&admission),
+                };
+                answer.write(body, head, self.close, stream, out).await
+            }
+            Err(res) => {
+                let (parts, body) = res.into_parts();
+                let answer = Answer {
+                    status: parts.status,
+                    headers: &parts.headers,
+                    admission: Some(&admission),
+                };
+                answer.write(body, head, self.close, stream, out).await
+            }
+        }
+    }
+}
+
+/// An answer's head: its status, its fields and the admission's headers.
+struct Answer<'a> {
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    /// Its fields replace the answer's own of the same names.
+    admission: Option<&'a Admission>,
+}
+
+impl Answer<'_> {
+    /// Writes the answer and its body; false when the connection cannot
+    /// carry another request (a write failed, or the body failed midway).
+    async fn write<B>(
+        &self,
+        body: B,
+        head: bool,
+        close: bool,
+        stream: &mut TcpStream,
+        out: &mut Vec<u8>,
+    ) -> bool
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let framing = Framing::of(self.status, head, body.size_hint().exact());
+        let mut w = HeadWriter::new(out, self.status, framing);
+        match self.admission {
+            Some(a) => {
+                w.fields(self.headers, |name| a.sets(name));
+                a.encode_headers(w.raw());
+            }
+            None => w.fields(self.headers, |_| false),
+        }
+        w.finish(close);
+        if !framing.has_body() {
+            return stream.write_all(out).await.is_ok();
+        }
+        let chunked = framing == Framing::Chunked;
+        let mut body = pin!(body);
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                // Cut short: the client sees the connection close.
+                let _ = stream.write_all(out).await;
+                return false;
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if chunked {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(&data);
+            }
+            if out.len() >= WRITE_AT {
+                if stream.write_all(out).await.is_err() {
+                    return false;
+                }
+                out.clear();
+            }
+        }
+        if chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        stream.write_all(out).await.is_ok()
+    }
+}

@@ -1,0 +1,200 @@
+//! Request heads on the wire, without I/O: which requests the gateway's
+//! own HTTP/1.1 path answers, and where their parts are in the buffer.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use smallvec::SmallVec;
+
+/// The most header fields a head the own path answers may have.
+pub(crate) const MAX_HEADERS: usize = 64;
+
+/// The longest head the own path waits for; a longer one goes to hyper.
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+
+/// What the start of the read buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // parsed once per request, never moved far; boxing would allocate
+pub(crate) enum Parsed {
+    /// Not a whole head yet: read more.
+    Partial,
+    /// A request the own path answers.
+    Simple(Simple),
+    /// Anything else (a body, an upgrade, HTTP/1.0, a malformed head, a
+    /// head too long): the connection goes to hyper, from this request on.
+    Other,
+}
+
+/// A request without a body, its parts as ranges of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Simple {
+    pub(crate) method: Range<usize>,
+    /// The request target, origin-form (`/path?query`).
+    pub(crate) target: Range<usize>,
+    /// The target's path (without the query).
+    pub(crate) path: Range<usize>,
+    /// Every field, in order: name and value.
+    pub(crate) headers: SmallVec<[(Range<usize>, Range<usize>); 16]>,
+    /// The head's length: the next request starts there.
+    pub(crate) len: usize,
+    /// Whether the client asked to close the connection after this one.
+    pub(crate) close: bool,
+}
+
+impl Simple {
+    /// The fields as byte slices of `buf` (the buffer parsed).
+    pub(crate) fn fields<'b>(&self, buf: &'b [u8]) -> SmallVec<[(&'b [u8], &'b [u8]); 16]> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&buf[n.clone()], &buf[v.clone()]))
+            .collect()
+    }
+}
+
+/// Parses the head at the start of `buf`.
+///
+/// A request is simple when it is HTTP/1.1, its target is origin-form, and
+/// it has no body (no `Transfer-Encoding`, no `Content-Length` but `0`),
+/// no `Expect` and no `Upgrade`. Anything else is left to hyper, which
+/// answers malformed heads with 400 and 431 as it always did.
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
+        Ok(httparse::Status::Partial) | Err(_) => return Parsed::Other,
+    };
+    if len > MAX_HEAD || req.version != Some(1) {
+        return Parsed::Other;
+    }
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Parsed::Other;
+    };
+    if !target.starts_with('/') {
+        return Parsed::Other;
+    }
+    let base = buf.as_ptr() as usize;
+    let range = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let mut close = false;
+    let mut length_seen = false;
+    let mut headers = SmallVec::new();
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if length_seen || h.value.trim_ascii() != b"0" {
+                return Parsed::Other;
+            }
+            length_seen = true;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Parsed::Other;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Other;
+                }
+            }
+        }
+        headers.push((range(name), range(h.value)));
+    }
+    let target = range(target.as_bytes());
+    let path_len = buf[target.clone()]
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(target.len());
+    Parsed::Simple(Simple {
+        method: range(method.as_bytes()),
+        path: target.start..target.start + path_len,
+        target,
+        headers,
+        len,
+        close,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+    use super::*;
+
+    fn simple(bytes: &[u8]) -> Simple {
+        match parse(bytes) {
+            Parsed::Simple(s) => s,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    #[test]
+    fn a_get_is_simple_and_its_parts_are_found() {
+        let buf = b"GET /v1/txt2img?a=b HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\n\r\nGET /next";
+        let s = simple(buf);
+        assert_eq!(&buf[s.method.clone()], b"GET");
+        assert_eq!(&buf[s.target.clone()], b"/v1/txt2img?a=b");
+        assert_eq!(&buf[s.path.clone()], b"/v1/txt2img");
+        assert_eq!(
+            s.fields(buf).as_slice(),
+            &[(&b"Host"[..], &b"gw"[..]), (&b"X-API-Key"[..], &b"k"[..])]
+        );
+        assert_eq!(&buf[s.len..], b"GET /next");
+        assert!(!s.close);
+    }
+
+    #[test]
+    fn connection_close_and_a_zero_length_are_simple() {
+        let s = simple(
+            b"POST /x HTTP/1.1\r\nContent-Length: 0\r\nConnection: keep-alive, Close\r\n\r\n",
+        );
+        assert!(s.close);
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more() {
+        assert_eq!(parse(b"GET /x HTTP/1.1\r\nHost: a\r\n"), Parsed::Partial);
+        assert_eq!(parse(b""), Parsed::Partial);
+    }
+
+    #[test]
+    fn bodies_upgrades_old_versions_and_odd_targets_go_to_hyper() {
+        for head in [
+            &b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST /x HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            b"GET /x HTTP/1.0\r\n\r\n",
+            b"GET http://a/x HTTP/1.1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"\x01\x02 garbage\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(head),
+                Parsed::Other,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_or_too_long_headers_go_to_hyper() {
+        let mut many = b"GET /x HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many), Parsed::Other);
+        let mut long = b"GET /x HTTP/1.1\r\nx-long: ".to_vec();
+        long.resize(MAX_HEAD + 1, b'a');
+        assert_eq!(parse(&long), Parsed::Other);
+    }
+}

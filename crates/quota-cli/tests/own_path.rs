@@ -1,0 +1,222 @@
+//! The gateway's own HTTP/1.1 path (requests without a body), driven over
+//! raw TCP: pipelining, a connection handed to hyper midway, `Connection:
+//! close`, HEAD, refusals, and the headers it forwards and answers with.
+
+// tests may panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{gateway, Http};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One answer read off a raw connection.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one answer (framed by `Content-Length`; none for a HEAD) from
+/// `s`, keeping what follows it in `buf`.
+async fn read_answer(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Raw {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut res = httparse::Response::new(&mut fields);
+        if let httparse::Status::Complete(len) = res.parse(buf).unwrap() {
+            let headers: Vec<(String, String)> = res
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let status = res.code.unwrap();
+            let body_len = if head {
+                0
+            } else {
+                headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse::<usize>().unwrap())
+            };
+            while buf.len() < len + body_len {
+                read_more(s, buf, deadline).await;
+            }
+            let body = buf[len..len + body_len].to_vec();
+            buf.drain(..len + body_len);
+            return Raw {
+                status,
+                headers,
+                body,
+            };
+        }
+        read_more(s, buf, deadline).await;
+    }
+}
+
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, deadline: tokio::time::Instant) {
+    let mut chunk = [0u8; 4096];
+    let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+        .await
+        .expect("no answer in time")
+        .unwrap();
+    assert!(
+        n > 0,
+        "closed early; read so far: {:?}",
+        String::from_utf8_lossy(buf)
+    );
+    buf.extend_from_slice(&chunk[..n]);
+}
+
+fn get(path: &str, key: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_with_their_counts() {
+    let (up, gw, _dir) = gateway(&[]).await;
+    let (_, key) = Http::default().create_account(&gw).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let three = format!(
+        "{}{}{}",
+        get("/v1/slow?n=1", &key),
+        get("/v1/slow?n=2", &key),
+        get("/v1/slow?n=3", &key)
+    );
+    s.write_all(three.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    for remaining in ["99", "98", "97"] {
+        let a = read_answer(&mut s, &mut buf, false).await;
+        assert_eq!(a.status, 200, "{a:?}");
+        assert_eq!(a.header("x-ratelimit-limit"), Some("100"));
+        assert_eq!(a.header("x-ratelimit-remaining"), Some(remaining));
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert!(a.header("date").is_some());
+        // The upstream's hop-by-hop headers stay behind; the rest comes.
+        assert_eq!(a.header("x-upstream-hop"), None);
+        assert_eq!(a.header("keep-alive"), None);
+        assert_eq!(a.header("x-upstream-end-to-end"), Some("kept"));
+        let json: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(json["path"], "/v1/slow");
+    }
+    let seen: Vec<String> = up.seen().into_iter().map(|s| s.path_and_query).collect();
+    assert_eq!(seen, ["/v1/slow?n=1", "/v1/slow?n=2", "/v1/slow?n=3"]);
+    let first = &up.seen()[0];
+    assert_eq!(first.headers["x-forwarded-host"], "gw.test");
+    assert_eq!(first.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(first.headers["x-forwarded-proto"], "http");
+    assert_eq!(first.headers["x-quota-tier"], "basic");
+    assert_eq!(first.headers["host"], up.addr.to_string().as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_a_body_hands_the_connection_to_hyper_which_serves_the_rest() {
+    let (up, gw, _dir) = gateway(&[]).await;
+    let (_, key) = Http::default().create_account(&gw).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // Own path, then a body (hyper from here on, counts kept), then a GET.
+    s.write_all(get("/v1/slow", &key).as_bytes()).await.unwrap();
+    let a = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(a.header("x-ratelimit-remaining"), Some("99"));
+    let post = format!(
+        "POST /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\nContent-Length: 5\r\n\r\nhello{}",
+        get("/v1/slow", &key)
+    );
+    s.write_all(post.as_bytes()).await.unwrap();
+    let b = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(b.status, 200, "{b:?}");
+    assert_eq!(b.header("x-ratelimit-remaining"), Some("98"));
+    let c = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(c.header("x-ratelimit-remaining"), Some("97"));
+    let bodies: Vec<usize> = up.seen().iter().map(|s| s.body_len).collect();
+    assert_eq!(bodies, [0, 5, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_head_requests_and_connection_close() {
+    let (up, gw, _dir) = gateway(&[]).await;
+    let (_, key) = Http::default().create_account(&gw).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // A refusal keeps the connection open.
+    s.write_all(b"GET /v1/slow HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let refused = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+    assert!(json["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing API key"));
+    // An unknown endpoint: 404 from the same checks.
+    s.write_all(get("/v1/nope", &key).as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut s, &mut buf, false).await.status, 404);
+    // HEAD: the upstream's length, no body; the connection goes on.
+    s.write_all(
+        format!("HEAD /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let head = read_answer(&mut s, &mut buf, true).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-ratelimit-remaining"), Some("99"));
+    // Connection: close is answered, then the connection ends.
+    s.write_all(
+        format!("GET /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let last = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(last.status, 200);
+    assert_eq!(last.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty() && buf.is_empty());
+    assert_eq!(up.seen().len(), 2, "refusals never reach the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_routes_and_malformed_heads_go_to_hyper() {
+    let (_up, gw, _dir) = gateway(&[]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let health = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(health.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    assert_eq!(json["status"], "ok");
+    let mut bad = TcpStream::connect(gw.addr).await.unwrap();
+    bad.write_all(b"GET /v1/slow HTTP/1.1\r\nBad Header\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_answer(&mut bad, &mut buf, false).await.status, 400);
+}

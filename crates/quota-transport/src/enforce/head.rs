@@ -1,0 +1,132 @@
+//! [`EnforceLayer::check_head`]: the same checks for a server that answers
+//! requests without `tower` (the `quota` gateway's own HTTP/1.1 path).
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Response;
+use quota_core::account::{Accounts, Identity};
+use quota_core::Store;
+
+use super::check::decide;
+use super::layer::EnforceLayer;
+use super::summary::{DecisionSummary, RateHeaders};
+
+/// What [`EnforceLayer::check_head`] decided.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // `Admitted` is the common case; boxing it would allocate per request
+pub enum HeadCheck {
+    /// Serve the request, and add the admission's headers to the answer.
+    Admitted(Admission),
+    /// Answer this instead (401, 402, 404, 413, 429, 503, JSON body).
+    Refused(Response<Bytes>),
+}
+
+/// An admitted request: who made it and the headers its answer carries.
+///
+/// In shadow mode a refused request is admitted with no headers at all,
+/// as [`Enforce`](super::Enforce) does.
+#[derive(Debug, Default)]
+pub struct Admission {
+    identity: Option<Identity>,
+    summary: Option<DecisionSummary>,
+    rate: Option<RateHeaders>,
+    ietf: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Admission {
+    /// The caller (none for an unmetered endpoint reached without a key
+    /// check, or in shadow mode before the key resolved).
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The rate-limit decision, when one was made.
+    pub fn summary(&self) -> Option<&DecisionSummary> {
+        self.summary.as_ref()
+    }
+
+    /// Sets the admission's headers in `headers`, replacing any of the
+    /// same names: what [`Enforce`](super::Enforce) does to the inner
+    /// service's response.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        if let Some(rate) = &self.rate {
+            rate.write(headers);
+        }
+        for (name, value) in &self.ietf {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// The same headers as `name: value` lines of an HTTP/1.1 head, each
+    /// ended by CRLF, appended to `out`.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// quota_transport::enforce::Admission::default().encode_headers(&mut out);
+    /// assert!(out.is_empty()); // nothing decided, nothing to say
+    /// ```
+    pub fn encode_headers(&self, out: &mut Vec<u8>) {
+        if let Some(rate) = &self.rate {
+            rate.encode(out);
+        }
+        for (name, value) in &self.ietf {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Whether the admission sets a header named `name` (any case): a
+    /// response header of that name is replaced by the admission's.
+    pub fn sets(&self, name: &[u8]) -> bool {
+        self.rate.as_ref().is_some_and(|r| r.sets(name))
+            || self
+                .ietf
+                .iter()
+                .any(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+    }
+}
+
+impl<S, A> EnforceLayer<S, A>
+where
+    S: Store + 'static,
+    A: Accounts + 'static,
+{
+    /// Runs the layer's checks on a request for `path` (the URI's path,
+    /// without the query) that has **no body**, with the same configuration,
+    /// order, answers and observations as [`Enforce`](super::Enforce).
+    ///
+    /// `headers` needs only the headers the checks read: `X-API-Key`,
+    /// `Authorization`, `Content-Length` and `Content-Type` (every value of
+    /// each, in order). For a server that parses requests itself; a
+    /// request with a body goes through [`Enforce`](super::Enforce), whose
+    /// upload rules watch the body while it streams.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use quota_core::{MemoryStore, policy::Policy, account::MemoryAccounts};
+    /// # use quota_transport::enforce::{EnforceLayer, HeadCheck};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let accounts = Arc::new(MemoryAccounts::new());
+    /// let layer = EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), accounts);
+    /// let headers = http::HeaderMap::new(); // no key
+    /// match layer.check_head("/v1/txt2img", &headers).await {
+    ///     HeadCheck::Refused(res) => assert_eq!(res.status(), 401),
+    ///     HeadCheck::Admitted(_) => unreachable!(),
+    /// }
+    /// # });
+    /// ```
+    pub async fn check_head(&self, path: &str, headers: &HeaderMap) -> HeadCheck {
+        let (result, identity) = decide(&self.config, path, headers).await;
+        match result {
+            Ok((pass, summary)) => HeadCheck::Admitted(Admission {
+                identity,
+                summary,
+                rate: pass.rate,
+                ietf: pass.ietf,
+            }),
+            Err(res) => HeadCheck::Refused(res),
+        }
+    }
+}
