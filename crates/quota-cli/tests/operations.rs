@@ -159,6 +159,12 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_cleanly() {
         "exited before the requests finished"
     );
     assert!(gw.stderr().contains("accounts flushed"));
+    // The clients' kept-alive connections, idle by then, closed at once.
+    assert!(
+        gw.stderr().contains("all connections drained"),
+        "{}",
+        gw.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

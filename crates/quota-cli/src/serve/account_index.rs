@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use quota_core::account::{Account, AccountError, Identity};
 
 /// An account record as read from the database: a record that cannot be
@@ -15,10 +17,15 @@ use quota_core::account::{Account, AccountError, Identity};
 pub(crate) type Record = Result<Account, AccountError>;
 
 /// Accounts by id and account ids by API key.
+///
+/// Hashed with foldhash (seeded per process) rather than SipHash: every
+/// request looks up both maps. Only the gateway inserts (ids it made, keys
+/// it issued); a client's key is only looked up, so it cannot fill a map
+/// with colliding entries.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    accounts: HashMap<String, Record>,
-    keys: HashMap<String, String>,
+    accounts: HashMap<String, Record, RandomState>,
+    keys: HashMap<String, String, RandomState>,
 }
 
 impl Index {

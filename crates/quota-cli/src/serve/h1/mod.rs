@@ -68,10 +68,15 @@ pub(crate) async fn serve(
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
+    let timeout = gw.client_timeout;
+    // One timer and one shutdown watch for the connection's life, not one
+    // per request: the timer is moved on only when it fires early.
+    let mut timer = pin!(tokio::time::sleep(timeout));
+    let mut shutdown = pin!(closing.wait_for(|closing| *closing));
     loop {
         // A head, within the client timeout (from when the connection is
         // ready for one: opened, or done with the previous request).
-        let deadline = Instant::now() + gw.client_timeout;
+        let waiting_since = Instant::now();
         let simple = loop {
             if !buf.is_empty() {
                 match request::parse(&buf) {
@@ -79,8 +84,6 @@ pub(crate) async fn serve(
                     Parsed::Other => return handover(buf, stream),
                     Parsed::Partial => {}
                 }
-            } else if *closing.borrow() {
-                return Ended::Closed;
             }
             if buf.capacity() - buf.len() < READ_CHUNK / 8 {
                 buf.reserve(READ_CHUNK);
@@ -88,9 +91,17 @@ pub(crate) async fn serve(
             let idle = buf.is_empty();
             let read = tokio::select! {
                 biased;
+                // Shutting down: a connection between requests closes.
+                _ = &mut shutdown, if idle => return Ended::Closed,
                 read = stream.read_buf(&mut buf) => read,
-                () = tokio::time::sleep_until(deadline) => return Ended::Closed,
-                _ = closing.changed(), if idle => return Ended::Closed,
+                () = &mut timer => {
+                    let deadline = waiting_since + timeout;
+                    if Instant::now() >= deadline {
+                        return Ended::Closed;
+                    }
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Ended::Closed;
@@ -201,11 +212,11 @@ impl<'b> Exchange<'b> {
                 let (parts, body) = res.into_parts();
                 let answer = Answer {
                     status: parts.status,
-                    headers: &parts.headers,
                     admission: None,
                 };
+                let fields = pairs(&parts.headers);
                 return answer
-                    .write(Full::new(body), head, self.close, stream, out)
+                    .write(fields, Full::new(body), head, self.close, stream, out)
                     .await;
             }
             HeadCheck::Admitted(admission) => admission,
@@ -221,37 +232,48 @@ impl<'b> Exchange<'b> {
             Ok((up, body)) => {
                 let answer = Answer {
                     status: up.status,
-                    headers: &up.headers,
                     admission: Some(&admission),
                 };
-                answer.write(body, head, self.close, stream, out).await
+                answer
+                    .write(up.fields(), body, head, self.close, stream, out)
+                    .await
             }
             Err(res) => {
                 let (parts, body) = res.into_parts();
                 let answer = Answer {
                     status: parts.status,
-                    headers: &parts.headers,
                     admission: Some(&admission),
                 };
-                answer.write(body, head, self.close, stream, out).await
+                let fields = pairs(&parts.headers);
+                answer
+                    .write(fields, body, head, self.close, stream, out)
+                    .await
             }
         }
     }
 }
 
-/// An answer's head: its status, its fields and the admission's headers.
+/// An answer's status and the admission whose headers it carries.
 struct Answer<'a> {
     status: StatusCode,
-    headers: &'a HeaderMap,
     /// Its fields replace the answer's own of the same names.
     admission: Option<&'a Admission>,
 }
 
+/// A header map's fields as name and value bytes.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+}
+
 impl Answer<'_> {
-    /// Writes the answer and its body; false when the connection cannot
-    /// carry another request (a write failed, or the body failed midway).
-    async fn write<B>(
+    /// Writes the answer with `fields` and its body; false when the
+    /// connection cannot carry another request (a write failed, or the
+    /// body failed midway).
+    async fn write<'f, B>(
         &self,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
         body: B,
         head: bool,
         close: bool,
@@ -266,10 +288,10 @@ impl Answer<'_> {
         let mut w = HeadWriter::new(out, self.status, framing);
         match self.admission {
             Some(a) => {
-                w.fields(self.headers, |name| a.sets(name));
+                w.fields(fields.filter(|(name, _)| !a.sets(name)));
                 a.encode_headers(w.raw());
             }
-            None => w.fields(self.headers, |_| false),
+            None => w.fields(fields),
         }
         w.finish(close);
         if !framing.has_body() {

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::SystemTime;
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 /// How the body of an answer is framed to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,13 +80,10 @@ impl<'o> HeadWriter<'o> {
         line(self.out, name, value);
     }
 
-    /// Adds every field of `headers` but those `skip` names.
-    pub(crate) fn fields(&mut self, headers: &HeaderMap, skip: impl Fn(&[u8]) -> bool) {
-        for (name, value) in headers {
-            let name = name.as_str().as_bytes();
-            if !skip(name) {
-                self.field(name, value.as_bytes());
-            }
+    /// Adds every field of `fields`.
+    pub(crate) fn fields<'f>(&mut self, fields: impl Iterator<Item = (&'f [u8], &'f [u8])>) {
+        for (name, value) in fields {
+            self.field(name, value);
         }
     }
 

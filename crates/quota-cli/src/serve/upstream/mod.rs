@@ -224,7 +224,7 @@ impl Pool {
                 out.extend_from_slice(&data);
             })
             .await?;
-        Ok(self.response(conn, head))
+        self.response(conn, head)
     }
 
     /// Sends a request without a body: `headers` are what goes to the
@@ -294,12 +294,15 @@ impl Pool {
         Ok(stream)
     }
 
-    fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Response<Body> {
+    fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Result<Response<Body>, ForwardError> {
+        let headers = head
+            .header_map()
+            .map_err(|e| ForwardError::Exchange(ExchangeError::Wire(e)))?;
         let body = conn.body(&head, self);
         let mut res = Response::new(body.boxed_unsync());
         *res.status_mut() = head.status;
-        *res.headers_mut() = head.headers;
-        res
+        *res.headers_mut() = headers;
+        Ok(res)
     }
 
     fn checkin_conn(&self, conn: Conn) {

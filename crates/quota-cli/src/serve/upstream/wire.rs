@@ -136,14 +136,44 @@ pub(crate) enum Framing {
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
+    /// The head's bytes, which the fields are ranges of.
+    bytes: Bytes,
+    fields: Fields,
     pub(crate) framing: Framing,
     /// Whether the connection can carry another request once the body is read.
     pub(crate) keep_alive: bool,
 }
 
+impl Head {
+    /// The fields but the hop-by-hop ones, in order, as sent (names in
+    /// their own case).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|f| {
+            (
+                &self.bytes[f.name.0..f.name.0 + f.name.1],
+                &self.bytes[f.value.0..f.value.0 + f.value.1],
+            )
+        })
+    }
+
+    /// The same fields as a header map, with room for the headers the
+    /// gateway adds (the values share the head's bytes).
+    pub(crate) fn header_map(&self) -> Result<HeaderMap, WireError> {
+        let mut map = HeaderMap::with_capacity(self.fields.len() + ADDED_HEADERS);
+        for f in &self.fields {
+            let name = HeaderName::from_bytes(&self.bytes[f.name.0..f.name.0 + f.name.1])
+                .map_err(|_| WireError::BadHeader)?;
+            let value =
+                HeaderValue::from_maybe_shared(self.bytes.slice(f.value.0..f.value.0 + f.value.1))
+                    .map_err(|_| WireError::BadHeader)?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
 /// A header's name and value, as byte ranges (start, length) of the head.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Field {
     name: (usize, usize),
     value: (usize, usize),
@@ -288,19 +318,12 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
         let keep_alive = http11 && !framing.close() && !ambiguous && body_framing != Framing::Eof;
         // (The framing headers borrow `buf`, split below.)
         drop(framing);
-        let head = buf.split_to(len).freeze();
-        let mut map = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
-        for f in &fields {
-            let name = HeaderName::from_bytes(&head[f.name.0..f.name.0 + f.name.1])
-                .map_err(|_| WireError::BadHeader)?;
-            let value =
-                HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.0 + f.value.1))
-                    .map_err(|_| WireError::BadHeader)?;
-            map.append(name, value);
-        }
+        // httparse has checked the names (tokens) and values (no control
+        // characters but tab): what `http`'s types accept.
         return Ok(Some(Head {
             status,
-            headers: map,
+            bytes: buf.split_to(len).freeze(),
+            fields,
             framing: body_framing,
             keep_alive,
         }));
@@ -562,7 +585,8 @@ mod tests {
         );
         let h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
         assert_eq!(h.status, StatusCode::CREATED);
-        let xa: Vec<_> = h.headers.get_all("x-a").iter().collect();
+        let map = h.header_map().unwrap();
+        let xa: Vec<_> = map.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
         assert_eq!(h.framing, Framing::Length(3));
         assert!(h.keep_alive);
@@ -600,7 +624,8 @@ mod tests {
         );
         let h = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
         assert_eq!(h.status, StatusCode::OK);
-        assert!(!h.headers.contains_key("link"));
+        assert!(!h.header_map().unwrap().contains_key("link"));
+        assert!(h.fields().all(|(n, _)| n != b"link"));
         assert!(buf.is_empty());
         assert_eq!(
             head(
