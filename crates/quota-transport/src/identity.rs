@@ -26,7 +26,9 @@
 
 use core::fmt;
 
-use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+use http::header::{HeaderName, AUTHORIZATION};
+
+use crate::fields::{text, HeaderFields};
 
 /// The `X-API-Key` header.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -103,7 +105,10 @@ pub enum KeyError {
 ///
 /// # Errors
 /// [`KeyError`]; see the [module docs](self) for the rules.
-pub fn api_key(headers: &HeaderMap, accepted: KeyHeaders) -> Result<&str, KeyError> {
+pub fn api_key<H: HeaderFields + ?Sized>(
+    headers: &H,
+    accepted: KeyHeaders,
+) -> Result<&str, KeyError> {
     let from_x = if accepted.x_api_key {
         single(headers, &X_API_KEY, "X-API-Key", accepted)?
     } else {
@@ -137,23 +142,22 @@ pub fn api_key(headers: &HeaderMap, accepted: KeyHeaders) -> Result<&str, KeyErr
 }
 
 /// The one value of `name`, as text; an error when repeated or not visible ASCII.
-fn single<'h>(
-    headers: &'h HeaderMap,
+fn single<'h, H: HeaderFields + ?Sized>(
+    headers: &'h H,
     name: &HeaderName,
     display: &'static str,
     accepted: KeyHeaders,
 ) -> Result<Option<&'h str>, KeyError> {
-    let mut values = headers.get_all(name).iter();
+    let mut values = headers.values_of(name);
     let Some(first) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
         return Err(KeyError::Malformed(display, accepted));
     }
-    first
-        .to_str()
+    text(first)
         .map(Some)
-        .map_err(|_| KeyError::Malformed(display, accepted))
+        .ok_or(KeyError::Malformed(display, accepted))
 }
 
 /// The credentials of a `Bearer` authorization (the scheme is case-insensitive).
@@ -173,6 +177,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
     use super::*;
+    use http::HeaderMap;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

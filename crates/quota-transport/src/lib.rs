@@ -67,6 +67,8 @@
 //!   [`enforce`]; usable alone).
 //! - [`identity`]: reading the API key from `Authorization: Bearer` or
 //!   `X-API-Key`.
+//! - [`fields`]: the header fields the checks read, from a header map or
+//!   from a head a server parsed itself.
 //! - [`response`]: the JSON refusals, public so a gateway answers its own
 //!   errors the same way.
 //! - [`retry`] and [`pace`]: the client side.
@@ -76,6 +78,7 @@
 //! by default, a virtual clock in tests).
 
 pub mod enforce;
+pub mod fields;
 pub mod identity;
 pub mod pace;
 pub mod response;

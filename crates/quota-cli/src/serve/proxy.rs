@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::{pin, Pin};
+
+use tokio::time::{Instant, Sleep};
 
 use super::hop::{is_hop_by_hop, named_by_connection, HeaderEdits};
 use super::metrics::{Metrics, UpstreamError};
@@ -83,6 +87,11 @@ impl Proxy {
         })))
     }
 
+    /// How long the upstream gets to answer.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
     /// Forwards one request from `client` (its address goes into
     /// `X-Forwarded-For`) made by `caller` (its account and tier, named to
     /// the upstream in `X-Quota-Account` and `X-Quota-Tier`; any such
@@ -146,6 +155,7 @@ impl Proxy {
     /// (`target` as the client sent it, origin-form; `headers` every field,
     /// in order), with the same edits as [`Proxy::forward`]. The response's
     /// head and body, or the gateway's answer when there is none.
+    /// `timer` is the connection's upstream timer (see [`within`]).
     pub(crate) async fn forward_head<'h>(
         &self,
         method: &Method,
@@ -153,6 +163,7 @@ impl Proxy {
         headers: &[(&'h [u8], &'h [u8])],
         client: &ClientAddr,
         caller: Option<(&str, &str)>,
+        timer: Pin<&mut Sleep>,
     ) -> Result<(Head, UpstreamBody), Response<Body>> {
         let this = &*self.0;
         let base = &this.upstream.base;
@@ -197,10 +208,10 @@ impl Proxy {
         });
         let out = kept.chain(set.iter().copied());
         let send = this.pool.send_head(method, target, out, has_length);
-        match tokio::time::timeout(this.timeout, send).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(self.failed(Some(e))),
-            Err(_) => Err(self.failed(None)),
+        match within(this.timeout, timer, send).await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(e)) => Err(self.failed(Some(e))),
+            None => Err(self.failed(None)),
         }
     }
 
@@ -275,6 +286,32 @@ fn forwarded_for(headers: &HeaderMap, ip: HeaderValue) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))).ok()
 }
 
+/// `future`'s output, or `None` after `timeout`, timed by `timer`: one
+/// timer kept for a connection's requests, due no later than this request's
+/// deadline. It is moved (a timer-wheel update) only when it fires before
+/// the deadline, about once per `timeout`, instead of a timer set and
+/// cancelled per request as `tokio::time::timeout` does.
+pub(crate) async fn within<F: Future>(
+    timeout: Duration,
+    mut timer: Pin<&mut Sleep>,
+    future: F,
+) -> Option<F::Output> {
+    let deadline = Instant::now() + timeout;
+    let mut future = pin!(future);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut future => return Some(out),
+            () = timer.as_mut() => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                timer.as_mut().reset(deadline);
+            }
+        }
+    }
+}
+
 /// The values of the fields named `name` (lower case) among `headers`.
 fn values<'a, 'h>(
     headers: &'a [(&'h [u8], &'h [u8])],
@@ -330,6 +367,23 @@ mod tests {
             forwarded_for(&h, ip).unwrap(),
             "10.0.0.1, 10.0.0.2, 127.0.0.1"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn within_times_out_at_the_deadline_whatever_the_timer_was_set_to() {
+        let timeout = Duration::from_secs(10);
+        // A timer due long before this request's deadline fires early and is
+        // moved on; the request then gets its whole timeout.
+        let mut timer = pin!(tokio::time::sleep(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        let never = std::future::pending::<()>();
+        assert_eq!(within(timeout, timer.as_mut(), never).await, None);
+        assert_eq!(start.elapsed(), timeout);
+        // A quick answer comes back as it is, and the timer stays due.
+        assert_eq!(within(timeout, timer.as_mut(), async { 7 }).await, Some(7));
+        let slow = tokio::time::sleep(Duration::from_secs(3));
+        assert_eq!(within(timeout, timer.as_mut(), slow).await, Some(()));
     }
 
     #[test]

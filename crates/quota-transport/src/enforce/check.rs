@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use quota_core::account::{Accounts, Charge, Identity};
@@ -21,6 +21,7 @@ use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
 use super::summary::{DecisionSummary, RateHeaders};
+use crate::fields::HeaderFields;
 use crate::identity::api_key;
 use crate::response::{json_message, too_many_attempts};
 use crate::upload::{precheck, Verdict};
@@ -106,14 +107,15 @@ where
 /// The checks of a request for `path` with `headers`, observed; in shadow
 /// mode a refusal becomes an admission without headers. Also the caller,
 /// once resolved.
-pub(crate) async fn decide<S, A>(
+pub(crate) async fn decide<S, A, H>(
     config: &Config<S, A>,
     path: &str,
-    headers: &HeaderMap,
+    headers: &H,
 ) -> (Result<Admitted, Response<Bytes>>, Option<Identity>)
 where
     S: Store,
     A: Accounts + 'static,
+    H: HeaderFields + Sync + ?Sized,
 {
     let started = config.observer.as_ref().map(|_| Instant::now());
     let loaded = config.policy.load_full();
@@ -147,17 +149,18 @@ where
 }
 
 /// The checks, then the refund of a charge when a later check refused.
-async fn run<'p, S, A>(
+async fn run<'p, S, A, H>(
     config: &'p Config<S, A>,
     loaded: &'p Loaded,
     path: &str,
-    headers: &HeaderMap,
+    headers: &H,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, Response<Bytes>>
 where
     S: Store,
     A: Accounts + 'static,
+    H: HeaderFields + Sync + ?Sized,
 {
     let (refusal, charged) = match admit(config, loaded, path, headers, identity, trace).await {
         Ok(admitted) => return Ok(admitted),
@@ -170,17 +173,18 @@ where
 }
 
 /// The checks in order; a refusal carries the charge to give back, if any.
-async fn admit<'p, S, A>(
+async fn admit<'p, S, A, H>(
     config: &'p Config<S, A>,
     loaded: &'p Loaded,
     path: &str,
-    headers: &HeaderMap,
+    headers: &H,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, (Response<Bytes>, Option<Money>)>
 where
     S: Store,
     A: Accounts + 'static,
+    H: HeaderFields + Sync + ?Sized,
 {
     let policy = &*loaded.policy;
     // 1. Identity.

@@ -10,6 +10,7 @@ use quota_core::Store;
 use super::check::decide;
 use super::layer::EnforceLayer;
 use super::summary::{DecisionSummary, RateHeaders};
+use crate::fields::HeaderFields;
 
 /// What [`EnforceLayer::check_head`] decided.
 #[derive(Debug)]
@@ -97,11 +98,12 @@ where
     /// without the query) that has **no body**, with the same configuration,
     /// order, answers and observations as [`Enforce`](super::Enforce).
     ///
-    /// `headers` needs only the headers the checks read: `X-API-Key`,
-    /// `Authorization`, `Content-Length` and `Content-Type` (every value of
-    /// each, in order). For a server that parses requests itself; a
-    /// request with a body goes through [`Enforce`](super::Enforce), whose
-    /// upload rules watch the body while it streams.
+    /// `headers` are the request's fields: a header map, or the name and
+    /// value bytes of a head the server parsed itself (see
+    /// [`HeaderFields`]); the checks read `X-API-Key`, `Authorization`,
+    /// `Content-Length` and `Content-Type`. A request with a body goes
+    /// through [`Enforce`](super::Enforce), whose upload rules watch the
+    /// body while it streams.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -117,7 +119,10 @@ where
     /// }
     /// # });
     /// ```
-    pub async fn check_head(&self, path: &str, headers: &HeaderMap) -> HeadCheck {
+    pub async fn check_head<H>(&self, path: &str, headers: &H) -> HeadCheck
+    where
+        H: HeaderFields + Sync + ?Sized,
+    {
         let (result, identity) = decide(&self.config, path, headers).await;
         match result {
             Ok((pass, summary)) => HeadCheck::Admitted(Admission {

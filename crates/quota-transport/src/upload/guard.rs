@@ -12,6 +12,7 @@ use quota_core::upload::UploadRules;
 
 use super::multipart::MultipartInspector;
 use super::{PartInspector, UploadError, Verdict};
+use crate::fields::{text, HeaderFields};
 
 /// Checks a request's headers before its body is read.
 ///
@@ -21,15 +22,13 @@ use super::{PartInspector, UploadError, Verdict};
 ///
 /// A request without `Content-Length` (chunked) passes; [`guard_body`] then
 /// cuts it while it streams.
-pub fn precheck(
-    headers: &HeaderMap,
+pub fn precheck<H: HeaderFields + ?Sized>(
+    headers: &H,
     endpoint: &str,
     rules: &UploadRules,
 ) -> Result<(), UploadError> {
-    if let Some(value) = headers.get(header::CONTENT_LENGTH) {
-        let length = value
-            .to_str()
-            .ok()
+    if let Some(value) = headers.value_of(&header::CONTENT_LENGTH) {
+        let length = text(value)
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| UploadError::malformed("content-length is not a number of bytes"))?;
@@ -40,11 +39,13 @@ pub fn precheck(
 }
 
 /// The boundary of a `multipart/form-data` body; `None` for any other content type.
-fn multipart_boundary(headers: &HeaderMap) -> Option<Result<String, UploadError>> {
-    let value = headers.get(header::CONTENT_TYPE)?;
-    let text = match value.to_str() {
-        Ok(text) => text,
-        Err(_) => {
+fn multipart_boundary<H: HeaderFields + ?Sized>(
+    headers: &H,
+) -> Option<Result<String, UploadError>> {
+    let value = headers.value_of(&header::CONTENT_TYPE)?;
+    let text = match text(value) {
+        Some(text) => text,
+        None => {
             return Some(Err(UploadError::malformed(
                 "content-type is not visible ASCII",
             )))

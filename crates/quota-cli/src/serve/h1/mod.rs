@@ -19,10 +19,10 @@ mod request;
 mod response;
 mod rewind;
 
-use std::pin::pin;
+use std::pin::{pin, Pin};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
@@ -30,7 +30,7 @@ use quota_transport::enforce::{Admission, HeadCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::respond::{BoxError, ClientAddr};
 use super::Gateway;
@@ -72,6 +72,7 @@ pub(crate) async fn serve(
     // One timer and one shutdown watch for the connection's life, not one
     // per request: the timer is moved on only when it fires early.
     let mut timer = pin!(tokio::time::sleep(timeout));
+    let mut upstream_timer = pin!(tokio::time::sleep(gw.proxy.timeout()));
     let mut shutdown = pin!(closing.wait_for(|closing| *closing));
     loop {
         // A head, within the client timeout (from when the connection is
@@ -111,7 +112,9 @@ pub(crate) async fn serve(
             return handover(buf, stream);
         };
         out.clear();
-        let open = exchange.answer(gw, client, &mut stream, &mut out).await;
+        let open = exchange
+            .answer(gw, client, upstream_timer.as_mut(), &mut stream, &mut out)
+            .await;
         drop(exchange);
         buf.advance(simple.len);
         if !open || simple.close {
@@ -169,45 +172,18 @@ impl<'b> Exchange<'b> {
         })
     }
 
-    /// The headers the enforcement checks read (every value of each).
-    fn checked_headers(&self) -> HeaderMap {
-        static READ: [HeaderName; 4] = [
-            quota_transport::identity::X_API_KEY,
-            http::header::AUTHORIZATION,
-            http::header::CONTENT_LENGTH,
-            http::header::CONTENT_TYPE,
-        ];
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.fields {
-            let Some(known) = READ
-                .iter()
-                .find(|r| name.eq_ignore_ascii_case(r.as_str().as_bytes()))
-            else {
-                continue;
-            };
-            // httparse accepts only what a header value may hold.
-            if let Ok(value) = HeaderValue::from_bytes(value) {
-                headers.append(known.clone(), value);
-            }
-        }
-        headers
-    }
-
     /// Checks, forwards and answers the request; false when the
     /// connection cannot carry another one.
     async fn answer(
         &self,
         gw: &Gateway,
         client: &ClientAddr,
+        upstream_timer: Pin<&mut Sleep>,
         stream: &mut TcpStream,
         out: &mut Vec<u8>,
     ) -> bool {
         let head = self.method == Method::HEAD;
-        let admission = match gw
-            .layer
-            .check_head(self.path, &self.checked_headers())
-            .await
-        {
+        let admission = match gw.layer.check_head(self.path, &self.fields[..]).await {
             HeadCheck::Refused(res) => {
                 let (parts, body) = res.into_parts();
                 let answer = Answer {
@@ -226,7 +202,14 @@ impl<'b> Exchange<'b> {
             .map(|i| (i.account.as_str(), i.tier.as_str()));
         let forwarded = gw
             .proxy
-            .forward_head(&self.method, self.target, &self.fields, client, caller)
+            .forward_head(
+                &self.method,
+                self.target,
+                &self.fields,
+                client,
+                caller,
+                upstream_timer,
+            )
             .await;
         match forwarded {
             Ok((up, body)) => {
