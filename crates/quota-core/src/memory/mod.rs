@@ -319,3 +319,22 @@ impl Store for MemoryStore {
         core::future::ready(Ok(self.peek_now(plan, now)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shard_of;
+
+    #[test]
+    fn the_shard_comes_from_bits_no_index_reads() {
+        // hashbrown probes from the low bits (up to 32 of them for a u32
+        // offset's table) and tags with the top 7: none of them may move
+        // the shard, or a shard's keys crowd into part of its table.
+        let mask = 63;
+        for bit in (0..32).chain(57..64) {
+            assert_eq!(shard_of(1 << bit, mask), 0, "bit {bit}");
+        }
+        let shards: std::collections::BTreeSet<usize> =
+            (32..38).map(|bit| shard_of(1 << bit, mask)).collect();
+        assert_eq!(shards.len(), 6);
+    }
+}
