@@ -48,6 +48,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Whether `name` (as sent, in any case) is a hop-by-hop header.
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    // Most names have none of the table's lengths: no comparison at all.
+    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+        return false;
+    }
     HOP_BY_HOP
         .iter()
         .any(|h| h.as_str().len() == name.len() && h.as_str().as_bytes().eq_ignore_ascii_case(name))
@@ -109,6 +113,17 @@ impl HeaderEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_hop_by_hop_name_is_found_in_any_case() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_str().as_bytes()));
+            assert!(is_hop_by_hop(name.as_str().to_ascii_uppercase().as_bytes()));
+        }
+        for name in ["host", "x-api-key", "content-type", "tes", "upgrades"] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {

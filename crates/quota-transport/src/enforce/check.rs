@@ -79,7 +79,7 @@ where
 {
     let (mut parts, body) = req.into_parts();
     async move {
-        let (result, identity) = decide(&config, parts.uri.path(), &parts.headers).await;
+        let (result, identity) = decide(&config, parts.uri.path(), &parts.headers, true).await;
         let (mut pass, summary) = match result {
             Ok(admitted) => admitted,
             Err(res) => return Checked::Refuse(res),
@@ -106,11 +106,13 @@ where
 
 /// The checks of a request for `path` with `headers`, observed; in shadow
 /// mode a refusal becomes an admission without headers. Also the caller,
-/// once resolved.
+/// once resolved. The decision is summarised for the request's extensions
+/// only when `summarise`.
 pub(crate) async fn decide<S, A, H>(
     config: &Config<S, A>,
     path: &str,
     headers: &H,
+    summarise: bool,
 ) -> (Result<Admitted, Response<Bytes>>, Option<Identity>)
 where
     S: Store,
@@ -121,7 +123,16 @@ where
     let loaded = config.policy.load_full();
     let mut identity = None;
     let mut trace = Trace::default();
-    let result = run(config, &loaded, path, headers, &mut identity, &mut trace).await;
+    let result = run(
+        config,
+        &loaded,
+        path,
+        headers,
+        summarise,
+        &mut identity,
+        &mut trace,
+    )
+    .await;
     if let (Some(observer), Some(started)) = (&config.observer, started) {
         let (outcome, status) = match &result {
             Ok((pass, _)) if pass.rate.as_ref().is_some_and(RateHeaders::is_refused) => {
@@ -154,6 +165,7 @@ async fn run<'p, S, A, H>(
     loaded: &'p Loaded,
     path: &str,
     headers: &H,
+    summarise: bool,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, Response<Bytes>>
@@ -162,10 +174,11 @@ where
     A: Accounts + 'static,
     H: HeaderFields + Sync + ?Sized,
 {
-    let (refusal, charged) = match admit(config, loaded, path, headers, identity, trace).await {
-        Ok(admitted) => return Ok(admitted),
-        Err(refused) => refused,
-    };
+    let (refusal, charged) =
+        match admit(config, loaded, path, headers, summarise, identity, trace).await {
+            Ok(admitted) => return Ok(admitted),
+            Err(refused) => refused,
+        };
     if let (Some(price), Some(who)) = (charged, identity.as_ref()) {
         refund_to(&*config.accounts, &who.account, price).await;
     }
@@ -178,6 +191,7 @@ async fn admit<'p, S, A, H>(
     loaded: &'p Loaded,
     path: &str,
     headers: &H,
+    summarise: bool,
     identity: &mut Option<Identity>,
     trace: &mut Trace<'p>,
 ) -> Result<Admitted, (Response<Bytes>, Option<Money>)>
@@ -258,7 +272,7 @@ where
     let plan = policy.plan(&req).map_err(|e| (plan_error(&e), charged))?;
     let now = (config.clock)();
     let outcomes = config.store.decide(&plan, now).await;
-    let rated = conclude(config, &plan, outcomes).map_err(|res| (res, charged))?;
+    let rated = conclude(config, &plan, outcomes, summarise).map_err(|res| (res, charged))?;
     trace.limit = rated.rate.refused_name();
     if let Some(refusal) = rated.refusal.filter(|_| !config.shadow) {
         return Err((refusal, charged));
@@ -275,13 +289,13 @@ where
         verdict: None,
         refund,
     };
-    Ok((pass, Some(rated.summary)))
+    Ok((pass, rated.summary))
 }
 
 /// A rate-limit decision, owned: nothing borrowed from the plan survives.
 struct Rated {
     rate: RateHeaders,
-    summary: DecisionSummary,
+    summary: Option<DecisionSummary>,
     ietf: Vec<(HeaderName, HeaderValue)>,
     /// The 429 when refused (built while the decision is at hand).
     refusal: Option<Response<Bytes>>,
@@ -293,16 +307,16 @@ fn conclude<S, A>(
     config: &Config<S, A>,
     plan: &Plan<'_>,
     outcomes: Result<Outcomes, StoreError>,
+    summarise: bool,
 ) -> Result<Rated, Response<Bytes>> {
     let decision = match outcomes {
         Ok(outcomes) => Decision::from_outcomes(plan, &outcomes).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     }
     .map_err(|e| unavailable(&format!("cannot decide the request: {e}")))?;
-    let summary = DecisionSummary::new(&decision);
     Ok(Rated {
-        rate: RateHeaders::new(&summary),
-        summary,
+        rate: RateHeaders::from_decision(&decision),
+        summary: summarise.then(|| DecisionSummary::new(&decision)),
         ietf: if config.style.ietf_headers {
             ietf_headers(&decision)
         } else {

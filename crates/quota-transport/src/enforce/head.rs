@@ -9,7 +9,7 @@ use quota_core::Store;
 
 use super::check::decide;
 use super::layer::EnforceLayer;
-use super::summary::{DecisionSummary, RateHeaders};
+use super::summary::RateHeaders;
 use crate::fields::HeaderFields;
 
 /// What [`EnforceLayer::check_head`] decided.
@@ -29,7 +29,6 @@ pub enum HeadCheck {
 #[derive(Debug, Default)]
 pub struct Admission {
     identity: Option<Identity>,
-    summary: Option<DecisionSummary>,
     rate: Option<RateHeaders>,
     ietf: Vec<(HeaderName, HeaderValue)>,
 }
@@ -39,11 +38,6 @@ impl Admission {
     /// check, or in shadow mode before the key resolved).
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
-    }
-
-    /// The rate-limit decision, when one was made.
-    pub fn summary(&self) -> Option<&DecisionSummary> {
-        self.summary.as_ref()
     }
 
     /// Sets the admission's headers in `headers`, replacing any of the
@@ -123,11 +117,10 @@ where
     where
         H: HeaderFields + Sync + ?Sized,
     {
-        let (result, identity) = decide(&self.config, path, headers).await;
+        let (result, identity) = decide(&self.config, path, headers, false).await;
         match result {
-            Ok((pass, summary)) => HeadCheck::Admitted(Admission {
+            Ok((pass, _)) => HeadCheck::Admitted(Admission {
                 identity,
-                summary,
                 rate: pass.rate,
                 ietf: pass.ietf,
             }),

@@ -136,6 +136,19 @@ impl RateHeaders {
         }
     }
 
+    /// The same as `RateHeaders::new(&DecisionSummary::new(decision))`,
+    /// without the summary.
+    pub(crate) fn from_decision(decision: &Decision<'_>) -> Self {
+        RateHeaders {
+            minute: decision.minute().map(|m| (m.count(), m.remaining())),
+            daily: decision.daily().map(|d| (d.count(), d.remaining())),
+            refused: decision
+                .refused_by()
+                .zip(decision.retry_after_secs())
+                .map(|(r, secs)| (static_name(r.name()), secs)),
+        }
+    }
+
     pub(crate) fn is_refused(&self) -> bool {
         self.refused.is_some()
     }
@@ -330,6 +343,7 @@ mod tests {
             for _ in 0..calls {
                 let d = store.check(&policy, &req, now).unwrap();
                 let s = DecisionSummary::new(&d);
+                assert_eq!(RateHeaders::from_decision(&d), RateHeaders::new(&s));
                 assert_eq!(rendered(&s), expected(&d));
                 assert_eq!(s.is_admitted(), d.is_admitted());
             }

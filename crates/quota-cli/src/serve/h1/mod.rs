@@ -90,10 +90,10 @@ pub(crate) async fn serve(
                 buf.reserve(READ_CHUNK);
             }
             let idle = buf.is_empty();
+            // The read first: when it is ready (the usual wake-up) the
+            // timer and the shutdown watch are not polled at all.
             let read = tokio::select! {
                 biased;
-                // Shutting down: a connection between requests closes.
-                _ = &mut shutdown, if idle => return Ended::Closed,
                 read = stream.read_buf(&mut buf) => read,
                 () = &mut timer => {
                     let deadline = waiting_since + timeout;
@@ -103,6 +103,8 @@ pub(crate) async fn serve(
                     timer.as_mut().reset(deadline);
                     continue;
                 }
+                // Shutting down: a connection between requests closes.
+                _ = &mut shutdown, if idle => return Ended::Closed,
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Ended::Closed;
