@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use governor::{Quota, RateLimiter};
+use quota_benches::{keys, walk_order};
 use quota_core::algorithm::{Algorithm, Limit, State};
 use quota_core::policy::{Plan, Policy, Request};
 use quota_core::{MemoryStore, Timestamp};
@@ -24,31 +25,16 @@ fn at(i: u64) -> Timestamp {
     Timestamp::from_millis(T0 + (i / 20_000_000) * 86_400_000 + (i & 1023))
 }
 
-fn keys(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("acct-{i:08}")).collect()
-}
-
 /// The keys in the order the calls walk them: shuffled, so a decision's
 /// memory is found at random as with real traffic. (Walking keys in the
 /// order they were inserted lets a limiter whose key bytes were allocated
 /// in that order stream them from memory; both limiters are filled in
 /// `keys` order.)
 fn walk(keys: &[String]) -> Vec<&String> {
-    order(keys.len()).into_iter().map(|j| &keys[j]).collect()
-}
-
-/// The walk's order: indices into `keys(n)`.
-fn order(n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    // Fisher-Yates with a fixed xorshift: the same order in every run.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for i in (1..order.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    order
+    walk_order(keys.len())
+        .into_iter()
+        .map(|j| &keys[j])
+        .collect()
 }
 
 /// `keys(n)` laid out in the walk's order, each string's bytes where
@@ -61,7 +47,7 @@ fn order(n: usize) -> Vec<usize> {
 /// more per check at a million keys, which quota's rows do not pay.)
 fn walked_keys(n: usize) -> Vec<String> {
     let mut owned = keys(n);
-    order(n)
+    walk_order(n)
         .into_iter()
         .map(|j| std::mem::take(&mut owned[j]))
         .collect()

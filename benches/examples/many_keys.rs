@@ -34,16 +34,9 @@ fn main() {
     let what = std::env::args()
         .nth(3)
         .unwrap_or_else(|| "premium-resolved".into());
-    let mut all: Vec<String> = (0..n).map(|i| format!("acct-{i:08}")).collect();
+    let mut all = quota_benches::keys(n);
     // The core bench's walk: a fixed shuffle.
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for i in (1..order.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    let order = quota_benches::walk_order(n);
     let policy = Policy::from_toml(POLICY).expect("policy");
     match what.as_str() {
         "premium-resolved" => {
