@@ -87,7 +87,18 @@ async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, deadline: tokio::time::
 }
 
 fn get(path: &str, key: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\n\r\n")
+    request("GET", path, key, "")
+}
+
+/// A request head with `key` and `more` fields (each ended by CRLF).
+fn request(method: &str, path: &str, key: &str, more: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\n{more}\r\n")
+}
+
+/// Writes `request` on `s`, then reads one answer (see [`read_answer`]).
+async fn ask(s: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8], head: bool) -> Raw {
+    s.write_all(request).await.unwrap();
+    read_answer(s, buf, head).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,15 +145,11 @@ async fn a_request_with_a_body_hands_the_connection_to_hyper_which_serves_the_re
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
     // Own path, then a body (hyper from here on, counts kept), then a GET.
-    s.write_all(get("/v1/slow", &key).as_bytes()).await.unwrap();
-    let a = read_answer(&mut s, &mut buf, false).await;
+    let a = ask(&mut s, &mut buf, get("/v1/slow", &key).as_bytes(), false).await;
     assert_eq!(a.header("x-ratelimit-remaining"), Some("99"));
-    let post = format!(
-        "POST /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\nContent-Length: 5\r\n\r\nhello{}",
-        get("/v1/slow", &key)
-    );
-    s.write_all(post.as_bytes()).await.unwrap();
-    let b = read_answer(&mut s, &mut buf, false).await;
+    let post = request("POST", "/v1/slow", &key, "Content-Length: 5\r\n");
+    let post = format!("{post}hello{}", get("/v1/slow", &key));
+    let b = ask(&mut s, &mut buf, post.as_bytes(), false).await;
     assert_eq!(b.status, 200, "{b:?}");
     assert_eq!(b.header("x-ratelimit-remaining"), Some("98"));
     let c = read_answer(&mut s, &mut buf, false).await;
@@ -158,10 +165,8 @@ async fn refusals_head_requests_and_connection_close() {
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
     // A refusal keeps the connection open.
-    s.write_all(b"GET /v1/slow HTTP/1.1\r\nHost: gw.test\r\n\r\n")
-        .await
-        .unwrap();
-    let refused = read_answer(&mut s, &mut buf, false).await;
+    let no_key = b"GET /v1/slow HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let refused = ask(&mut s, &mut buf, no_key, false).await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
     assert_eq!(refused.header("content-type"), Some("application/json"));
@@ -171,25 +176,21 @@ async fn refusals_head_requests_and_connection_close() {
         .unwrap()
         .contains("missing API key"));
     // An unknown endpoint: 404 from the same checks.
-    s.write_all(get("/v1/nope", &key).as_bytes()).await.unwrap();
-    assert_eq!(read_answer(&mut s, &mut buf, false).await.status, 404);
+    let unknown = get("/v1/nope", &key);
+    assert_eq!(
+        ask(&mut s, &mut buf, unknown.as_bytes(), false)
+            .await
+            .status,
+        404
+    );
     // HEAD: the upstream's length, no body; the connection goes on.
-    s.write_all(
-        format!("HEAD /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let head = read_answer(&mut s, &mut buf, true).await;
+    let head = request("HEAD", "/v1/slow", &key, "");
+    let head = ask(&mut s, &mut buf, head.as_bytes(), true).await;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("x-ratelimit-remaining"), Some("99"));
     // Connection: close is answered, then the connection ends.
-    s.write_all(
-        format!("GET /v1/slow HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let last = read_answer(&mut s, &mut buf, false).await;
+    let last = request("GET", "/v1/slow", &key, "Connection: close\r\n");
+    let last = ask(&mut s, &mut buf, last.as_bytes(), false).await;
     assert_eq!(last.status, 200);
     assert_eq!(last.header("connection"), Some("close"));
     let mut rest = Vec::new();
@@ -206,17 +207,13 @@ async fn the_gateways_own_routes_and_malformed_heads_go_to_hyper() {
     let (_up, gw, _dir) = gateway(&[]).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw.test\r\n\r\n")
-        .await
-        .unwrap();
-    let health = read_answer(&mut s, &mut buf, false).await;
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let health = ask(&mut s, &mut buf, healthz, false).await;
     assert_eq!(health.status, 200);
     let json: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
     assert_eq!(json["status"], "ok");
     let mut bad = TcpStream::connect(gw.addr).await.unwrap();
-    bad.write_all(b"GET /v1/slow HTTP/1.1\r\nBad Header\r\n\r\n")
-        .await
-        .unwrap();
+    let malformed = b"GET /v1/slow HTTP/1.1\r\nBad Header\r\n\r\n";
     let mut buf = Vec::new();
-    assert_eq!(read_answer(&mut bad, &mut buf, false).await.status, 400);
+    assert_eq!(ask(&mut bad, &mut buf, malformed, false).await.status, 400);
 }

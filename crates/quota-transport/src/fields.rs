@@ -56,7 +56,13 @@ impl HeaderFields for [(&[u8], &[u8])] {
 
 /// A field value as text, when it is what `HeaderValue::to_str` accepts:
 /// visible ASCII, spaces and tabs.
-pub(crate) fn text(value: &[u8]) -> Option<&str> {
+///
+/// ```
+/// use quota_transport::fields::text;
+/// assert_eq!(text(b"Bearer k-1"), Some("Bearer k-1"));
+/// assert_eq!(text(b"caf\xc3\xa9"), None);
+/// ```
+pub fn text(value: &[u8]) -> Option<&str> {
     if value.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
         std::str::from_utf8(value).ok()
     } else {

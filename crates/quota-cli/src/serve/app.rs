@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use quota_core::account::{AccountAdmin, Identity};
 
@@ -20,6 +19,9 @@ use super::limits;
 use super::proxy::Proxy;
 use super::respond::{json, message, Body, BoxError, ClientAddr};
 use super::{now, Shared};
+
+/// The path of the caller's limits, answered here rather than proxied.
+pub(crate) const LIMITS_PATH: &str = "/v1/limits";
 
 /// The inner service. Cheap to clone.
 #[derive(Clone)]
@@ -51,7 +53,7 @@ impl App {
         B::Error: Into<BoxError>,
     {
         let who = req.extensions_mut().remove::<Identity>();
-        if req.uri().path() == "/v1/limits" {
+        if req.uri().path() == LIMITS_PATH {
             return match who {
                 Some(who) => {
                     // Boxed, so that the proxied requests' futures stay small.
@@ -62,12 +64,8 @@ impl App {
             };
         }
         // The caller, named to the upstream (any such headers the client
-        // sent are dropped), from the strings themselves: no copy.
-        let caller = who.and_then(|who| {
-            HeaderValue::try_from(who.account)
-                .ok()
-                .zip(HeaderValue::try_from(who.tier).ok())
-        });
+        // sent are dropped).
+        let caller = who.as_ref().map(|w| (w.account.as_str(), w.tier.as_str()));
         self.proxy.forward(req, self.client.as_ref(), caller).await
     }
 

@@ -2,7 +2,10 @@
 //! connection only and are never forwarded, and the edits the gateway makes
 //! to a request's headers on the way to the upstream.
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use quota_transport::fields::HeaderFields;
 use smallvec::SmallVec;
 
 /// Headers that concern one connection only, never forwarded.
@@ -35,7 +38,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // `Connection` (the first in the table) names more: remove those that
     // are there (its usual `keep-alive` or `close` names nothing else).
     if present & 1 != 0 {
-        for name in HeaderEdits::connection_named(headers) {
+        let named: SmallVec<[HeaderName; 2]> = connection_named(&*headers)
+            .into_iter()
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect();
+        for name in named {
             headers.remove(name);
         }
     }
@@ -66,46 +73,93 @@ pub(crate) fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty() && !is_hop_by_hop(t))
 }
 
+/// Writes one field of an HTTP/1.1 head: `name: value` and CRLF.
+pub(crate) fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A header map's fields as name and value bytes, in order.
+pub(crate) fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+}
+
+/// The names a request's `Connection` header lists (usually none).
+pub(crate) fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVec<[&[u8]; 2]> {
+    headers
+        .values_of(&header::CONNECTION)
+        .flat_map(named_by_connection)
+        .collect()
+}
+
 /// What a request's headers become on the way to the upstream: its own
 /// headers without the hop-by-hop ones, without those its `Connection`
 /// names, without those in [`HeaderEdits::dropped`] and without those the
 /// gateway sets; then the ones it sets ([`HeaderEdits::set`]), in order.
+/// The values it sets may borrow from the request (`'a`).
 #[derive(Debug, Default)]
-pub(crate) struct HeaderEdits {
+pub(crate) struct HeaderEdits<'a> {
     /// Headers the gateway sets, replacing any the client sent.
-    pub(crate) set: SmallVec<[(HeaderName, HeaderValue); 6]>,
+    pub(crate) set: SmallVec<[(HeaderName, Cow<'a, [u8]>); 6]>,
     /// More headers the client's request loses.
     pub(crate) dropped: SmallVec<[HeaderName; 4]>,
 }
 
-impl HeaderEdits {
-    /// Whether a header of the client's request named `name` goes to the
-    /// upstream (`named` are the names its `Connection` header lists).
-    pub(crate) fn keeps(&self, name: &HeaderName, named: &[HeaderName]) -> bool {
-        !HOP_BY_HOP.contains(name)
-            && !self.set.iter().any(|(n, _)| n == name)
-            && !self.dropped.contains(name)
-            && !named.contains(name)
+impl<'a> HeaderEdits<'a> {
+    /// Whether a header of the client's request named `name` (any case)
+    /// goes to the upstream (`named` are the names its `Connection` header
+    /// lists).
+    pub(crate) fn keeps(&self, name: &[u8], named: &[&[u8]]) -> bool {
+        let is = |n: &HeaderName| name.eq_ignore_ascii_case(n.as_str().as_bytes());
+        !is_hop_by_hop(name)
+            && !self.set.iter().any(|(n, _)| is(n))
+            && !self.dropped.iter().any(is)
+            && !named.iter().any(|t| t.eq_ignore_ascii_case(name))
     }
 
-    /// The names `headers`' `Connection` header lists (usually none).
-    pub(crate) fn connection_named(headers: &HeaderMap) -> SmallVec<[HeaderName; 2]> {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| named_by_connection(v.as_bytes()))
-            .filter_map(|t| HeaderName::from_bytes(t).ok())
-            .collect()
+    /// The request's `fields` (in order) as they go to the upstream:
+    /// those it keeps, then those the gateway sets (`named`: what the
+    /// request's `Connection` lists, [`connection_named`]).
+    pub(crate) fn edited<'f, I>(
+        &'f self,
+        fields: I,
+        named: &'f [&'f [u8]],
+    ) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + use<'a, 'f, I>
+    where
+        I: Iterator<Item = (&'f [u8], &'f [u8])>,
+    {
+        let set = self.set.iter().map(|(n, v)| (n.as_str().as_bytes(), &**v));
+        fields.filter(move |(n, _)| self.keeps(n, named)).chain(set)
     }
 
-    /// Makes the edits in `headers` (for a request handed to hyper's client).
+    /// The same edits owning their values (for a request that outlives the
+    /// headers they were read from).
+    pub(crate) fn into_owned(self) -> HeaderEdits<'static> {
+        HeaderEdits {
+            set: self
+                .set
+                .into_iter()
+                .map(|(n, v)| (n, Cow::Owned(v.into_owned())))
+                .collect(),
+            dropped: self.dropped,
+        }
+    }
+
+    /// Makes the edits in `headers` (for a request handed to hyper's
+    /// client). The values set were checked as header values when made.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         strip_hop_by_hop(headers);
         for name in &self.dropped {
             headers.remove(name);
         }
         for (name, value) in &self.set {
-            headers.insert(name.clone(), value.clone());
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.insert(name.clone(), value);
+            }
         }
     }
 }

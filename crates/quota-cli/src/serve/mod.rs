@@ -608,7 +608,18 @@ type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
 /// routes' (boxed once either way).
 type RouteBody = ResponseBody<Body>;
 
-/// Routes one request.
+/// Whether `path` is one of the gateway's own routes, answered by
+/// [`route`] or by [`App`] (health, metrics, admin, the caller's limits)
+/// rather than proxied: the own HTTP/1.1 path leaves those to hyper.
+fn is_own_route(path: &str) -> bool {
+    path == "/healthz"
+        || path == "/metrics"
+        || path == "/admin"
+        || path.starts_with("/admin/")
+        || path == app::LIMITS_PATH
+}
+
+/// Routes one request (keep [`is_own_route`] in step).
 async fn route(
     gw: Arc<Gateway>,
     enforced: Enforced,

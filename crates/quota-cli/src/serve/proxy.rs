@@ -18,14 +18,15 @@ use std::pin::{pin, Pin};
 
 use tokio::time::{Instant, Sleep};
 
-use super::hop::{is_hop_by_hop, named_by_connection, HeaderEdits};
+use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
 use super::upstream::{ForwardError, Head, Pool, UpstreamBody};
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use quota_transport::fields::{text, HeaderFields};
 use smallvec::SmallVec;
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
@@ -92,15 +93,58 @@ impl Proxy {
         self.0.timeout
     }
 
-    /// Forwards one request from `client` (its address goes into
-    /// `X-Forwarded-For`) made by `caller` (its account and tier, named to
-    /// the upstream in `X-Quota-Account` and `X-Quota-Tier`; any such
-    /// headers the client sent are dropped).
+    /// What the upstream gets instead of the client's own headers (see
+    /// [`HeaderEdits`]): `Host` its own; `X-Forwarded-For` with `client`'s
+    /// address appended to any chain the request carries;
+    /// `X-Forwarded-Host` the request's `Host` (or its target's
+    /// `authority`); `X-Forwarded-Proto`; and `caller`'s account and tier
+    /// in `X-Quota-Account` and `X-Quota-Tier` (any such headers the
+    /// client sent are dropped, also when there is no caller).
+    fn edits<'a, H: HeaderFields + ?Sized>(
+        &'a self,
+        headers: &'a H,
+        authority: Option<&'a str>,
+        client: Option<&'a ClientAddr>,
+        caller: Option<(&'a str, &'a str)>,
+    ) -> HeaderEdits<'a> {
+        let mut edits = HeaderEdits::default();
+        match caller.filter(|(a, t)| is_value(a.as_bytes()) && is_value(t.as_bytes())) {
+            Some((account, tier)) => {
+                edits
+                    .set
+                    .push((X_QUOTA_ACCOUNT, Cow::Borrowed(account.as_bytes())));
+                edits
+                    .set
+                    .push((X_QUOTA_TIER, Cow::Borrowed(tier.as_bytes())));
+            }
+            None => edits.dropped.extend([X_QUOTA_ACCOUNT, X_QUOTA_TIER]),
+        }
+        let host = self.0.upstream.host.as_bytes();
+        edits.set.push((header::HOST, Cow::Borrowed(host)));
+        let chain = client
+            .and_then(|c| forwarded_for(headers.values_of(&X_FORWARDED_FOR), c.ip.as_bytes()));
+        if let Some(xff) = chain {
+            edits.set.push((X_FORWARDED_FOR, xff));
+        }
+        let original_host = headers
+            .value_of(&header::HOST)
+            .or(authority.map(str::as_bytes));
+        if let Some(h) = original_host {
+            edits.set.push((X_FORWARDED_HOST, Cow::Borrowed(h)));
+        }
+        edits
+            .set
+            .push((X_FORWARDED_PROTO, Cow::Borrowed(&b"http"[..])));
+        edits
+    }
+
+    /// Forwards one request from `client` made by `caller` (account and
+    /// tier), its headers edited as [`Proxy::edits`] says.
     pub(crate) async fn forward<B>(
         &self,
         req: Request<B>,
         client: Option<&ClientAddr>,
-        caller: Option<(HeaderValue, HeaderValue)>,
+        caller: Option<(&str, &str)>,
     ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -114,31 +158,11 @@ impl Proxy {
                 "the request path cannot be forwarded",
             );
         };
-        let headers = &parts.headers;
-        let mut edits = HeaderEdits::default();
-        match caller {
-            Some((account, tier)) => {
-                edits.set.push((X_QUOTA_ACCOUNT, account));
-                edits.set.push((X_QUOTA_TIER, tier));
-            }
-            None => edits.dropped.extend([X_QUOTA_ACCOUNT, X_QUOTA_TIER]),
-        }
-        let original_host = headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        edits.set.push((header::HOST, this.upstream.host.clone()));
-        if let Some(xff) = client.and_then(|c| forwarded_for(headers, c.ip.clone())) {
-            edits.set.push((X_FORWARDED_FOR, xff));
-        }
-        if let Some(h) = original_host {
-            edits.set.push((X_FORWARDED_HOST, h));
-        }
-        edits
-            .set
-            .push((X_FORWARDED_PROTO, HeaderValue::from_static("http")));
+        let authority = parts.uri.authority().map(|a| a.as_str());
+        // Owned: the request the edits were read from goes to the pool.
+        let edits = self
+            .edits(&parts.headers, authority, client, caller)
+            .into_owned();
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
@@ -152,15 +176,15 @@ impl Proxy {
     }
 
     /// Forwards a request without a body, given as the parts of its head
-    /// (`target` as the client sent it, origin-form; `headers` every field,
-    /// in order), with the same edits as [`Proxy::forward`]. The response's
+    /// (`target` as the client sent it, origin-form; `fields` every one, in
+    /// order), with the same edits as [`Proxy::forward`]. The response's
     /// head and body, or the gateway's answer when there is none.
     /// `timer` is the connection's upstream timer (see [`within`]).
-    pub(crate) async fn forward_head<'h>(
+    pub(crate) async fn forward_head(
         &self,
         method: &Method,
         target: &str,
-        headers: &[(&'h [u8], &'h [u8])],
+        fields: &[(&[u8], &[u8])],
         client: &ClientAddr,
         caller: Option<(&str, &str)>,
         timer: Pin<&mut Sleep>,
@@ -174,40 +198,8 @@ impl Proxy {
             joined = format!("{base}{target}");
             &joined
         };
-        let caller = caller.filter(|(a, t)| is_value(a.as_bytes()) && is_value(t.as_bytes()));
-        // Declared before `set`, which borrows it.
-        let chain = forwarded_for_raw(values(headers, b"x-forwarded-for"), client.ip.as_bytes());
-        let mut set: SmallVec<[(&[u8], &[u8]); 8]> = SmallVec::new();
-        let mut dropped: SmallVec<[&[u8]; 2]> = SmallVec::new();
-        match caller {
-            Some((account, tier)) => {
-                set.push((b"x-quota-account", account.as_bytes()));
-                set.push((b"x-quota-tier", tier.as_bytes()));
-            }
-            None => dropped.extend([&b"x-quota-account"[..], b"x-quota-tier"]),
-        }
-        let original_host = values(headers, b"host").next();
-        set.push((b"host", this.upstream.host.as_bytes()));
-        if let Some(xff) = &chain {
-            set.push((b"x-forwarded-for", xff));
-        }
-        if let Some(h) = original_host {
-            set.push((b"x-forwarded-host", h));
-        }
-        set.push((b"x-forwarded-proto", b"http"));
-        let named: SmallVec<[&[u8]; 2]> = values(headers, b"connection")
-            .flat_map(named_by_connection)
-            .collect();
-        let is_in = |list: &[&[u8]], name: &[u8]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
-        let has_length = values(headers, b"content-length").next().is_some();
-        let kept = headers.iter().copied().filter(|(n, _)| {
-            !is_hop_by_hop(n)
-                && !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(n))
-                && !is_in(&dropped, n)
-                && !is_in(&named, n)
-        });
-        let out = kept.chain(set.iter().copied());
-        let send = this.pool.send_head(method, target, out, has_length);
+        let edits = self.edits(fields, None, Some(client), caller);
+        let send = this.pool.send_head(method, target, fields, &edits);
         match within(this.timeout, timer, send).await {
             Some(Ok(answer)) => Ok(answer),
             Some(Err(e)) => Err(self.failed(Some(e))),
@@ -270,22 +262,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// `X-Forwarded-For` with the client's IP (a header value made once per
-/// connection) appended to any chain the request carries; `None` when the
-/// chain cannot be extended (the request's own is then forwarded as it is).
-fn forwarded_for(headers: &HeaderMap, ip: HeaderValue) -> Option<HeaderValue> {
-    let mut prior = headers.get_all(X_FORWARDED_FOR).iter().peekable();
-    if prior.peek().is_none() {
-        return Some(ip);
-    }
-    let prior: Vec<&str> = prior.filter_map(|v| v.to_str().ok()).collect();
-    if prior.is_empty() {
-        return Some(ip);
-    }
-    let ip = ip.to_str().unwrap_or_default();
-    HeaderValue::from_str(&format!("{}, {ip}", prior.join(", "))).ok()
-}
-
 /// `future`'s output, or `None` after `timeout`, timed by `timer`: one
 /// timer kept for a connection's requests, due no later than this request's
 /// deadline. It is moved (a timer-wheel update) only when it fires before
@@ -312,24 +288,12 @@ pub(crate) async fn within<F: Future>(
     }
 }
 
-/// The values of the fields named `name` (lower case) among `headers`.
-fn values<'a, 'h>(
-    headers: &'a [(&'h [u8], &'h [u8])],
-    name: &'static [u8],
-) -> impl Iterator<Item = &'h [u8]> + 'a {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
-}
-
-/// [`forwarded_for`] for a head's raw `prior` values: the client's `ip`
-/// alone (borrowed) when there is no usable chain.
-fn forwarded_for_raw<'a>(
-    prior: impl Iterator<Item = &'a [u8]>,
-    ip: &'a [u8],
-) -> Option<Cow<'a, [u8]>> {
-    let prior: SmallVec<[&[u8]; 2]> = prior.filter(|v| is_visible(v)).collect();
+/// `X-Forwarded-For`: the client's `ip` appended to the `prior` chain (the
+/// values of the request's own, but those that are not text); `ip` alone
+/// (borrowed) when there is none, and `None` when the chain cannot be a
+/// header value (the request's own is then forwarded as it is).
+fn forwarded_for<'a>(prior: impl Iterator<Item = &'a [u8]>, ip: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    let prior: SmallVec<[&[u8]; 2]> = prior.filter(|v| text(v).is_some()).collect();
     if prior.is_empty() {
         return Some(Cow::Borrowed(ip));
     }
@@ -337,12 +301,6 @@ fn forwarded_for_raw<'a>(
     chain.extend_from_slice(b", ");
     chain.extend_from_slice(ip);
     is_value(&chain).then_some(Cow::Owned(chain))
-}
-
-/// Whether `value` is what `HeaderValue::to_str` accepts: visible ASCII,
-/// spaces and tabs.
-fn is_visible(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
 }
 
 /// Whether `value` can be a header value (no control characters but tab).
@@ -359,13 +317,13 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends_to_an_existing_chain() {
-        let mut h = HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        let ip = HeaderValue::from_static("127.0.0.1");
+        let ip = b"127.0.0.1";
         assert_eq!(
-            forwarded_for(&h, ip).unwrap(),
-            "10.0.0.1, 10.0.0.2, 127.0.0.1"
+            forwarded_for(h.values_of(&X_FORWARDED_FOR), ip).unwrap(),
+            &b"10.0.0.1, 10.0.0.2, 127.0.0.1"[..]
         );
     }
 
@@ -387,27 +345,31 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_raw_matches_the_header_map_version() {
+    fn forwarded_for_reads_a_heads_raw_values_alike() {
         let ip = b"127.0.0.1";
         let none: [&[u8]; 0] = [];
-        assert_eq!(forwarded_for_raw(none.into_iter(), ip).unwrap(), &ip[..]);
+        assert_eq!(forwarded_for(none.into_iter(), ip).unwrap(), &ip[..]);
         let two: [&[u8]; 2] = [b"10.0.0.1", b"10.0.0.2"];
         assert_eq!(
-            forwarded_for_raw(two.into_iter(), ip).unwrap(),
+            forwarded_for(two.into_iter(), ip).unwrap(),
             &b"10.0.0.1, 10.0.0.2, 127.0.0.1"[..]
         );
-        // Values `to_str` refuses are left out, as in `forwarded_for`.
+        // Values `to_str` would refuse are left out.
         let odd: [&[u8]; 2] = [b"10.0.0.1", b"caf\xc3\xa9"];
         assert_eq!(
-            forwarded_for_raw(odd.into_iter(), ip).unwrap(),
+            forwarded_for(odd.into_iter(), ip).unwrap(),
             &b"10.0.0.1, 127.0.0.1"[..]
         );
     }
 
     #[test]
     fn forwarded_for_starts_a_chain_when_there_is_none() {
-        let ip = HeaderValue::from_static("127.0.0.1");
-        assert_eq!(forwarded_for(&HeaderMap::new(), ip).unwrap(), "127.0.0.1");
+        let ip = b"127.0.0.1";
+        let none = http::HeaderMap::new();
+        assert_eq!(
+            forwarded_for(none.values_of(&X_FORWARDED_FOR), ip).unwrap(),
+            &b"127.0.0.1"[..]
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::guard::guard;
 use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
-use super::summary::{DecisionSummary, RateHeaders};
+use super::summary::{AnswerHeaders, DecisionSummary, RateHeaders};
 use crate::fields::HeaderFields;
 use crate::identity::api_key;
 use crate::response::{json_message, too_many_attempts};
@@ -42,9 +42,7 @@ pub(crate) type Refund = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + S
 #[derive(Default)]
 pub(crate) struct Pass {
     /// The decision's headers for the response.
-    pub(crate) rate: Option<RateHeaders>,
-    /// The IETF fields, when configured.
-    pub(crate) ietf: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) headers: AnswerHeaders,
     /// The rules the body is checked against while it streams.
     upload: Option<Arc<UploadRules>>,
     /// Whether the guarded body broke a rule, read after the service ran.
@@ -135,7 +133,7 @@ where
     .await;
     if let (Some(observer), Some(started)) = (&config.observer, started) {
         let (outcome, status) = match &result {
-            Ok((pass, _)) if pass.rate.as_ref().is_some_and(RateHeaders::is_refused) => {
+            Ok((pass, _)) if pass.headers.is_refused() => {
                 (Outcome::Refused, StatusCode::TOO_MANY_REQUESTS)
             }
             Ok(_) => (Outcome::Admitted, StatusCode::OK),
@@ -283,8 +281,10 @@ where
         Box::new(move || Box::pin(async move { refund_to(&*accounts, &account, price).await }))
     });
     let pass = Pass {
-        rate: Some(rated.rate),
-        ietf: rated.ietf,
+        headers: AnswerHeaders {
+            rate: Some(rated.rate),
+            ietf: rated.ietf,
+        },
         upload: (!config.shadow).then(|| Arc::clone(&loaded.uploads)),
         verdict: None,
         refund,

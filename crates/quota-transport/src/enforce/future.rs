@@ -119,7 +119,7 @@ where
                     // The body broke an upload rule: answer that, whatever
                     // the service made of the failed read.
                     let mut response = rejection;
-                    if let Some(rate) = &pass.rate {
+                    if let Some(rate) = &pass.headers.rate {
                         rate.write(response.headers_mut());
                     }
                     match pass.refund {
@@ -150,11 +150,6 @@ where
 /// Adds the decision's headers to the service's response.
 fn finish<ResBody>(res: Response<ResBody>, pass: Pass) -> Response<ResponseBody<ResBody>> {
     let (mut parts, body) = res.into_parts();
-    if let Some(rate) = &pass.rate {
-        rate.write(&mut parts.headers);
-    }
-    for (name, value) in pass.ietf {
-        parts.headers.insert(name, value);
-    }
+    pass.headers.write(&mut parts.headers);
     Response::from_parts(parts, ResponseBody::inner(body))
 }

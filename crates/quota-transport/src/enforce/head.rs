@@ -2,14 +2,14 @@
 //! requests without `tower` (the `quota` gateway's own HTTP/1.1 path).
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::Response;
 use quota_core::account::{Accounts, Identity};
 use quota_core::Store;
 
 use super::check::decide;
 use super::layer::EnforceLayer;
-use super::summary::RateHeaders;
+use super::summary::AnswerHeaders;
 use crate::fields::HeaderFields;
 
 /// What [`EnforceLayer::check_head`] decided.
@@ -29,8 +29,7 @@ pub enum HeadCheck {
 #[derive(Debug, Default)]
 pub struct Admission {
     identity: Option<Identity>,
-    rate: Option<RateHeaders>,
-    ietf: Vec<(HeaderName, HeaderValue)>,
+    headers: AnswerHeaders,
 }
 
 impl Admission {
@@ -44,12 +43,7 @@ impl Admission {
     /// same names: what [`Enforce`](super::Enforce) does to the inner
     /// service's response.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        if let Some(rate) = &self.rate {
-            rate.write(headers);
-        }
-        for (name, value) in &self.ietf {
-            headers.insert(name.clone(), value.clone());
-        }
+        self.headers.write(headers);
     }
 
     /// The same headers as `name: value` lines of an HTTP/1.1 head, each
@@ -61,25 +55,13 @@ impl Admission {
     /// assert!(out.is_empty()); // nothing decided, nothing to say
     /// ```
     pub fn encode_headers(&self, out: &mut Vec<u8>) {
-        if let Some(rate) = &self.rate {
-            rate.encode(out);
-        }
-        for (name, value) in &self.ietf {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        self.headers.encode(out);
     }
 
     /// Whether the admission sets a header named `name` (any case): a
     /// response header of that name is replaced by the admission's.
     pub fn sets(&self, name: &[u8]) -> bool {
-        self.rate.as_ref().is_some_and(|r| r.sets(name))
-            || self
-                .ietf
-                .iter()
-                .any(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+        self.headers.sets(name)
     }
 }
 
@@ -121,8 +103,7 @@ where
         match result {
             Ok((pass, _)) => HeadCheck::Admitted(Admission {
                 identity,
-                rate: pass.rate,
-                ietf: pass.ietf,
+                headers: pass.headers,
             }),
             Err(res) => HeadCheck::Refused(res),
         }

@@ -179,17 +179,64 @@ impl RateHeaders {
     }
 }
 
+/// Every header a decision puts on the answer: the seed's rate-limit
+/// headers and, when configured, the IETF fields.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AnswerHeaders {
+    pub(crate) rate: Option<RateHeaders>,
+    pub(crate) ietf: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl AnswerHeaders {
+    /// Sets them in `headers`, replacing any of the same names.
+    pub(crate) fn write(&self, headers: &mut HeaderMap) {
+        if let Some(rate) = &self.rate {
+            rate.write(headers);
+        }
+        for (name, value) in &self.ietf {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// The same as `name: value` lines of an HTTP/1.1 head.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(rate) = &self.rate {
+            rate.encode(out);
+        }
+        for (name, value) in &self.ietf {
+            field_line(out, name, value.as_bytes());
+        }
+    }
+
+    /// Whether [`AnswerHeaders::write`] sets a header named `name` (any case).
+    pub(crate) fn sets(&self, name: &[u8]) -> bool {
+        self.rate.as_ref().is_some_and(|r| r.sets(name))
+            || self
+                .ietf
+                .iter()
+                .any(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+    }
+
+    /// Whether the decision refused the request (shadow mode lets it pass).
+    pub(crate) fn is_refused(&self) -> bool {
+        self.rate.as_ref().is_some_and(RateHeaders::is_refused)
+    }
+}
+
+/// One `name: value` line of an HTTP/1.1 head.
+fn field_line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 impl RateHeaders {
     /// The headers [`RateHeaders::write`] sets, as `name: value` lines of
     /// an HTTP/1.1 head (names in lower case, as `http` spells them).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let mut digits = itoa::Buffer::new();
-        let mut line = |name: &HeaderName, value: &[u8]| {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        };
+        let mut line = |name: &HeaderName, value: &[u8]| field_line(out, name, value);
         if let Some((count, remaining)) = self.minute {
             line(&X_RATELIMIT_LIMIT, digits.format(count).as_bytes());
             line(&X_RATELIMIT_REMAINING, digits.format(remaining).as_bytes());

@@ -19,11 +19,11 @@ mod request;
 mod response;
 mod rewind;
 
+use std::io::Write as _;
 use std::pin::{pin, Pin};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::HeaderMap;
-use http::{Method, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use quota_transport::enforce::{Admission, HeadCheck};
@@ -32,8 +32,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use super::hop::pairs;
 use super::respond::{BoxError, ClientAddr};
-use super::Gateway;
+use super::{is_own_route, Gateway};
 use request::{Parsed, Simple};
 use response::{Framing, HeadWriter};
 pub(crate) use rewind::Rewind;
@@ -136,16 +137,6 @@ fn handover(buf: BytesMut, stream: TcpStream) -> Ended {
     Ended::Handover(Rewind::new(buf.freeze(), stream))
 }
 
-/// Whether `path` is one of the gateway's own routes (health, metrics,
-/// admin, the caller's limits): those are served by hyper's path.
-fn is_own_route(path: &str) -> bool {
-    path == "/healthz"
-        || path == "/metrics"
-        || path == "/admin"
-        || path.starts_with("/admin/")
-        || path == "/v1/limits"
-}
-
 /// One request of the own path, borrowed from the read buffer.
 struct Exchange<'b> {
     method: Method,
@@ -184,18 +175,9 @@ impl<'b> Exchange<'b> {
         stream: &mut TcpStream,
         out: &mut Vec<u8>,
     ) -> bool {
-        let head = self.method == Method::HEAD;
         let admission = match gw.layer.check_head(self.path, &self.fields[..]).await {
             HeadCheck::Refused(res) => {
-                let (parts, body) = res.into_parts();
-                let answer = Answer {
-                    status: parts.status,
-                    admission: None,
-                };
-                let fields = pairs(&parts.headers);
-                return answer
-                    .write(fields, Full::new(body), head, self.close, stream, out)
-                    .await;
+                return self.reply(res.map(Full::new), None, stream, out).await
             }
             HeadCheck::Admitted(admission) => admission,
         };
@@ -219,22 +201,38 @@ impl<'b> Exchange<'b> {
                     status: up.status,
                     admission: Some(&admission),
                 };
+                let head = self.method == Method::HEAD;
                 answer
                     .write(up.fields(), body, head, self.close, stream, out)
                     .await
             }
-            Err(res) => {
-                let (parts, body) = res.into_parts();
-                let answer = Answer {
-                    status: parts.status,
-                    admission: Some(&admission),
-                };
-                let fields = pairs(&parts.headers);
-                answer
-                    .write(fields, body, head, self.close, stream, out)
-                    .await
-            }
+            Err(res) => self.reply(res, Some(&admission), stream, out).await,
         }
+    }
+
+    /// Writes the gateway's own answer `res` (a refusal, a 502 or 504) with
+    /// `admission`'s headers, if any; false as [`Answer::write`].
+    async fn reply<B>(
+        &self,
+        res: Response<B>,
+        admission: Option<&Admission>,
+        stream: &mut TcpStream,
+        out: &mut Vec<u8>,
+    ) -> bool
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = res.into_parts();
+        let answer = Answer {
+            status: parts.status,
+            admission,
+        };
+        let head = self.method == Method::HEAD;
+        let fields = pairs(&parts.headers);
+        answer
+            .write(fields, body, head, self.close, stream, out)
+            .await
     }
 }
 
@@ -243,13 +241,6 @@ struct Answer<'a> {
     status: StatusCode,
     /// Its fields replace the answer's own of the same names.
     admission: Option<&'a Admission>,
-}
-
-/// A header map's fields as name and value bytes.
-fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
 }
 
 impl Answer<'_> {
@@ -297,7 +288,8 @@ impl Answer<'_> {
                 continue;
             }
             if chunked {
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                // Into the buffer (a `Vec` write cannot fail).
+                let _ = write!(out, "{:x}\r\n", data.len());
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
             } else {

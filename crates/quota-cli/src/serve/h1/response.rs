@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 
+use crate::serve::hop::write_field;
+
 /// How the body of an answer is framed to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -77,7 +79,7 @@ impl<'o> HeadWriter<'o> {
         } else if name.eq_ignore_ascii_case(b"date") {
             self.has_date = true;
         }
-        line(self.out, name, value);
+        write_field(self.out, name, value);
     }
 
     /// Adds every field of `fields`.
@@ -98,31 +100,24 @@ impl<'o> HeadWriter<'o> {
     pub(crate) fn finish(self, close: bool) {
         let out = self.out;
         if !self.has_date {
-            DATE.with(|d| line(out, b"date", d.borrow_mut().now()));
+            DATE.with(|d| write_field(out, b"date", d.borrow_mut().now()));
         }
         match self.framing {
             Framing::Length(n) => {
-                line(
+                write_field(
                     out,
                     b"content-length",
                     itoa::Buffer::new().format(n).as_bytes(),
                 );
             }
-            Framing::Chunked => line(out, b"transfer-encoding", b"chunked"),
+            Framing::Chunked => write_field(out, b"transfer-encoding", b"chunked"),
             Framing::HeadOnly | Framing::None => {}
         }
         if close {
-            line(out, b"connection", b"close");
+            write_field(out, b"connection", b"close");
         }
         out.extend_from_slice(b"\r\n");
     }
-}
-
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The current time as an HTTP date, formatted once a second per thread.

@@ -33,10 +33,11 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use super::hop::HeaderEdits;
+use super::hop::{connection_named, pairs, HeaderEdits};
 use super::respond::{Body, BoxError};
 pub(crate) use conn::UpstreamBody;
 use conn::{Conn, ExchangeError};
+use quota_transport::fields::HeaderFields;
 pub(crate) use wire::Head;
 
 /// How long an unused connection is kept.
@@ -151,7 +152,7 @@ impl Pool {
     pub(crate) async fn send<B>(
         self: &Arc<Self>,
         req: Request<B>,
-        edits: &HeaderEdits,
+        edits: &HeaderEdits<'_>,
     ) -> Result<Response<Body>, ForwardError>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -183,7 +184,7 @@ impl Pool {
     async fn send_whole<B>(
         self: &Arc<Self>,
         req: Request<B>,
-        edits: &HeaderEdits,
+        edits: &HeaderEdits<'_>,
         len: u64,
     ) -> Result<Response<Body>, ForwardError>
     where
@@ -212,14 +213,11 @@ impl Pool {
             len,
             parts.headers.contains_key(http::header::CONTENT_LENGTH),
         );
-        let named = HeaderEdits::connection_named(&parts.headers);
+        let named = connection_named(&parts.headers);
         let method = &parts.method;
         let (conn, head) = self
             .send_encoded(method, |out| {
-                let kept = parts.headers.iter().filter(|(n, _)| edits.keeps(n, &named));
-                let headers = kept
-                    .chain(edits.set.iter().map(|(n, v)| (n, v)))
-                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+                let headers = edits.edited(pairs(&parts.headers), &named);
                 wire::encode_request(out, method, target, headers, body_len);
                 out.extend_from_slice(&data);
             })
@@ -227,21 +225,23 @@ impl Pool {
         self.response(conn, head)
     }
 
-    /// Sends a request without a body: `headers` are what goes to the
-    /// upstream, in order (already edited); `has_length`: whether the
-    /// client sent `Content-Length: 0`. The response's head (without its
-    /// hop-by-hop headers) and its body.
-    pub(crate) async fn send_head<'h>(
+    /// Sends a request without a body, its `fields` (every one, in order,
+    /// as the client sent them) edited by `edits`. The response's head
+    /// (without its hop-by-hop headers) and its body.
+    pub(crate) async fn send_head(
         self: &Arc<Self>,
         method: &Method,
         target: &str,
-        headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
-        has_length: bool,
+        fields: &[(&[u8], &[u8])],
+        edits: &HeaderEdits<'_>,
     ) -> Result<(Head, UpstreamBody), ForwardError> {
+        let has_length = fields.value_of(&http::header::CONTENT_LENGTH).is_some();
         let body_len = body_len(method, 0, has_length);
+        let named = connection_named(fields);
         let (conn, head) = self
             .send_encoded(method, |out| {
-                wire::encode_request(out, method, target, headers.clone(), body_len);
+                let headers = edits.edited(fields.iter().copied(), &named);
+                wire::encode_request(out, method, target, headers, body_len);
             })
             .await?;
         let body = conn.body(&head, self);

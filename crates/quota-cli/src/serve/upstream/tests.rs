@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use std::borrow::Cow;
+
 use http::header::{HeaderName, HeaderValue};
 
 /// A hyper upstream on loopback that answers with what it received:
@@ -486,10 +488,10 @@ fn headers_are_edited_alike_whether_the_body_is_sent_whole_or_streamed() {
         let edits = || {
             let mut e = HeaderEdits::default();
             e.set
-                .push((http::header::HOST, HeaderValue::from_static("upstream:80")));
+                .push((http::header::HOST, Cow::Borrowed(&b"upstream:80"[..])));
             e.set.push((
                 HeaderName::from_static("x-set"),
-                HeaderValue::from_static("by gateway"),
+                Cow::Borrowed(&b"by gateway"[..]),
             ));
             e.dropped.push(HeaderName::from_static("x-dropped"));
             e

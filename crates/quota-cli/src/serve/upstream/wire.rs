@@ -96,26 +96,13 @@ pub(crate) fn encode_request<'h>(
         }
         // Names and values cannot hold CR or LF (the `http` crate and
         // `httparse` check).
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        hop::write_field(out, name, value);
     }
     if let Some(len) = body_len {
-        out.extend_from_slice(b"content-length: ");
         let mut digits = itoa::Buffer::new();
-        out.extend_from_slice(digits.format(len).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        hop::write_field(out, b"content-length", digits.format(len).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// A header map's fields as name and value bytes, for [`encode_request`].
-#[cfg(test)]
-pub(crate) fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
 }
 
 /// How a response's body ends (RFC 9112, section 6.3).
@@ -160,12 +147,10 @@ impl Head {
     /// gateway adds (the values share the head's bytes).
     pub(crate) fn header_map(&self) -> Result<HeaderMap, WireError> {
         let mut map = HeaderMap::with_capacity(self.fields.len() + ADDED_HEADERS);
-        for f in &self.fields {
-            let name = HeaderName::from_bytes(&self.bytes[f.name.0..f.name.0 + f.name.1])
+        for (name, value) in self.fields() {
+            let name = HeaderName::from_bytes(name).map_err(|_| WireError::BadHeader)?;
+            let value = HeaderValue::from_maybe_shared(self.bytes.slice_ref(value))
                 .map_err(|_| WireError::BadHeader)?;
-            let value =
-                HeaderValue::from_maybe_shared(self.bytes.slice(f.value.0..f.value.0 + f.value.1))
-                    .map_err(|_| WireError::BadHeader)?;
             map.append(name, value);
         }
         Ok(map)
@@ -518,6 +503,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::serve::hop::pairs;
 
     fn head(bytes: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
         parse_head(&mut BytesMut::from(bytes), method)
