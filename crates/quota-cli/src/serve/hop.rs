@@ -74,6 +74,7 @@ pub(crate) fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Writes one field of an HTTP/1.1 head: `name: value` and CRLF.
+#[inline]
 pub(crate) fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -96,6 +97,9 @@ pub(crate) fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVe
         .collect()
 }
 
+/// A header the gateway sets: its name (lower case) and value.
+pub(crate) type SetField<'a> = (&'static str, Cow<'a, [u8]>);
+
 /// What a request's headers become on the way to the upstream: its own
 /// headers without the hop-by-hop ones, without those its `Connection`
 /// names, without those in [`HeaderEdits::dropped`] and without those the
@@ -103,10 +107,11 @@ pub(crate) fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVe
 /// The values it sets may borrow from the request (`'a`).
 #[derive(Debug, Default)]
 pub(crate) struct HeaderEdits<'a> {
-    /// Headers the gateway sets, replacing any the client sent.
-    pub(crate) set: SmallVec<[(HeaderName, Cow<'a, [u8]>); 6]>,
-    /// More headers the client's request loses.
-    pub(crate) dropped: SmallVec<[HeaderName; 4]>,
+    /// Headers the gateway sets (names in lower case), replacing any the
+    /// client sent.
+    pub(crate) set: SmallVec<[SetField<'a>; 6]>,
+    /// More headers the client's request loses (names in lower case).
+    pub(crate) dropped: SmallVec<[&'static str; 4]>,
 }
 
 impl<'a> HeaderEdits<'a> {
@@ -114,7 +119,7 @@ impl<'a> HeaderEdits<'a> {
     /// goes to the upstream (`named` are the names its `Connection` header
     /// lists).
     pub(crate) fn keeps(&self, name: &[u8], named: &[&[u8]]) -> bool {
-        let is = |n: &HeaderName| name.eq_ignore_ascii_case(n.as_str().as_bytes());
+        let is = |n: &&str| name.eq_ignore_ascii_case(n.as_bytes());
         !is_hop_by_hop(name)
             && !self.set.iter().any(|(n, _)| is(n))
             && !self.dropped.iter().any(is)
@@ -132,7 +137,7 @@ impl<'a> HeaderEdits<'a> {
     where
         I: Iterator<Item = (&'f [u8], &'f [u8])>,
     {
-        let set = self.set.iter().map(|(n, v)| (n.as_str().as_bytes(), &**v));
+        let set = self.set.iter().map(|(n, v)| (n.as_bytes(), &**v));
         fields.filter(move |(n, _)| self.keeps(n, named)).chain(set)
     }
 
@@ -154,11 +159,11 @@ impl<'a> HeaderEdits<'a> {
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         strip_hop_by_hop(headers);
         for name in &self.dropped {
-            headers.remove(name);
+            headers.remove(*name);
         }
         for (name, value) in &self.set {
             if let Ok(value) = HeaderValue::from_bytes(value) {
-                headers.insert(name.clone(), value);
+                headers.insert(HeaderName::from_static(name), value);
             }
         }
     }

@@ -100,42 +100,44 @@ impl Proxy {
     /// `authority`); `X-Forwarded-Proto`; and `caller`'s account and tier
     /// in `X-Quota-Account` and `X-Quota-Tier` (any such headers the
     /// client sent are dropped, also when there is no caller).
+    ///
+    /// Written into `edits` (empty) rather than returned: a request's
+    /// future keeps them, and a returned value would be copied there.
     fn edits<'a, H: HeaderFields + ?Sized>(
         &'a self,
+        edits: &mut HeaderEdits<'a>,
         headers: &'a H,
         authority: Option<&'a str>,
         client: Option<&'a ClientAddr>,
         caller: Option<(&'a str, &'a str)>,
-    ) -> HeaderEdits<'a> {
-        let mut edits = HeaderEdits::default();
+    ) {
         match caller.filter(|(a, t)| is_value(a.as_bytes()) && is_value(t.as_bytes())) {
             Some((account, tier)) => {
                 edits
                     .set
-                    .push((X_QUOTA_ACCOUNT, Cow::Borrowed(account.as_bytes())));
+                    .push(("x-quota-account", Cow::Borrowed(account.as_bytes())));
                 edits
                     .set
-                    .push((X_QUOTA_TIER, Cow::Borrowed(tier.as_bytes())));
+                    .push(("x-quota-tier", Cow::Borrowed(tier.as_bytes())));
             }
-            None => edits.dropped.extend([X_QUOTA_ACCOUNT, X_QUOTA_TIER]),
+            None => edits.dropped.extend(["x-quota-account", "x-quota-tier"]),
         }
         let host = self.0.upstream.host.as_bytes();
-        edits.set.push((header::HOST, Cow::Borrowed(host)));
+        edits.set.push(("host", Cow::Borrowed(host)));
         let chain = client
             .and_then(|c| forwarded_for(headers.values_of(&X_FORWARDED_FOR), c.ip.as_bytes()));
         if let Some(xff) = chain {
-            edits.set.push((X_FORWARDED_FOR, xff));
+            edits.set.push(("x-forwarded-for", xff));
         }
         let original_host = headers
             .value_of(&header::HOST)
             .or(authority.map(str::as_bytes));
         if let Some(h) = original_host {
-            edits.set.push((X_FORWARDED_HOST, Cow::Borrowed(h)));
+            edits.set.push(("x-forwarded-host", Cow::Borrowed(h)));
         }
         edits
             .set
-            .push((X_FORWARDED_PROTO, Cow::Borrowed(&b"http"[..])));
-        edits
+            .push(("x-forwarded-proto", Cow::Borrowed(&b"http"[..])));
     }
 
     /// Forwards one request from `client` made by `caller` (account and
@@ -160,9 +162,9 @@ impl Proxy {
         };
         let authority = parts.uri.authority().map(|a| a.as_str());
         // Owned: the request the edits were read from goes to the pool.
-        let edits = self
-            .edits(&parts.headers, authority, client, caller)
-            .into_owned();
+        let mut edits = HeaderEdits::default();
+        self.edits(&mut edits, &parts.headers, authority, client, caller);
+        let edits = edits.into_owned();
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
@@ -198,7 +200,8 @@ impl Proxy {
             joined = format!("{base}{target}");
             &joined
         };
-        let edits = self.edits(fields, None, Some(client), caller);
+        let mut edits = HeaderEdits::default();
+        self.edits(&mut edits, fields, None, Some(client), caller);
         let send = this.pool.send_head(method, target, fields, &edits);
         match within(this.timeout, timer, send).await {
             Some(Ok(answer)) => Ok(answer),
@@ -256,11 +259,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-const X_QUOTA_ACCOUNT: HeaderName = HeaderName::from_static("x-quota-account");
-const X_QUOTA_TIER: HeaderName = HeaderName::from_static("x-quota-tier");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// `future`'s output, or `None` after `timeout`, timed by `timer`: one
 /// timer kept for a connection's requests, due no later than this request's

@@ -224,6 +224,7 @@ impl AnswerHeaders {
 }
 
 /// One `name: value` line of an HTTP/1.1 head.
+#[inline]
 fn field_line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
