@@ -202,7 +202,9 @@ impl Proxy {
         };
         let mut edits = HeaderEdits::default();
         self.edits(&mut edits, fields, None, Some(client), caller);
-        let send = this.pool.send_head(method, target, fields, &edits);
+        // Pinned here and lent: moving the exchange's future (large) into
+        // `within`'s would copy it twice per request.
+        let send = pin!(this.pool.send_head(method, target, fields, &edits));
         match within(this.timeout, timer, send).await {
             Some(Ok(answer)) => Ok(answer),
             Some(Err(e)) => Err(self.failed(Some(e))),
@@ -269,10 +271,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) async fn within<F: Future>(
     timeout: Duration,
     mut timer: Pin<&mut Sleep>,
-    future: F,
+    mut future: Pin<&mut F>,
 ) -> Option<F::Output> {
     let deadline = Instant::now() + timeout;
-    let mut future = pin!(future);
     loop {
         tokio::select! {
             biased;
@@ -335,12 +336,15 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let start = Instant::now();
         let never = std::future::pending::<()>();
-        assert_eq!(within(timeout, timer.as_mut(), never).await, None);
+        assert_eq!(within(timeout, timer.as_mut(), pin!(never)).await, None);
         assert_eq!(start.elapsed(), timeout);
         // A quick answer comes back as it is, and the timer stays due.
-        assert_eq!(within(timeout, timer.as_mut(), async { 7 }).await, Some(7));
+        assert_eq!(
+            within(timeout, timer.as_mut(), pin!(async { 7 })).await,
+            Some(7)
+        );
         let slow = tokio::time::sleep(Duration::from_secs(3));
-        assert_eq!(within(timeout, timer.as_mut(), slow).await, Some(()));
+        assert_eq!(within(timeout, timer.as_mut(), pin!(slow)).await, Some(()));
     }
 
     #[test]

@@ -152,7 +152,8 @@ impl<'b> Exchange<'b> {
     fn new(buf: &'b [u8], simple: &Simple) -> Option<Self> {
         let method = Method::from_bytes(&buf[simple.method.clone()]).ok()?;
         let target = std::str::from_utf8(&buf[simple.target.clone()]).ok()?;
-        let path = std::str::from_utf8(&buf[simple.path.clone()]).ok()?;
+        // The path is the target's start (cut before `?`, an ASCII byte).
+        let path = target.get(..simple.path.len())?;
         if is_own_route(path) {
             return None;
         }

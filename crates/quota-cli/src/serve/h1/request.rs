@@ -34,7 +34,7 @@ pub(crate) struct Simple {
     /// The target's path (without the query).
     pub(crate) path: Range<usize>,
     /// Every field, in order: name and value.
-    pub(crate) headers: SmallVec<[(Range<usize>, Range<usize>); 16]>,
+    headers: SmallVec<[(Span, Span); 16]>,
     /// The head's length: the next request starts there.
     pub(crate) len: usize,
     /// Whether the client asked to close the connection after this one.
@@ -46,8 +46,24 @@ impl Simple {
     pub(crate) fn fields<'b>(&self, buf: &'b [u8]) -> SmallVec<[(&'b [u8], &'b [u8]); 16]> {
         self.headers
             .iter()
-            .map(|(n, v)| (&buf[n.clone()], &buf[v.clone()]))
+            .map(|(n, v)| (n.of(buf), v.of(buf)))
             .collect()
+    }
+}
+
+/// A range of the buffer: start and length. `u32` is plenty (a head is at
+/// most [`MAX_HEAD`] bytes) and keeps [`Simple`], moved once per request,
+/// small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        let start = self.start as usize;
+        &buf[start..start + self.len as usize]
     }
 }
 
@@ -79,6 +95,11 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         let start = s.as_ptr() as usize - base;
         start..start + s.len()
     };
+    // Within the head (checked above), so every offset fits in a `u32`.
+    let span = |s: &[u8]| Span {
+        start: u32::try_from(s.as_ptr() as usize - base).unwrap_or(0),
+        len: u32::try_from(s.len()).unwrap_or(0),
+    };
     let mut close = false;
     let mut length_seen = false;
     let mut headers = SmallVec::new();
@@ -103,7 +124,7 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
                 }
             }
         }
-        headers.push((range(name), range(h.value)));
+        headers.push((span(name), span(h.value)));
     }
     let target = range(target.as_bytes());
     let path_len = buf[target.clone()]

@@ -135,12 +135,9 @@ impl Head {
     /// The fields but the hop-by-hop ones, in order, as sent (names in
     /// their own case).
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().map(|f| {
-            (
-                &self.bytes[f.name.0..f.name.0 + f.name.1],
-                &self.bytes[f.value.0..f.value.0 + f.value.1],
-            )
-        })
+        self.fields
+            .iter()
+            .map(|f| (f.name.of(&self.bytes), f.value.of(&self.bytes)))
     }
 
     /// The same fields as a header map, with room for the headers the
@@ -157,15 +154,32 @@ impl Head {
     }
 }
 
-/// A header's name and value, as byte ranges (start, length) of the head.
+/// A header's name and value, as byte ranges of the head.
 #[derive(Clone, Copy, Debug)]
 struct Field {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: Span,
+    value: Span,
 }
 
-/// The fields of a usual head fit inline (no allocation).
-type Fields = SmallVec<[Field; 24]>;
+/// A range of a head's bytes: start and length. `u32` is plenty (a head
+/// is at most [`MAX_HEAD`] bytes) and keeps [`Head`], which is moved
+/// through every layer of the request's future, small.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        let start = self.start as usize;
+        &bytes[start..start + self.len as usize]
+    }
+}
+
+/// The fields of a usual API answer fit inline (no allocation); a head
+/// with more spills to the heap.
+type Fields = SmallVec<[Field; 12]>;
 
 /// What the framing and connection headers of a head say.
 #[derive(Default)]
@@ -257,10 +271,14 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
         }
         let http11 = res.version == Some(1);
         let base = buf.as_ptr() as usize;
-        // Every non-empty name and value is a slice of `buf`.
+        // Every non-empty name and value is a slice of `buf`, whose first
+        // `len` bytes (at most MAX_HEAD, checked above) are the head.
         let offset = |s: &[u8]| match s.len() {
-            0 => (0, 0),
-            n => ((s.as_ptr() as usize).saturating_sub(base), n),
+            0 => Span { start: 0, len: 0 },
+            n => Span {
+                start: u32::try_from((s.as_ptr() as usize).saturating_sub(base)).unwrap_or(0),
+                len: u32::try_from(n).unwrap_or(0),
+            },
         };
         let mut framing = FramingHeaders::default();
         for h in res.headers.iter() {
