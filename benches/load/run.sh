@@ -5,6 +5,9 @@
 #   2. `quota serve` in front of it  (permissive policy: every request decided and admitted)
 #   3. nginx `limit_req` in front    (permissive rate: every request limited and admitted)
 #
+# in ROUNDS rounds (default 3), the two proxies' order alternating, so that
+# neither always runs after the other; the ratios are medians over the rounds.
+#
 # Same wrk settings and same request (GET /v1/bench with an X-API-Key header)
 # for all three. Prints the machine, a Markdown table (req/s, p50, p99, share
 # of the upstream-alone throughput) and the ratios quota/upstream and
@@ -28,10 +31,15 @@ NGINX_RATE=${NGINX_RATE:-1000000r/s}  # limit_req rate (permissive)
 NGINX_BURST=${NGINX_BURST:-1000000}   # limit_req burst (permissive)
 QUOTA_BIN=${QUOTA_BIN:-}              # a prebuilt quota binary; built with cargo when empty
 STRICT=${STRICT:-0}                   # 1: exit 3 when a target is missed
+ROUNDS=${ROUNDS:-3}                   # rounds of the three runs (the proxies' order alternates)
 ENDPOINT=bench                        # the endpoint of permissive.toml
 
 if ((DURATION > 15)); then
     echo "run.sh: DURATION=$DURATION is over 15 s per run" >&2
+    exit 2
+fi
+if ! [[ "$ROUNDS" =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 15)); then
+    echo "run.sh: ROUNDS=$ROUNDS is not a number from 1 to 15" >&2
     exit 2
 fi
 
@@ -173,46 +181,47 @@ cpu_ticks() {
 }
 
 # One load run: warm-up (not recorded), then the recorded run.
-# run_wrk NAME URL [PROXY_PID] -> appends NAME to NAMES and sets the
-# RPS/P50/P99/REQS arrays, and UP_CPU/PROXY_CPU (CPU µs per request).
-NAMES=()
+# run_wrk ID URL [PROXY_PID] -> sets the RPS/P50/P99/REQS arrays at ID, and
+# UP_CPU and PROXY_CPU (CPU µs per request of the upstream and of PROXY_PID,
+# "-" without one).
 declare -A RPS P50 P99 REQS UP_CPU PROXY_CPU
 run_wrk() {
-    local name=$1 url=$2 proxy=${3:-} out line kv up0 up1 px0=0 px1=0
+    local id=$1 url=$2 proxy=${3:-} out line kv up0 up1 px0=0 px1=0
     local -A r
     check_ok "$url"
     bg_wait timeout --kill-after=5 $((WARMUP + 10)) \
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s \
-        -H "X-API-Key: $KEY" "$url" >/dev/null || die "wrk warm-up failed on $name"
+        -H "X-API-Key: $KEY" "$url" >/dev/null || die "wrk warm-up failed on $id"
     up0=$(cpu_ticks "$UP_PID")
     if [ -n "$proxy" ]; then px0=$(cpu_ticks "$proxy"); fi
     bg_wait timeout --kill-after=5 $((DURATION + 10)) \
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
-        -s "$HERE/report.lua" -H "X-API-Key: $KEY" "$url" >"$TMP/wrk.out" || die "wrk failed on $name"
+        -s "$HERE/report.lua" -H "X-API-Key: $KEY" "$url" >"$TMP/wrk.out" || die "wrk failed on $id"
     out=$(<"$TMP/wrk.out")
     up1=$(cpu_ticks "$UP_PID")
     if [ -n "$proxy" ]; then px1=$(cpu_ticks "$proxy"); fi
     # shellcheck disable=SC2016 # backticks are Markdown here
-    printf '### %s: wrk output\n\n```text\n%s\n```\n\n' "$name" "$(grep -v '^RESULT ' <<<"$out")" >>"$TMP/raw.md"
-    line=$(grep '^RESULT ' <<<"$out") || die "no RESULT line from wrk on $name"
+    printf '### %s: wrk output\n\n```text\n%s\n```\n\n' "$id" "$(grep -v '^RESULT ' <<<"$out")" >>"$TMP/raw.md"
+    line=$(grep '^RESULT ' <<<"$out") || die "no RESULT line from wrk on $id"
     for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
     if ((r[non2xx3xx] + r[connect] + r[read] + r[write] + r[timeout] > 0)); then
         echo "$out" >&2
-        die "$name: ${r[non2xx3xx]} non-2xx/3xx responses; socket errors connect ${r[connect]}, read ${r[read]}, write ${r[write]}, timeout ${r[timeout]}"
+        die "$id: ${r[non2xx3xx]} non-2xx/3xx responses; socket errors connect ${r[connect]}, read ${r[read]}, write ${r[write]}, timeout ${r[timeout]}"
     fi
-    ((r[requests] > 0)) || die "$name: no request completed"
-    NAMES+=("$name")
-    REQS[$name]=${r[requests]}
-    RPS[$name]=$(awk -v n="${r[requests]}" -v us="${r[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
-    P50[$name]=${r[p50_us]}
-    P99[$name]=${r[p99_us]}
-    UP_CPU[$name]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="${r[requests]}" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-    PROXY_CPU[$name]=$(awk -v t=$((px1 - px0)) -v hz="$CLK_TCK" -v n="${r[requests]}" -v p="$proxy" 'BEGIN { if (p == "") print "-"; else printf "%.1f", t * 1e6 / hz / n }')
-    echo "run.sh: $name: ${RPS[$name]} req/s, p50 ${r[p50_us]} us, p99 ${r[p99_us]} us, no errors" >&2
+    ((r[requests] > 0)) || die "$id: no request completed"
+    REQS[$id]=${r[requests]}
+    RPS[$id]=$(awk -v n="${r[requests]}" -v us="${r[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+    P50[$id]=${r[p50_us]}
+    P99[$id]=${r[p99_us]}
+    UP_CPU[$id]=$(awk -v t=$((up1 - up0)) -v hz="$CLK_TCK" -v n="${r[requests]}" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    PROXY_CPU[$id]=$(awk -v t=$((px1 - px0)) -v hz="$CLK_TCK" -v n="${r[requests]}" -v p="$proxy" 'BEGIN { if (p == "") print "-"; else printf "%.1f", t * 1e6 / hz / n }')
+    echo "run.sh: $id: ${RPS[$id]} req/s, p50 ${r[p50_us]} us, p99 ${r[p99_us]} us, no errors" >&2
 }
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+# The median of the numbers given (the mean of the middle two for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 KEY=none # the upstream ignores it; replaced by the gateway's key below
 
@@ -251,34 +260,62 @@ account=$(curl -s -f -X POST "$QUOTA_URL/admin/accounts" -H "Authorization: Bear
 KEY=$(grep -o '"key" *: *"[^"]*"' <<<"$account" | sed 's/.*"\([^"]*\)"$/\1/')
 [ -n "$KEY" ] || die "no key in the admin API's answer"
 
-run_wrk "upstream alone" "$UPSTREAM_URL/v1/$ENDPOINT"
-
-# --- 2. quota serve in front ---------------------------------------------------
-run_wrk "quota serve" "$QUOTA_URL/v1/$ENDPOINT" "$QUOTA_PID"
-metrics=$(curl -s "$QUOTA_URL/metrics")
-# Every decision of the run must be an admission (nothing refused, no store error).
-others=$(grep '^quota_decisions_total{' <<<"$metrics" | grep -v 'outcome="admitted"' | awk '$NF != 0' || true)
-[ -z "$others" ] || die "the gateway decided something other than admitted: $others"
-admitted=$(grep '^quota_decisions_total{' <<<"$metrics" | grep 'outcome="admitted"' | awk '{ s += $NF } END { printf "%d", s }')
-GATEWAY_LOG_LINES=$(wc -l <"$TMP/quota.log")
-stop "$QUOTA_PID"
-
-# --- 3. nginx limit_req in front -----------------------------------------------
+# --- 3. nginx limit_req, beside it ---------------------------------------------
 LR_PORT=$(free_port)
 render "$HERE/nginx-limit-req.conf.template" "$TMP/limit-req.conf" \
     TMP="$TMP" PORT="$LR_PORT" WORKERS="$PROXY_WORKERS" UPSTREAM_PORT="$UP_PORT" \
     RATE="$NGINX_RATE" BURST="$NGINX_BURST"
 start_nginx limit-req "$TMP/limit-req.conf" "$LR_PORT"
-run_wrk "nginx limit_req" "http://127.0.0.1:$LR_PORT/v1/$ENDPOINT" "$NGINX_PID"
+LR_PID=$NGINX_PID
+
+# --- the runs --------------------------------------------------------------------
+# Each round: the upstream alone, then the two proxies one after the other,
+# quota first in odd rounds and nginx first in even ones. Both stay up
+# throughout; only one is loaded at a time.
+QUOTA_RUN="$QUOTA_URL/v1/$ENDPOINT"
+NGINX_RUN="http://127.0.0.1:$LR_PORT/v1/$ENDPOINT"
+for round in $(seq 1 "$ROUNDS"); do
+    run_wrk "upstream alone#$round" "$UPSTREAM_URL/v1/$ENDPOINT"
+    if ((round % 2)); then
+        run_wrk "quota serve#$round" "$QUOTA_RUN" "$QUOTA_PID"
+        run_wrk "nginx limit_req#$round" "$NGINX_RUN" "$LR_PID"
+    else
+        run_wrk "nginx limit_req#$round" "$NGINX_RUN" "$LR_PID"
+        run_wrk "quota serve#$round" "$QUOTA_RUN" "$QUOTA_PID"
+    fi
+done
+
+metrics=$(curl -s "$QUOTA_URL/metrics")
+# Every decision of the runs must be an admission (nothing refused, no store error).
+others=$(grep '^quota_decisions_total{' <<<"$metrics" | grep -v 'outcome="admitted"' | awk '$NF != 0' || true)
+[ -z "$others" ] || die "the gateway decided something other than admitted: $others"
+admitted=$(grep '^quota_decisions_total{' <<<"$metrics" | grep 'outcome="admitted"' | awk '{ s += $NF } END { printf "%d", s }')
+GATEWAY_LOG_LINES=$(wc -l <"$TMP/quota.log")
 if grep -q 'limiting requests' "$TMP/limit-req.error.log"; then
     die "nginx limit_req refused requests: $(grep -c 'limiting requests' "$TMP/limit-req.error.log") log lines"
 fi
 
 # --- report ----------------------------------------------------------------------
-up=${RPS["upstream alone"]}
-gw=${RPS["quota serve"]}
-ng=${RPS["nginx limit_req"]}
+SETUPS=("upstream alone" "quota serve" "nginx limit_req")
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*:[[:space:]]*//' || echo unknown)
+GW_UP=() GW_NG=() NG_UP=() CPU_RATIO=()
+gw_total=0
+for round in $(seq 1 "$ROUNDS"); do
+    up=${RPS["upstream alone#$round"]}
+    gw=${RPS["quota serve#$round"]}
+    ng=${RPS["nginx limit_req#$round"]}
+    GW_UP+=("$(ratio "$gw" "$up")")
+    GW_NG+=("$(ratio "$gw" "$ng")")
+    NG_UP+=("$(ratio "$ng" "$up")")
+    CPU_RATIO+=("$(ratio "${PROXY_CPU["quota serve#$round"]}" "${PROXY_CPU["nginx limit_req#$round"]}")")
+    gw_total=$((gw_total + REQS["quota serve#$round"]))
+done
+gw_up=$(median "${GW_UP[@]}")
+gw_ng=$(median "${GW_NG[@]}")
+ng_up=$(median "${NG_UP[@]}")
+cpu_ratio=$(median "${CPU_RATIO[@]}")
+met_up=$(awk -v r="$gw_up" 'BEGIN { print (r >= 0.9) ? "met" : "NOT met" }')
+met_ng=$(awk -v r="$gw_ng" 'BEGIN { print (r > 1) ? "met" : "NOT met" }')
 
 cat <<EOF
 
@@ -292,34 +329,43 @@ cat <<EOF
   and the proxy under test (quota serve: ${PROXY_WORKERS} worker threads, RUST_LOG=warn, memory store,
   benches/load/permissive.toml; nginx limit_req: ${PROXY_WORKERS} workers, rate=${NGINX_RATE} burst=${NGINX_BURST} nodelay,
   HTTP/1.1 keep-alive to the upstream)
+- ${ROUNDS} round(s), each the upstream alone and then both proxies, quota first in odd rounds and nginx
+  first in even ones; both proxies stay up throughout and only one is loaded at a time
 - request: GET /v1/${ENDPOINT} with an X-API-Key header, the same in every run; every answer 200 (checked)
 
-| setup | req/s | p50 | p99 | vs upstream |
-|---|---:|---:|---:|---:|
+| round | setup | req/s | p50 | p99 | vs upstream | upstream CPU µs/req | proxy CPU µs/req |
+|---:|---|---:|---:|---:|---:|---:|---:|
 EOF
-for name in "${NAMES[@]}"; do
-    printf '| %s | %s | %s | %s | %s |\n' "$name" "${RPS[$name]}" "$(ms "${P50[$name]}")" "$(ms "${P99[$name]}")" "$(ratio "${RPS[$name]}" "$up")"
+for round in $(seq 1 "$ROUNDS"); do
+    up=${RPS["upstream alone#$round"]}
+    for name in "${SETUPS[@]}"; do
+        id="$name#$round"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$round" "$name" "${RPS[$id]}" "$(ms "${P50[$id]}")" \
+            "$(ms "${P99[$id]}")" "$(ratio "${RPS[$id]}" "$up")" "${UP_CPU[$id]}" "${PROXY_CPU[$id]}"
+    done
 done
-gw_up=$(awk -v a="$gw" -v b="$up" 'BEGIN { printf "%.3f", a / b }')
-gw_ng=$(awk -v a="$gw" -v b="$ng" 'BEGIN { printf "%.3f", a / b }')
-ng_up=$(awk -v a="$ng" -v b="$up" 'BEGIN { printf "%.3f", a / b }')
-met_up=$(awk -v r="$gw_up" 'BEGIN { print (r >= 0.9) ? "met" : "NOT met" }')
-met_ng=$(awk -v r="$gw_ng" 'BEGIN { print (r > 1) ? "met" : "NOT met" }')
 cat <<EOF
+
+Per round, in order:
+
+- quota / upstream: ${GW_UP[*]}
+- quota / nginx limit_req: ${GW_NG[*]}
+- nginx limit_req / upstream: ${NG_UP[*]}
+- proxy CPU per request, quota / nginx limit_req: ${CPU_RATIO[*]}
+
+Medians over the rounds:
 
 - quota / upstream: **$gw_up** (target >= 0.90: $met_up)
 - quota / nginx limit_req: **$gw_ng** (target > 1: $met_ng)
 - nginx limit_req / upstream: $ng_up
+- proxy CPU per request, quota / nginx limit_req: $cpu_ratio
 
-CPU time per request during the recorded runs (user + system, from /proc; the
-kernel's loopback TCP work is charged to the process that sends), which is
-what bounds throughput when everything shares $(nproc) CPUs:
+CPU time per request (user + system, from /proc; the kernel's loopback TCP
+work is charged to the process that sends) is what bounds throughput when
+everything shares $(nproc) CPUs.
 
-| setup | upstream CPU µs/req | proxy CPU µs/req |
-|---|---:|---:|
-$(for name in "${NAMES[@]}"; do printf '| %s | %s | %s |\n' "$name" "${UP_CPU[$name]}" "${PROXY_CPU[$name]}"; done)
-
-- gateway: ${REQS["quota serve"]} requests counted by wrk, $admitted admitted in quota_decisions_total (warm-up and checks included), none refused; $GATEWAY_LOG_LINES log lines at warn level
+- gateway: $gw_total requests counted by wrk in the recorded runs, $admitted admitted in
+  quota_decisions_total (warm-ups and checks included), none refused; $GATEWAY_LOG_LINES log lines at warn level
 
 EOF
 if [ "${SHOW_RAW:-0}" = 1 ]; then cat "$TMP/raw.md"; fi
