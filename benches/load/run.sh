@@ -26,7 +26,8 @@ WARMUP=${WARMUP:-2}                   # seconds of unrecorded warm-up before eac
 CONNECTIONS=${CONNECTIONS:-32}        # wrk connections
 WRK_THREADS=${WRK_THREADS:-1}         # wrk threads
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}  # nginx workers of the upstream
-PROXY_WORKERS=${PROXY_WORKERS:-2}     # gateway worker threads (--workers) = nginx limit_req workers
+PIN=${PIN:-0}                         # 1: wrk and the upstream on CPU 0, the proxy on the other CPUs
+PROXY_WORKERS=${PROXY_WORKERS:-}      # gateway worker threads (--workers) = nginx limit_req workers
 NGINX_RATE=${NGINX_RATE:-1000000r/s}  # limit_req rate (permissive)
 NGINX_BURST=${NGINX_BURST:-1000000}   # limit_req burst (permissive)
 QUOTA_BIN=${QUOTA_BIN:-}              # a prebuilt quota binary; built with cargo when empty
@@ -38,6 +39,24 @@ if ((DURATION > 15)); then
     echo "run.sh: DURATION=$DURATION is over 15 s per run" >&2
     exit 2
 fi
+# Where each process runs. Shared (the default): all on all CPUs. Pinned:
+# the load generator and the upstream on CPU 0, the proxy under test alone
+# on the others, with one worker per CPU it has (as a proxy is deployed with
+# cores of its own).
+CPUS=$(nproc)
+if [ "$PIN" = 1 ]; then
+    if ((CPUS < 2)); then
+        echo "run.sh: PIN=1 needs at least 2 CPUs" >&2
+        exit 2
+    fi
+    LOAD_CPUS=(taskset -c 0)
+    PROXY_CPUS=(taskset -c "1-$((CPUS - 1))")
+    PROXY_WORKERS=${PROXY_WORKERS:-$((CPUS - 1))}
+else
+    LOAD_CPUS=()
+    PROXY_CPUS=()
+    PROXY_WORKERS=${PROXY_WORKERS:-2}
+fi
 if ! [[ "$ROUNDS" =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 15)); then
     echo "run.sh: ROUNDS=$ROUNDS is not a number from 1 to 15" >&2
     exit 2
@@ -48,6 +67,7 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "$PIN" = 1 ]; then command -v taskset >/dev/null 2>&1 || missing+=(util-linux); fi
 if ((${#missing[@]})); then
     SUDO=()
     if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
@@ -150,10 +170,11 @@ render() {
 }
 
 # Start an nginx from a config in $TMP, in the foreground of a background job.
-start_nginx() { # start_nginx NAME CONF PORT -> sets NGINX_PID
+start_nginx() { # start_nginx NAME CONF PORT [CPU PREFIX...] -> sets NGINX_PID
     local name=$1 conf=$2 port=$3
+    shift 3
     nginx -t -q -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" || die "nginx config $conf is invalid"
-    nginx -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" -g 'daemon off;' >"$TMP/$name.out" 2>&1 &
+    "$@" nginx -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" -g 'daemon off;' >"$TMP/$name.out" 2>&1 &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
     wait_http "http://127.0.0.1:$port/" "$NGINX_PID" "$TMP/$name.error.log"
@@ -190,12 +211,12 @@ run_wrk() {
     local -A r
     check_ok "$url"
     bg_wait timeout --kill-after=5 $((WARMUP + 10)) \
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s \
+        "${LOAD_CPUS[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s \
         -H "X-API-Key: $KEY" "$url" >/dev/null || die "wrk warm-up failed on $id"
     up0=$(cpu_ticks "$UP_PID")
     if [ -n "$proxy" ]; then px0=$(cpu_ticks "$proxy"); fi
     bg_wait timeout --kill-after=5 $((DURATION + 10)) \
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
+        "${LOAD_CPUS[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
         -s "$HERE/report.lua" -H "X-API-Key: $KEY" "$url" >"$TMP/wrk.out" || die "wrk failed on $id"
     out=$(<"$TMP/wrk.out")
     up1=$(cpu_ticks "$UP_PID")
@@ -229,14 +250,14 @@ KEY=none # the upstream ignores it; replaced by the gateway's key below
 UP_PORT=$(free_port)
 render "$HERE/nginx-upstream.conf.template" "$TMP/upstream.conf" \
     TMP="$TMP" PORT="$UP_PORT" WORKERS="$UPSTREAM_WORKERS"
-start_nginx upstream "$TMP/upstream.conf" "$UP_PORT"
+start_nginx upstream "$TMP/upstream.conf" "$UP_PORT" "${LOAD_CPUS[@]}"
 UP_PID=$NGINX_PID
 UPSTREAM_URL="http://127.0.0.1:$UP_PORT"
 
 # The gateway is started first so that its API key is sent in all three runs.
 mkdir -p "$TMP/quota-data"
 ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM$RANDOM"
-RUST_LOG=warn "$QUOTA_BIN" serve \
+RUST_LOG=warn "${PROXY_CPUS[@]}" "$QUOTA_BIN" serve \
     --listen 127.0.0.1:0 \
     --workers "$PROXY_WORKERS" \
     --upstream "$UPSTREAM_URL" \
@@ -265,7 +286,7 @@ LR_PORT=$(free_port)
 render "$HERE/nginx-limit-req.conf.template" "$TMP/limit-req.conf" \
     TMP="$TMP" PORT="$LR_PORT" WORKERS="$PROXY_WORKERS" UPSTREAM_PORT="$UP_PORT" \
     RATE="$NGINX_RATE" BURST="$NGINX_BURST"
-start_nginx limit-req "$TMP/limit-req.conf" "$LR_PORT"
+start_nginx limit-req "$TMP/limit-req.conf" "$LR_PORT" "${PROXY_CPUS[@]}"
 LR_PID=$NGINX_PID
 
 # --- the runs --------------------------------------------------------------------
@@ -324,7 +345,7 @@ cat <<EOF
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - machine: $(nproc) CPUs ($cpu), Linux $(uname -r), load average before the runs: $LOADAVG
 - commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)'); $("$QUOTA_BIN" --version); $(nginx -v 2>&1 | sed 's/^nginx version: //'); wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -n 1)
-- all on loopback, all sharing the same $(nproc) CPUs: wrk (${WRK_THREADS} thread, ${CONNECTIONS} connections,
+- all on loopback, $(if [ "$PIN" = 1 ]; then echo "pinned (PIN=1): wrk and the upstream on CPU 0, the proxy under test on CPUs 1-$((CPUS - 1))"; else echo "all sharing the same $CPUS CPUs"; fi): wrk (${WRK_THREADS} thread, ${CONNECTIONS} connections,
   ${WARMUP} s warm-up then ${DURATION} s recorded), the upstream (nginx, ${UPSTREAM_WORKERS} worker, \`return 200 '{"ok":true}'\`),
   and the proxy under test (quota serve: ${PROXY_WORKERS} worker threads, RUST_LOG=warn, memory store,
   benches/load/permissive.toml; nginx limit_req: ${PROXY_WORKERS} workers, rate=${NGINX_RATE} burst=${NGINX_BURST} nodelay,
