@@ -155,6 +155,32 @@ mod tests {
     }
 
     #[test]
+    fn many_fields_and_a_head_near_the_limit_keep_every_field_in_order() {
+        let mut head = b"GET /v1/x HTTP/1.1\r\n".to_vec();
+        let mut sent = Vec::new();
+        for i in 0..40 {
+            sent.push((format!("X-Field-{i}"), format!("value {i}")));
+        }
+        sent.push(("X-Big".to_string(), "b".repeat(MAX_HEAD - 2048)));
+        for (name, value) in &sent {
+            head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(head.len() <= MAX_HEAD);
+        let s = simple(&head);
+        let got: Vec<(String, String)> = s
+            .fields(&head)
+            .iter()
+            .map(|(n, v)| {
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                (text(n), text(v))
+            })
+            .collect();
+        assert_eq!(got, sent);
+        assert_eq!(s.len, head.len());
+    }
+
+    #[test]
     fn a_get_is_simple_and_its_parts_are_found() {
         let buf = b"GET /v1/txt2img?a=b HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\n\r\nGET /next";
         let s = simple(buf);

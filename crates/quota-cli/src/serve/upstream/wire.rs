@@ -598,6 +598,32 @@ mod tests {
     }
 
     #[test]
+    fn many_fields_and_a_head_near_the_limit_keep_every_field_in_order() {
+        // More fields than fit inline, the last one ending near MAX_HEAD.
+        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+        let mut sent = Vec::new();
+        for i in 0..40 {
+            sent.push((format!("X-Field-{i}"), format!("value {i}")));
+        }
+        sent.push(("X-Big".to_string(), "b".repeat(MAX_HEAD - 2048)));
+        for (name, value) in &sent {
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        assert!(wire.len() <= MAX_HEAD);
+        let h = head(&wire, &Method::GET).unwrap().unwrap();
+        let got: Vec<(String, String)> = h
+            .fields()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(b"content-length"))
+            .map(|(n, v)| {
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                (text(n), text(v))
+            })
+            .collect();
+        assert_eq!(got, sent);
+    }
+
+    #[test]
     fn a_partial_head_asks_for_more_and_a_huge_one_is_refused() {
         assert!(head(b"HTTP/1.1 200 OK\r\nContent-Le", &Method::GET)
             .unwrap()
