@@ -36,6 +36,7 @@ mod observe;
 pub(crate) mod proxy;
 mod reload;
 pub(crate) mod respond;
+mod span;
 mod upstream;
 
 use std::convert::Infallible;

@@ -6,6 +6,8 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
+use crate::serve::span::Span;
+
 /// The most header fields a head the own path answers may have.
 pub(crate) const MAX_HEADERS: usize = 64;
 
@@ -51,22 +53,6 @@ impl Simple {
     }
 }
 
-/// A range of the buffer: start and length. `u32` is plenty (a head is at
-/// most [`MAX_HEAD`] bytes) and keeps [`Simple`], moved once per request,
-/// small.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-impl Span {
-    fn of<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        let start = self.start as usize;
-        &buf[start..start + self.len as usize]
-    }
-}
-
 /// Parses the head at the start of `buf`.
 ///
 /// A request is simple when it is HTTP/1.1, its target is origin-form, and
@@ -95,11 +81,8 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         let start = s.as_ptr() as usize - base;
         start..start + s.len()
     };
-    // Within the head (checked above), so every offset fits in a `u32`.
-    let span = |s: &[u8]| Span {
-        start: u32::try_from(s.as_ptr() as usize - base).unwrap_or(0),
-        len: u32::try_from(s.len()).unwrap_or(0),
-    };
+    // Within the head, at most MAX_HEAD bytes (checked above).
+    let span = |part: &[u8]| Span::of_part(buf, part);
     let mut close = false;
     let mut length_seen = false;
     let mut headers = SmallVec::new();
@@ -146,6 +129,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
     use super::*;
+    use crate::serve::span::fixtures::{self, many_fields, texts};
 
     fn simple(bytes: &[u8]) -> Simple {
         match parse(bytes) {
@@ -156,27 +140,11 @@ mod tests {
 
     #[test]
     fn many_fields_and_a_head_near_the_limit_keep_every_field_in_order() {
-        let mut head = b"GET /v1/x HTTP/1.1\r\n".to_vec();
-        let mut sent = Vec::new();
-        for i in 0..40 {
-            sent.push((format!("X-Field-{i}"), format!("value {i}")));
-        }
-        sent.push(("X-Big".to_string(), "b".repeat(MAX_HEAD - 2048)));
-        for (name, value) in &sent {
-            head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        head.extend_from_slice(b"\r\n");
+        let sent = many_fields(MAX_HEAD - 2048);
+        let head = fixtures::head(b"GET /v1/x HTTP/1.1\r\n", &sent);
         assert!(head.len() <= MAX_HEAD);
         let s = simple(&head);
-        let got: Vec<(String, String)> = s
-            .fields(&head)
-            .iter()
-            .map(|(n, v)| {
-                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-                (text(n), text(v))
-            })
-            .collect();
-        assert_eq!(got, sent);
+        assert_eq!(texts(s.fields(&head).into_iter()), sent);
         assert_eq!(s.len, head.len());
     }
 

@@ -19,6 +19,7 @@ use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
 use crate::serve::hop;
+use crate::serve::span::Span;
 
 /// The longest response head read (status line and headers), in bytes.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -161,22 +162,6 @@ struct Field {
     value: Span,
 }
 
-/// A range of a head's bytes: start and length. `u32` is plenty (a head
-/// is at most [`MAX_HEAD`] bytes) and keeps [`Head`], which is moved
-/// through every layer of the request's future, small.
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-impl Span {
-    fn of<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
-        let start = self.start as usize;
-        &bytes[start..start + self.len as usize]
-    }
-}
-
 /// The fields of a usual API answer fit inline (no allocation); a head
 /// with more spills to the heap.
 type Fields = SmallVec<[Field; 12]>;
@@ -270,16 +255,9 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
             continue;
         }
         let http11 = res.version == Some(1);
-        let base = buf.as_ptr() as usize;
-        // Every non-empty name and value is a slice of `buf`, whose first
-        // `len` bytes (at most MAX_HEAD, checked above) are the head.
-        let offset = |s: &[u8]| match s.len() {
-            0 => Span { start: 0, len: 0 },
-            n => Span {
-                start: u32::try_from((s.as_ptr() as usize).saturating_sub(base)).unwrap_or(0),
-                len: u32::try_from(n).unwrap_or(0),
-            },
-        };
+        // Every non-empty name and value is a slice of the head, at most
+        // MAX_HEAD bytes (checked above).
+        let offset = |part: &[u8]| Span::of_part(buf, part);
         let mut framing = FramingHeaders::default();
         for h in res.headers.iter() {
             framing.read(h.name, h.value)?;
@@ -522,6 +500,7 @@ mod tests {
 
     use super::*;
     use crate::serve::hop::pairs;
+    use crate::serve::span::fixtures::{self, many_fields, texts};
 
     fn head(bytes: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
         parse_head(&mut BytesMut::from(bytes), method)
@@ -599,28 +578,12 @@ mod tests {
 
     #[test]
     fn many_fields_and_a_head_near_the_limit_keep_every_field_in_order() {
-        // More fields than fit inline, the last one ending near MAX_HEAD.
-        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
-        let mut sent = Vec::new();
-        for i in 0..40 {
-            sent.push((format!("X-Field-{i}"), format!("value {i}")));
-        }
-        sent.push(("X-Big".to_string(), "b".repeat(MAX_HEAD - 2048)));
-        for (name, value) in &sent {
-            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        wire.extend_from_slice(b"\r\n");
+        let mut sent = vec![("Content-Length".to_string(), "0".to_string())];
+        sent.extend(many_fields(MAX_HEAD - 2048));
+        let wire = fixtures::head(b"HTTP/1.1 200 OK\r\n", &sent);
         assert!(wire.len() <= MAX_HEAD);
         let h = head(&wire, &Method::GET).unwrap().unwrap();
-        let got: Vec<(String, String)> = h
-            .fields()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case(b"content-length"))
-            .map(|(n, v)| {
-                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-                (text(n), text(v))
-            })
-            .collect();
-        assert_eq!(got, sent);
+        assert_eq!(texts(h.fields()), sent);
     }
 
     #[test]
