@@ -85,7 +85,8 @@ pub(crate) struct ServeArgs {
     pub(crate) upstream_timeout: Option<f64>,
     /// Seconds a client has to send a whole request head, on a new connection
     /// or between requests on a kept-alive one, before the connection is
-    /// closed (default 60).
+    /// closed; also how long an HTTP/2 connection may stay without a request
+    /// in flight before it is shut down gracefully (default 60).
     #[arg(long, env = "QUOTA_CLIENT_TIMEOUT", value_name = "SECS")]
     pub(crate) client_timeout: Option<f64>,
     /// Seconds to let in-flight requests finish on shutdown (default 30).

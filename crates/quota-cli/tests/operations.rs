@@ -273,6 +273,58 @@ async fn silent_slow_and_idle_clients_are_closed_after_the_client_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_client_timeout_but_a_slow_answer_is_not_cut()
+{
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::net::TcpStream;
+    let (_up, gw, _dir) = gateway(&["--client-timeout", "0.5"]).await;
+    let (_id, key) = Http::default().create_account(&gw).await;
+    // A client that speaks HTTP/2 from its first byte, on a connection of
+    // its own whose end the test sees.
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let opened = Instant::now();
+    let driver = tokio::spawn(async move {
+        let ended = conn.await;
+        (ended, opened.elapsed())
+    });
+    // The upstream answers after 1.5 s, three client timeouts: the answer
+    // still comes whole.
+    let req = http::Request::get(gw.url("/v1/slow?delay_ms=1500"))
+        .header("x-api-key", &key)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
+        .await
+        .expect("answered within 10 s")
+        .expect("the request went through");
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("/v1/slow"),
+        "{body:?}"
+    );
+    let answered = opened.elapsed();
+    assert!(answered >= Duration::from_millis(1400), "{answered:?}");
+    // Then idle: the gateway closes it (GOAWAY) about a client timeout later.
+    let (ended, closed_at) = tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("the idle connection was closed within 10 s")
+        .unwrap();
+    assert!(ended.is_ok(), "{ended:?}");
+    let idle = closed_at.saturating_sub(answered);
+    assert!(
+        idle >= Duration::from_millis(400) && idle < Duration::from_secs(5),
+        "closed {idle:?} after the answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_a_new_client_waits_until_one_closes() {
     use tokio::net::TcpStream;
     let (_up, gw, _dir) = gateway(&["--max-connections", "2", "--client-timeout", "1"]).await;

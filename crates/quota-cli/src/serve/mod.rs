@@ -29,6 +29,7 @@ mod app;
 mod backend;
 mod demo;
 mod h1;
+mod h2;
 mod hop;
 pub(crate) mod limits;
 pub(crate) mod metrics;
@@ -41,6 +42,7 @@ mod upstream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -406,10 +408,22 @@ impl Connections {
                             .map_err(Into::into),
                     }
                 }
+                // Served by hyper, and shut down gracefully once idle for the
+                // client timeout or when the gateway shuts down (the
+                // watcher, held meanwhile, keeps the drain waiting).
                 Some(Sniffed::MaybeHttp2) => {
-                    watcher
-                        .watch(http.auto.serve_connection(TokioIo::new(stream), svc))
-                        .await
+                    let busy = h2::Busy::new();
+                    let svc = h2::counted(svc, Arc::clone(&busy));
+                    let mut conn = pin!(http.auto.serve_connection(TokioIo::new(stream), svc));
+                    let ended = tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        () = h2::idle_or_closing(&busy, client_timeout, &mut closing) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    drop(watcher);
+                    ended
                 }
             };
             if let Err(e) = ended {
