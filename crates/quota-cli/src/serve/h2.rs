@@ -126,12 +126,6 @@ pub(crate) async fn idle_or_closing(
     }
 }
 
-/// Whether `busy` counts no request in flight (for tests).
-#[cfg(test)]
-fn is_idle(busy: &Busy) -> bool {
-    busy.idle_since().is_some()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
@@ -169,10 +163,10 @@ mod tests {
             start.elapsed()
         };
         let request = async {
-            assert!(is_idle(&busy));
+            assert!(busy.idle_since().is_some());
             let answer = svc.call(25).await.unwrap();
             assert_eq!(answer, 25);
-            assert!(is_idle(&busy));
+            assert!(busy.idle_since().is_some());
         };
         let (closed_after, ()) = tokio::join!(watch, request);
         assert!(

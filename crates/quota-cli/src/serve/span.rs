@@ -1,8 +1,9 @@
 //! Where the parts of a parsed head are: small ranges of its bytes.
 //!
 //! Both HTTP/1.1 parsers of the gateway (the own path's requests, the
-//! upstream client's responses) keep each field as a pair of [`Span`]s into
-//! the head's bytes instead of slices, so that the parsed head can be moved
+//! upstream client's responses) keep the parts they find (each field's name
+//! and value; a request's method, target and path) as [`Span`]s into the
+//! head's bytes instead of slices, so that the parsed head can be moved
 //! without borrowing the buffer. A head is at most a few dozen KiB, so `u32`
 //! is plenty, and the smaller values are cheaper to move through the layers
 //! of a request's future than `Range<usize>`s.

@@ -150,10 +150,10 @@ impl<'b> Exchange<'b> {
     /// The request `simple` found in `buf`; `None` for one the own path
     /// leaves to hyper.
     fn new(buf: &'b [u8], simple: &Simple) -> Option<Self> {
-        let method = Method::from_bytes(&buf[simple.method.clone()]).ok()?;
-        let target = std::str::from_utf8(&buf[simple.target.clone()]).ok()?;
+        let method = Method::from_bytes(simple.method.of(buf)).ok()?;
+        let target = std::str::from_utf8(simple.target.of(buf)).ok()?;
         // The path is the target's start (cut before `?`, an ASCII byte).
-        let path = target.get(..simple.path.len())?;
+        let path = target.get(..simple.path.of(buf).len())?;
         if is_own_route(path) {
             return None;
         }

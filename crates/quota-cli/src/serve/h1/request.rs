@@ -2,7 +2,6 @@
 //! own HTTP/1.1 path answers, and where their parts are in the buffer.
 
 use std::mem::MaybeUninit;
-use std::ops::Range;
 
 use smallvec::SmallVec;
 
@@ -27,14 +26,14 @@ pub(crate) enum Parsed {
     Other,
 }
 
-/// A request without a body, its parts as ranges of the buffer.
+/// A request without a body, its parts as spans of the buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Simple {
-    pub(crate) method: Range<usize>,
+    pub(crate) method: Span,
     /// The request target, origin-form (`/path?query`).
-    pub(crate) target: Range<usize>,
+    pub(crate) target: Span,
     /// The target's path (without the query).
-    pub(crate) path: Range<usize>,
+    pub(crate) path: Span,
     /// Every field, in order: name and value.
     headers: SmallVec<[(Span, Span); 16]>,
     /// The head's length: the next request starts there.
@@ -76,11 +75,6 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     if !target.starts_with('/') {
         return Parsed::Other;
     }
-    let base = buf.as_ptr() as usize;
-    let range = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
     // Within the head, at most MAX_HEAD bytes (checked above).
     let span = |part: &[u8]| Span::of_part(buf, part);
     let mut close = false;
@@ -109,15 +103,12 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         }
         headers.push((span(name), span(h.value)));
     }
-    let target = range(target.as_bytes());
-    let path_len = buf[target.clone()]
-        .iter()
-        .position(|&b| b == b'?')
-        .unwrap_or(target.len());
+    let target = target.as_bytes();
+    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
     Parsed::Simple(Simple {
-        method: range(method.as_bytes()),
-        path: target.start..target.start + path_len,
-        target,
+        method: span(method.as_bytes()),
+        target: span(target),
+        path: span(path),
         headers,
         len,
         close,
@@ -152,9 +143,9 @@ mod tests {
     fn a_get_is_simple_and_its_parts_are_found() {
         let buf = b"GET /v1/txt2img?a=b HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\n\r\nGET /next";
         let s = simple(buf);
-        assert_eq!(&buf[s.method.clone()], b"GET");
-        assert_eq!(&buf[s.target.clone()], b"/v1/txt2img?a=b");
-        assert_eq!(&buf[s.path.clone()], b"/v1/txt2img");
+        assert_eq!(s.method.of(buf), b"GET");
+        assert_eq!(s.target.of(buf), b"/v1/txt2img?a=b");
+        assert_eq!(s.path.of(buf), b"/v1/txt2img");
         assert_eq!(
             s.fields(buf).as_slice(),
             &[(&b"Host"[..], &b"gw"[..]), (&b"X-API-Key"[..], &b"k"[..])]
