@@ -34,7 +34,8 @@
 //! Modules: [`policy`] (the model, validation, the seed), [`algorithm`] (the
 //! four window algorithms as pure steps), [`decision`] (the multi-limit answer
 //! and its headers), [`store`] and [`memory`] (state), [`upload`] (file
-//! rules), [`client`] (retry and pacing state machines).
+//! rules), [`client`] (retry and pacing state machines), [`path`] (the one
+//! canonical spelling of a request path).
 
 pub mod account;
 pub mod algorithm;
@@ -42,6 +43,7 @@ mod bytes;
 pub mod client;
 pub mod decision;
 pub mod memory;
+pub mod path;
 pub mod policy;
 pub mod store;
 pub mod time;

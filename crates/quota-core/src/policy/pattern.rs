@@ -2,7 +2,11 @@
 //!
 //! A pattern is a `/`-separated list of segments. A segment is a literal,
 //! `*` (exactly one segment) or, last only, `**` (one or more segments).
-//! Wildcards are whole segments: `img-*` is not a pattern.
+//! Wildcards are whole segments: `img-*` is not a pattern. A wildcard never
+//! stands for a segment a server could read as another path: empty, `.`,
+//! `..`, or holding an encoded `/` or `\\` (see [`crate::path`]).
+
+use crate::path::is_unsafe_segment;
 
 /// A parsed endpoint path or pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +29,7 @@ pub(crate) enum PatternError {
     BadChar(char),
     PartialWildcard(String),
     RestNotLast,
+    DotSegment,
 }
 
 impl core::fmt::Display for PatternError {
@@ -43,6 +48,9 @@ impl core::fmt::Display for PatternError {
                 "segment {s:?}: a wildcard must be a whole segment ('*' or '**')"
             ),
             PatternError::RestNotLast => f.write_str("'**' may only be the last segment"),
+            PatternError::DotSegment => f.write_str(
+                "'.' and '..' are not endpoint segments (a request path never holds them)",
+            ),
         }
     }
 }
@@ -57,6 +65,7 @@ impl Pattern {
         for (i, part) in parts.iter().enumerate() {
             let seg = match *part {
                 "" => return Err(PatternError::EmptySegment),
+                "." | ".." => return Err(PatternError::DotSegment),
                 "*" => Segment::One,
                 "**" if i + 1 == parts.len() => Segment::Rest,
                 "**" => return Err(PatternError::RestNotLast),
@@ -90,7 +99,7 @@ impl Pattern {
                 Segment::Rest => {
                     let mut any = false;
                     for p in parts {
-                        if p.is_empty() {
+                        if is_unsafe_segment(p) {
                             return false;
                         }
                         any = true;
@@ -98,7 +107,7 @@ impl Pattern {
                     return any;
                 }
                 Segment::One => match parts.next() {
-                    Some(p) if !p.is_empty() => {}
+                    Some(p) if !is_unsafe_segment(p) => {}
                     _ => return false,
                 },
                 Segment::Literal(l) => match parts.next() {
@@ -156,6 +165,27 @@ mod tests {
     }
 
     #[test]
+    fn wildcards_never_stand_for_segments_a_server_reads_as_another_path() {
+        let one = Pattern::parse("prompt/*").unwrap();
+        let rest = Pattern::parse("files/**").unwrap();
+        for seg in [
+            "",
+            ".",
+            "..",
+            "..%2ftxt2img",
+            "..%2Ftxt2img",
+            "a%5cb",
+            "%5C",
+        ] {
+            assert!(!one.matches(&format!("prompt/{seg}")), "{seg:?}");
+            assert!(!rest.matches(&format!("files/{seg}")), "{seg:?}");
+            assert!(!rest.matches(&format!("files/a/{seg}/b")), "{seg:?}");
+        }
+        assert!(one.matches("prompt/a%3Fb"));
+        assert!(rest.matches("files/.hidden/x"));
+    }
+
+    #[test]
     fn partial_wildcards_and_empty_segments_are_rejected() {
         assert_eq!(
             Pattern::parse("img-*"),
@@ -166,6 +196,8 @@ mod tests {
         assert_eq!(Pattern::parse("**/a"), Err(PatternError::RestNotLast));
         assert_eq!(Pattern::parse("a b"), Err(PatternError::BadChar(' ')));
         assert_eq!(Pattern::parse(""), Err(PatternError::Empty));
+        assert_eq!(Pattern::parse("a/../b"), Err(PatternError::DotSegment));
+        assert_eq!(Pattern::parse("./b"), Err(PatternError::DotSegment));
     }
 
     #[test]
