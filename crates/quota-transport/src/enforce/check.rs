@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
 use quota_core::account::{Accounts, Charge, Identity};
+use quota_core::path::canonicalize;
 use quota_core::policy::{Money, Plan, PlanError, Request as PlanRequest};
 use quota_core::upload::UploadRules;
 use quota_core::{Decision, Outcomes, Store, StoreError};
@@ -77,12 +79,24 @@ where
 {
     let (mut parts, body) = req.into_parts();
     async move {
-        let (result, identity) = decide(&config, parts.uri.path(), &parts.headers, true).await;
-        let (mut pass, summary) = match result {
+        let decided = decide(&config, parts.uri.path(), &parts.headers, true).await;
+        let (mut pass, summary) = match decided.result {
             Ok(admitted) => admitted,
             Err(res) => return Checked::Refuse(res),
         };
-        if let Some(identity) = identity {
+        if let Some(path) = decided.path {
+            // The service sees the path that was checked and charged.
+            match with_path(&parts.uri, &path) {
+                Ok(uri) => parts.uri = uri,
+                Err(res) => {
+                    if let Some(refund) = pass.refund.take() {
+                        refund().await;
+                    }
+                    return Checked::Refuse(res);
+                }
+            }
+        }
+        if let Some(identity) = decided.identity {
             parts.extensions.insert(identity);
         }
         if let Some(summary) = summary {
@@ -102,16 +116,68 @@ where
     }
 }
 
+/// `uri` with its path replaced by `path` (the query kept).
+#[allow(clippy::result_large_err)] // the error is the response itself, answered once
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, Response<Bytes>> {
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        PathAndQuery::try_from(pq)
+            .map_err(|_| json_message(StatusCode::BAD_REQUEST, "invalid request path"))?,
+    );
+    Uri::from_parts(parts)
+        .map_err(|_| json_message(StatusCode::BAD_REQUEST, "invalid request path"))
+}
+
+/// What [`decide`] found.
+pub(crate) struct Decided {
+    /// Admitted, or the answer instead.
+    pub(crate) result: Result<Admitted, Response<Bytes>>,
+    /// The caller, once resolved.
+    pub(crate) identity: Option<Identity>,
+    /// The canonical path, when it is not the path asked for: the request
+    /// must be served under this one.
+    pub(crate) path: Option<Box<str>>,
+}
+
+/// The request's path as the checks use it: canonical (see
+/// [`quota_core::path`]), or the 400 that refuses it.
+#[allow(clippy::result_large_err)] // the error is the response itself, answered once
+fn canonical_path<'p, S, A>(
+    config: &Config<S, A>,
+    path: &'p str,
+) -> Result<Cow<'p, str>, Response<Bytes>> {
+    let canonical = canonicalize(path, config.path_action).map_err(|e| {
+        json_message(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid request path: {e}"),
+        )
+    })?;
+    // Resolving `..` may leave the prefix: `/v1/../admin` is not an endpoint.
+    let prefix = &*config.prefix;
+    if path.starts_with(prefix) && !canonical.starts_with(prefix) {
+        return Err(json_message(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid request path: it climbs above {prefix:?}"),
+        ));
+    }
+    Ok(canonical)
+}
+
 /// The checks of a request for `path` with `headers`, observed; in shadow
-/// mode a refusal becomes an admission without headers. Also the caller,
-/// once resolved. The decision is summarised for the request's extensions
-/// only when `summarise`.
+/// mode a refusal becomes an admission without headers (but a path that is
+/// refused stays refused: serving it would serve what was not checked).
+/// The decision is summarised for the request's extensions only when
+/// `summarise`.
 pub(crate) async fn decide<S, A, H>(
     config: &Config<S, A>,
     path: &str,
     headers: &H,
     summarise: bool,
-) -> (Result<Admitted, Response<Bytes>>, Option<Identity>)
+) -> Decided
 where
     S: Store,
     A: Accounts + 'static,
@@ -121,16 +187,27 @@ where
     let loaded = config.policy.load_full();
     let mut identity = None;
     let mut trace = Trace::default();
-    let result = run(
-        config,
-        &loaded,
-        path,
-        headers,
-        summarise,
-        &mut identity,
-        &mut trace,
-    )
-    .await;
+    // 0. The path, made canonical once: everything below uses only this.
+    let (result, canonical) = match canonical_path(config, path) {
+        Ok(canonical) => {
+            let result = run(
+                config,
+                &loaded,
+                &canonical,
+                headers,
+                summarise,
+                &mut identity,
+                &mut trace,
+            )
+            .await;
+            let owned = match canonical {
+                Cow::Owned(p) => Some(p.into_boxed_str()),
+                Cow::Borrowed(_) => None,
+            };
+            (result, Ok(owned))
+        }
+        Err(res) => (Err(res), Err(())),
+    };
     if let (Some(observer), Some(started)) = (&config.observer, started) {
         let (outcome, status) = match &result {
             Ok((pass, _)) if pass.headers.is_refused() => {
@@ -150,11 +227,22 @@ where
             shadow: config.shadow,
         });
     }
+    let Ok(path) = canonical else {
+        return Decided {
+            result,
+            identity,
+            path: None,
+        };
+    };
     let result = match result {
         Err(_) if config.shadow => Ok((Pass::default(), None)),
         other => other,
     };
-    (result, identity)
+    Decided {
+        result,
+        identity,
+        path,
+    }
 }
 
 /// The checks, then the refund of a charge when a later check refused.

@@ -18,7 +18,7 @@ use crate::fields::HeaderFields;
 pub enum HeadCheck {
     /// Serve the request, and add the admission's headers to the answer.
     Admitted(Admission),
-    /// Answer this instead (401, 402, 404, 413, 429, 503, JSON body).
+    /// Answer this instead (400, 401, 402, 404, 413, 429, 503, JSON body).
     Refused(Response<Bytes>),
 }
 
@@ -30,6 +30,7 @@ pub enum HeadCheck {
 pub struct Admission {
     identity: Option<Identity>,
     headers: AnswerHeaders,
+    path: Option<Box<str>>,
 }
 
 impl Admission {
@@ -37,6 +38,14 @@ impl Admission {
     /// check, or in shadow mode before the key resolved).
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
+    }
+
+    /// The canonical path (see [`quota_core::path`]) when it is not the
+    /// path that was checked: the request was checked and charged under
+    /// this one, so serve or forward this one (with the query as it was).
+    /// `None` when the path checked was canonical already.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 
     /// Sets the admission's headers in `headers`, replacing any of the
@@ -70,8 +79,9 @@ where
     S: Store + 'static,
     A: Accounts + 'static,
 {
-    /// Runs the layer's checks on a request for `path` (the URI's path,
-    /// without the query) that has **no body**, with the same configuration,
+    /// Runs the layer's checks on a request for `path` (the target's path
+    /// as the client sent it, without the query; it is made canonical
+    /// first, see [`Admission::path`]) that has **no body**, with the same configuration,
     /// order, answers and observations as [`Enforce`](super::Enforce).
     ///
     /// `headers` are the request's fields: a header map, or the name and
@@ -99,11 +109,12 @@ where
     where
         H: HeaderFields + Sync + ?Sized,
     {
-        let (result, identity) = decide(&self.config, path, headers, false).await;
-        match result {
+        let decided = decide(&self.config, path, headers, false).await;
+        match decided.result {
             Ok((pass, _)) => HeadCheck::Admitted(Admission {
-                identity,
+                identity: decided.identity,
                 headers: pass.headers,
+                path: decided.path,
             }),
             Err(res) => HeadCheck::Refused(res),
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use quota_core::account::Accounts;
+use quota_core::path::PathAction;
 use quota_core::{Store, Timestamp};
 use tower_layer::Layer;
 
@@ -46,6 +47,7 @@ pub(crate) struct Config<S, A> {
     pub(crate) clock: Clock,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) unmetered: Vec<Box<str>>,
+    pub(crate) path_action: PathAction,
 }
 
 impl<S, A> Clone for Config<S, A> {
@@ -61,6 +63,7 @@ impl<S, A> Clone for Config<S, A> {
             clock: Arc::clone(&self.clock),
             observer: self.observer.clone(),
             unmetered: self.unmetered.clone(),
+            path_action: self.path_action,
         }
     }
 }
@@ -83,6 +86,7 @@ impl<S, A> fmt::Debug for EnforceLayer<S, A> {
             .field("shadow", &c.shadow)
             .field("observer", &c.observer.is_some())
             .field("unmetered", &c.unmetered)
+            .field("path_action", &c.path_action)
             .finish_non_exhaustive()
     }
 }
@@ -95,7 +99,8 @@ impl<S: Store, A: Accounts> EnforceLayer<S, A> {
     ///
     /// Defaults: prefix `/v1/`, keys from either header
     /// ([`KeyHeaders::BOTH`]), the seed's headers only, enforcing (not
-    /// shadow), the system clock, no observer.
+    /// shadow), the system clock, no observer, paths that are not
+    /// canonical refused ([`PathAction::Refuse`]).
     pub fn new(policy: impl Into<PolicyHandle>, store: Arc<S>, accounts: Arc<A>) -> Self {
         EnforceLayer {
             config: Arc::new(Config {
@@ -109,6 +114,7 @@ impl<S: Store, A: Accounts> EnforceLayer<S, A> {
                 clock: Arc::new(system_clock),
                 observer: None,
                 unmetered: Vec::new(),
+                path_action: PathAction::Refuse,
             }),
         }
     }
@@ -131,6 +137,16 @@ impl<S, A> EnforceLayer<S, A> {
             format!("{prefix}/").into()
         };
         self.edit(|c| c.prefix = prefix)
+    }
+
+    /// What to do with a request path that is not canonical (see
+    /// [`quota_core::path`]): refuse it with 400 (the default), or resolve
+    /// it and hand the service the canonical path in the request's URI.
+    /// Either way the path the endpoint is chosen from, the one charged and
+    /// the one the service sees are the same.
+    #[must_use]
+    pub fn path_action(self, action: PathAction) -> Self {
+        self.edit(|c| c.path_action = action)
     }
 
     /// Which headers may carry the API key (default: both).

@@ -43,6 +43,14 @@
 //! Each request is checked in this order; the first that fails answers, and
 //! the inner service is never called for a refused request.
 //!
+//! 0. **Path**: the request's path is made canonical once
+//!    ([`quota_core::path`]): escapes of unreserved characters decoded, and
+//!    dot-segments, encoded `/` or `\`, `//`, NUL, raw `\` and bytes no
+//!    path may hold refused with **400** `{"message": ...}` (or, with
+//!    [`EnforceLayer::path_action`]`(Normalize)`, resolved). The endpoint is
+//!    chosen from that path, charged under it, and the service gets it in
+//!    the request's URI: what is charged is what is served. A refused path
+//!    stays refused in shadow mode.
 //! 1. **Identity**: the API key from `Authorization: Bearer KEY` or
 //!    `X-API-Key: KEY` ([`KeyHeaders`](crate::identity::KeyHeaders)),
 //!    resolved through [`Accounts`](quota_core::account::Accounts). Missing,
