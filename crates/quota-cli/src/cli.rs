@@ -80,6 +80,11 @@ pub(crate) struct ServeArgs {
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` headers.
     #[arg(long, env = "QUOTA_IETF_HEADERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) ietf_headers: Option<bool>,
+    /// What to do with a request path that is not canonical (`..`, `%2F`,
+    /// `//`): `refuse` it with 400 (default), or `normalize` it and forward
+    /// only the normalized form. See docs/security.md.
+    #[arg(long, env = "QUOTA_PATH_ACTION", value_name = "refuse|normalize")]
+    pub(crate) path_action: Option<String>,
     /// Seconds to wait for the upstream's response headers before answering 504 (default 30).
     #[arg(long, env = "QUOTA_UPSTREAM_TIMEOUT", value_name = "SECS")]
     pub(crate) upstream_timeout: Option<f64>,

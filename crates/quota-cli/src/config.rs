@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use quota_core::path::PathAction;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -56,6 +57,8 @@ pub(crate) struct Settings {
     pub(crate) shadow: bool,
     /// Send the IETF `RateLimit-Policy`/`RateLimit` headers too.
     pub(crate) ietf_headers: bool,
+    /// What to do with request paths that are not canonical.
+    pub(crate) path_action: PathAction,
     /// How long to wait for upstream response headers.
     pub(crate) upstream_timeout: Duration,
     /// How long a client connection may take to send a request head.
@@ -103,6 +106,8 @@ struct ConfigFile {
     shadow: Option<Spanned<bool>>,
     #[serde(alias = "ietf-headers")]
     ietf_headers: Option<Spanned<bool>>,
+    #[serde(alias = "path-action")]
+    path_action: Option<Spanned<String>>,
     #[serde(alias = "upstream-timeout")]
     upstream_timeout: Option<Spanned<f64>>,
     #[serde(alias = "client-timeout")]
@@ -291,6 +296,15 @@ impl Settings {
             .ietf_headers
             .or_else(|| l.and_then(|l| l.file.ietf_headers.as_ref().map(|s| *s.get_ref())))
             .unwrap_or(false);
+        let path_action = match pick(
+            args.path_action.clone(),
+            ("path-action", "QUOTA_PATH_ACTION"),
+            f(|c| c.path_action.as_ref()),
+            "path_action",
+        ) {
+            Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
+            None => PathAction::Refuse,
+        };
         let secs = |flag: Option<f64>,
                     names: (&'static str, &'static str),
                     file: Option<(&Loaded, &Spanned<f64>)>,
@@ -363,6 +377,7 @@ impl Settings {
             data_dir_given,
             shadow,
             ietf_headers,
+            path_action,
             upstream_timeout,
             client_timeout,
             shutdown_timeout,

@@ -141,6 +141,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     )
     .shadow(settings.shadow)
     .ietf_headers(settings.ietf_headers)
+    .path_action(settings.path_action)
     .observer(observe::MetricsObserver::new(Arc::clone(&metrics)))
     .unmetered(["limits"]);
     let factory = GatewayFactory {

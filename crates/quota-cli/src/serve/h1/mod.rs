@@ -154,7 +154,11 @@ impl<'b> Exchange<'b> {
         let target = std::str::from_utf8(simple.target.of(buf)).ok()?;
         // The path is the target's start (cut before `?`, an ASCII byte).
         let path = target.get(..simple.path.of(buf).len())?;
-        if is_own_route(path) {
+        // The gateway's own routes, and paths that are not canonical (a
+        // spelling the enforcement layer refuses or rewrites), go to hyper:
+        // there the layer's canonical path is the request's URI, which the
+        // routes and the proxy read.
+        if is_own_route(path) || !quota_core::path::is_canonical(path) {
             return None;
         }
         Some(Exchange {
@@ -185,11 +189,21 @@ impl<'b> Exchange<'b> {
         let caller = admission
             .identity()
             .map(|i| (i.account.as_str(), i.tier.as_str()));
+        // The path checked and charged is the one forwarded (the same as
+        // the client's here: only canonical paths take this path).
+        let rewritten;
+        let target = match admission.path() {
+            None => self.target,
+            Some(path) => {
+                rewritten = format!("{path}{}", &self.target[self.path.len()..]);
+                &rewritten
+            }
+        };
         let forwarded = gw
             .proxy
             .forward_head(
                 &self.method,
-                self.target,
+                target,
                 &self.fields,
                 client,
                 caller,
