@@ -97,8 +97,8 @@ pub enum PathError {
     /// The path does not start with `/`.
     #[error("the path must start with '/'")]
     NotAbsolute,
-    /// A byte no path may hold raw: a control byte, space, `#`, `\`, or
-    /// a byte above 127.
+    /// A byte no path may hold raw (not an RFC 3986 `pchar`): a control
+    /// byte, space, `#`, `\`, `"`, `{`, `|`, a byte above 127, ...
     #[error("the path holds a byte that is not allowed in a path ({0:#04x})")]
     BadByte(u8),
     /// A `%` not followed by two hex digits.
@@ -177,19 +177,50 @@ enum Class {
     Bad,
 }
 
-/// RFC 3986 `pchar` (less `%`, `.`) and `/`, the only bytes a path may
-/// hold raw. Other printable ASCII (`"`, `<`, `{`, ...) is not a
-/// separator anywhere and passes as it is; `\`, which some servers read
-/// as `/`, does not.
+/// RFC 3986 `pchar` (less `%`, `.`) and `/`: the only bytes a path may
+/// hold raw. Anything else (`\`, which some servers read as `/`; `#`;
+/// `"`, `<`, `{`, `|`, ...; controls and bytes above 127) is refused, as
+/// hyper refuses most of them: a byte that one parser takes and another
+/// does not is a byte two parsers may read differently.
 fn class(b: u8) -> Class {
     match b {
         b'%' => Class::Percent,
         b'.' => Class::Dot,
         b'/' => Class::Slash,
-        b'\\' | b'#' | b'?' => Class::Bad,
-        0x21..=0x7e => Class::Plain,
+        b if is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@' => Class::Plain,
         _ => Class::Bad,
     }
+}
+
+/// RFC 3986 `sub-delims`.
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// Whether `query` (the request target after `?`) is an RFC 3986 query:
+/// `pchar`, `/` and `?`, with every `%` the start of an escape. A server
+/// that forwards the query as it is should forward only such a one.
+pub fn is_query(query: &str) -> bool {
+    let b = query.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let escape = b.get(i + 1..i + 3);
+                if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b'/' | b'?' | b'.' => i += 1,
+            c if class(c) == Class::Plain => i += 1,
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -369,6 +400,12 @@ mod tests {
         assert_eq!(refuse("/v1/caf\u{e9}"), Err(PathError::BadByte(0xc3)));
         assert_eq!(refuse("/v1/a%2"), Err(PathError::BadEscape));
         assert_eq!(refuse("/v1/a%zz"), Err(PathError::BadEscape));
+        for b in ['"', '<', '>', '^', '`', '{', '|', '}', '[', ']'] {
+            assert_eq!(
+                refuse(&format!("/v1/a{b}")),
+                Err(PathError::BadByte(b as u8))
+            );
+        }
         assert_eq!(refuse("v1/a"), Err(PathError::NotAbsolute));
         assert_eq!(refuse(""), Err(PathError::NotAbsolute));
     }
@@ -413,6 +450,26 @@ mod tests {
         }
         for s in ["a", "...", ".a", "a%25", "%2", "%3F"] {
             assert!(!is_unsafe_segment(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn queries_are_rfc_3986_queries() {
+        for q in ["", "a=b&c=d", "x=%20%2F/?:@!$'()*+,;=", "a.b~c"] {
+            assert!(is_query(q), "{q}");
+        }
+        for q in [
+            "a b",
+            "a|b",
+            "a^b",
+            "a\"b",
+            "a{b}",
+            "a%2",
+            "a%zz",
+            "caf\u{e9}",
+            "a#b",
+        ] {
+            assert!(!is_query(q), "{q}");
         }
     }
 

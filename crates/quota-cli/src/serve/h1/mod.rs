@@ -15,6 +15,8 @@
 //!
 //! [`EnforceLayer::check_head`]: quota_transport::enforce::EnforceLayer::check_head
 
+#[cfg(test)]
+mod differential;
 mod request;
 mod response;
 mod rewind;
@@ -160,6 +162,12 @@ impl<'b> Exchange<'b> {
         // routes and the proxy read.
         if is_own_route(path) || !quota_core::path::is_canonical(path) {
             return None;
+        }
+        // A query forwarded as it is must be one hyper would take too.
+        if let Some(query) = target.get(path.len() + 1..) {
+            if !quota_core::path::is_query(query) {
+                return None;
+            }
         }
         Some(Exchange {
             method,
