@@ -17,6 +17,8 @@
 //! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] of each kind are kept.
 
 mod conn;
+#[cfg(test)]
+mod differential;
 mod streaming;
 #[cfg(test)]
 mod tests;
