@@ -3,29 +3,30 @@
 //! The gateway is the only process that can open its redb file (redb locks
 //! it), and every write goes through [`RedbAccounts`](super::accounts::RedbAccounts),
 //! which commits to the file first and then puts the committed record here.
-//! So resolving an API key on each request is two hash lookups instead of a
-//! read transaction and a JSON decode.
+//! So resolving an API key on each request is one SHA-256 of the key and
+//! two hash lookups instead of a read transaction and a JSON decode. Like
+//! the file, the index holds [`KeyDigest`]s of API keys, never the keys.
 
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 
-use quota_core::account::{Account, AccountError, Identity};
+use quota_core::account::{Account, AccountError, Identity, KeyDigest};
 
 /// An account record as read from the database: a record that cannot be
 /// decoded keeps its error, answered on every use (as a read of the file would).
 pub(crate) type Record = Result<Account, AccountError>;
 
-/// Accounts by id and account ids by API key.
+/// Accounts by id and account ids by the digest of their API key.
 ///
 /// Hashed with foldhash (seeded per process) rather than SipHash: every
-/// request looks up both maps. Only the gateway inserts (ids it made, keys
-/// it issued); a client's key is only looked up, so it cannot fill a map
-/// with colliding entries.
+/// request looks up both maps. Only the gateway inserts (ids it made,
+/// digests of keys it issued); a client's key is only looked up, so it
+/// cannot fill a map with colliding entries.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     accounts: HashMap<String, Record, RandomState>,
-    keys: HashMap<String, String, RandomState>,
+    keys: HashMap<KeyDigest, String, RandomState>,
 }
 
 impl Index {
@@ -39,9 +40,9 @@ impl Index {
         self.accounts.insert(account.id.clone(), Ok(account));
     }
 
-    /// Puts (or replaces) an API key.
-    pub(crate) fn put_key(&mut self, api_key: String, id: String) {
-        self.keys.insert(api_key, id);
+    /// Puts (or replaces) the digest of an API key.
+    pub(crate) fn put_key(&mut self, digest: KeyDigest, id: String) {
+        self.keys.insert(digest, id);
     }
 
     /// Whether an account with this id exists.
@@ -49,9 +50,9 @@ impl Index {
         self.accounts.contains_key(id)
     }
 
-    /// Whether this API key is taken.
-    pub(crate) fn has_key(&self, api_key: &str) -> bool {
-        self.keys.contains_key(api_key)
+    /// Whether the API key with this digest is taken.
+    pub(crate) fn has_key(&self, digest: &KeyDigest) -> bool {
+        self.keys.contains_key(digest)
     }
 
     /// The number of accounts.
@@ -64,10 +65,10 @@ impl Index {
         self.accounts.get(id).cloned().transpose()
     }
 
-    /// Who holds this API key: `None` for an unknown key (or one whose
-    /// account is gone).
-    pub(crate) fn resolve(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
-        let Some(id) = self.keys.get(api_key) else {
+    /// Who holds the API key with this digest: `None` for an unknown key
+    /// (or one whose account is gone).
+    pub(crate) fn resolve(&self, digest: &KeyDigest) -> Result<Option<Identity>, AccountError> {
+        let Some(id) = self.keys.get(digest) else {
             return Ok(None);
         };
         match self.accounts.get(id.as_str()) {

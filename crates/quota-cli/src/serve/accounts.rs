@@ -1,7 +1,11 @@
 //! Accounts on disk: the embedded default, in a `redb` database under `--data-dir`.
 //!
-//! Two tables: `accounts` (id to the account as JSON) and `keys` (API key to
-//! id). Creating an account and recording a payment commit durably (fsync)
+//! Two tables: `accounts` (id to the account as JSON) and `key_digests`
+//! ([`key_digest`] of an API key, 32 bytes, to the account id). No API key
+//! is stored in clear, in the file or in memory: resolving a request's key
+//! hashes it once and looks the digest up.
+//!
+//! Creating an account and recording a payment commit durably (fsync)
 //! before they answer; charges and refunds, one per priced request, commit
 //! without waiting for the disk (the OS writes them; a crash of the process
 //! loses nothing, a power cut may lose the last moment), and a durable commit
@@ -10,6 +14,9 @@
 //! Reads never touch the file: the whole database is loaded into an
 //! [`Index`] when it opens, and each write updates the index once its
 //! transaction has committed (writers go one at a time).
+//!
+//! Versions before the digests kept API keys in clear in a table `keys`.
+//! Opening such a database migrates it: see [`migration`].
 
 use std::future::{ready, Future};
 use std::path::{Path, PathBuf};
@@ -17,7 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use quota_core::account::{
-    Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
+    key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
+    NewAccount,
 };
 use quota_core::policy::Money;
 use quota_core::Timestamp;
@@ -26,8 +34,11 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 
 use super::account_index::Index;
 
+mod migration;
+
 const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
-const KEYS: TableDefinition<'_, &str, &str> = TableDefinition::new("keys");
+/// Account ids by [`key_digest`] of their API key.
+const KEY_DIGESTS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("key_digests");
 
 /// The database file's name inside the data folder.
 pub(crate) const DB_FILE: &str = "accounts.redb";
@@ -73,23 +84,19 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl RedbAccounts {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`, migrating one that an
+    /// older version wrote (see [`migration`]).
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", dir.display()))?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-                "{}: the accounts database is in use by another process (another `quota serve` with the same --data-dir?)",
-                path.display()
-            ),
-            other => anyhow::anyhow!("{}: cannot open the accounts database: {other}", path.display()),
-        })?;
+        let db = create(&path)?;
+        let db = migration::migrate(db, &path, create)?;
         // Create the tables so that readers never meet a missing one.
         let tx = db.begin_write()?;
         {
             tx.open_table(ACCOUNTS)?;
-            tx.open_table(KEYS)?;
+            tx.open_table(KEY_DIGESTS)?;
         }
         tx.commit()?;
         let index = load(&db).map_err(|e| {
@@ -137,7 +144,8 @@ impl RedbAccounts {
     }
 
     fn resolve_sync(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
-        self.read().resolve(api_key)
+        let digest = key_digest(api_key);
+        self.read().resolve(&digest)
     }
 
     /// Reads, changes and writes one account in one transaction.
@@ -175,9 +183,10 @@ impl RedbAccounts {
 
     fn create_sync(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let digest = key_digest(&new.api_key);
         {
             let index = self.read();
-            if index.has_account(&new.id) || index.has_key(&new.api_key) {
+            if index.has_account(&new.id) || index.has_key(&digest) {
                 return Err(AccountError::Exists(new.id));
             }
         }
@@ -195,17 +204,17 @@ impl RedbAccounts {
         tx.set_durability(Durability::Immediate);
         {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
+            let mut keys = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
             accounts
                 .insert(new.id.as_str(), bytes.as_slice())
                 .map_err(unavailable)?;
-            keys.insert(new.api_key.as_str(), new.id.as_str())
+            keys.insert(digest.as_bytes(), new.id.as_str())
                 .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
         self.write_index(|index| {
             index.put(account.clone());
-            index.put_key(new.api_key, new.id);
+            index.put_key(digest, new.id);
         });
         Ok(account)
     }
@@ -219,11 +228,25 @@ fn load(db: &Database) -> anyhow::Result<Index> {
         let (id, record) = row?;
         index.put_record(id.value().to_owned(), decode(record.value()));
     }
-    for row in tx.open_table(KEYS)?.iter()? {
-        let (key, id) = row?;
-        index.put_key(key.value().to_owned(), id.value().to_owned());
+    for row in tx.open_table(KEY_DIGESTS)?.iter()? {
+        let (digest, id) = row?;
+        index.put_key(
+            KeyDigest::from_bytes(*digest.value()),
+            id.value().to_owned(),
+        );
     }
     Ok(index)
+}
+
+/// Opens (or creates) the database file at `path`.
+fn create(path: &Path) -> anyhow::Result<Database> {
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+            "{}: the accounts database is in use by another process (another `quota serve` with the same --data-dir?)",
+            path.display()
+        ),
+        other => anyhow::anyhow!("{}: cannot open the accounts database: {other}", path.display()),
+    })
 }
 
 fn decode(bytes: &[u8]) -> Result<Account, AccountError> {
@@ -443,6 +466,100 @@ mod tests {
             Err(AccountError::Exists(_))
         ));
         assert_eq!(db.count().unwrap(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Whether any file of `dir` holds `needle`.
+    fn folder_holds(dir: &Path, needle: &str) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|entry| {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+    }
+
+    #[tokio::test]
+    async fn no_file_holds_an_api_key_in_clear() {
+        let d = dir("no-clear-key");
+        let key = new_api_key();
+        {
+            let db = RedbAccounts::open(&d).unwrap();
+            db.create(new("a1", &key), Timestamp::EPOCH).await.unwrap();
+            db.charge("a1", Money::from_dollars(1)).await.unwrap();
+            db.flush().unwrap();
+            assert!(!folder_holds(&d, &key), "while open");
+        }
+        assert!(!folder_holds(&d, &key), "once closed");
+        let db = RedbAccounts::open(&d).unwrap();
+        assert_eq!(db.resolve(&key).await.unwrap().unwrap().account, "a1");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A data folder as versions before the digests wrote it: account `a1`
+    /// on Premium with its API key in clear.
+    fn old_layout(d: &Path, key: &str) {
+        std::fs::create_dir_all(d).unwrap();
+        let db = Database::create(d.join(DB_FILE)).unwrap();
+        let account = Account {
+            id: "a1".into(),
+            tier: "premium".into(),
+            credit: Money::from_dollars(5),
+            paid: Money::ZERO,
+            spent: Money::ZERO,
+            requests: 0,
+            created_at: Timestamp::EPOCH,
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut accounts = tx.open_table(ACCOUNTS).unwrap();
+            accounts
+                .insert("a1", encode(&account).unwrap().as_slice())
+                .unwrap();
+            let mut keys = tx.open_table(migration::CLEAR_KEYS).unwrap();
+            keys.insert(key, "a1").unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+        assert!(folder_holds(d, key), "the old layout holds the key");
+    }
+
+    #[tokio::test]
+    async fn clear_keys_of_an_older_version_move_to_their_digests() {
+        let d = dir("migrate");
+        let key = new_api_key();
+        old_layout(&d, &key);
+        {
+            let db = RedbAccounts::open(&d).unwrap();
+            let who = db.resolve(&key).await.unwrap().unwrap();
+            assert_eq!((who.account.as_str(), who.tier.as_str()), ("a1", "premium"));
+            assert_eq!(
+                db.get("a1").await.unwrap().unwrap().credit,
+                Money::from_dollars(5)
+            );
+            assert!(!folder_holds(&d, &key), "migrated, while open");
+        }
+        assert!(!folder_holds(&d, &key), "migrated, once closed");
+
+        // Opening again finds nothing to move, and the key is still taken.
+        let db = RedbAccounts::open(&d).unwrap();
+        assert_eq!(db.resolve(&key).await.unwrap().unwrap().account, "a1");
+        assert!(matches!(
+            db.create(new("a2", &key), Timestamp::EPOCH).await,
+            Err(AccountError::Exists(_))
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn a_migration_cut_short_is_done_again() {
+        let d = dir("migrate-again");
+        let key = new_api_key();
+        old_layout(&d, &key);
+        let partial = d.join(DB_FILE).with_extension("redb.migrating");
+        std::fs::write(&partial, b"cut short").unwrap();
+        let db = RedbAccounts::open(&d).unwrap();
+        assert_eq!(db.resolve(&key).await.unwrap().unwrap().account, "a1");
+        assert!(!partial.exists());
+        assert!(!folder_holds(&d, &key));
         let _ = std::fs::remove_dir_all(&d);
     }
 
