@@ -4,22 +4,36 @@
 //! Layout (see [`KeySpace`]): each account is a hash
 //! `{prefix}{<id>}:account` with the fields `id`, `tier`, `credit`, `paid`,
 //! `spent` (micro-dollars, as integers), `requests`, `created_at` (ms since
-//! the epoch) and `key` (SHA-1 of its API key); `{prefix}apikey:<sha1>`
-//! maps an API key's digest to the account id. Charges, refunds and payments
-//! are Lua scripts on the account's hash: atomic, and exact 64-bit integers.
+//! the epoch) and `key` (the SHA-256 [`key_digest`] of its API key, in hex);
+//! `{prefix}apikey:<sha256>` maps an API key's digest to the account id. No
+//! API key reaches Redis in clear. Charges, refunds and payments are Lua
+//! scripts on the account's hash: atomic, and exact 64-bit integers.
 //! Nothing is cached: every node reads the tier from Redis on each request.
+//!
+//! Resolving a key hashes it once (SHA-256) and reads its index and its
+//! account. Versions before the SHA-256 digests wrote SHA-1 ones
+//! (`{prefix}apikey:<sha1>`, and the SHA-1 in `key`): a key not found under
+//! its SHA-256 is looked up once under its SHA-1 (so an unknown key costs a
+//! second hash and a second read), and if found, moved in three steps: the
+//! account's `key` field is rewritten with the SHA-256, the SHA-256 index is
+//! written, the SHA-1 index deleted. A move cut short after the first step
+//! is finished by the next resolve; one cut short before the last leaves a
+//! SHA-1 index that nothing reads any more. Gateways of an older version
+//! sharing the Redis no longer resolve a key once it has moved: upgrade
+//! every gateway of a fleet together.
 
 use core::future::Future;
 use std::sync::Arc;
 
 use quota_core::account::{
-    Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
+    key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
+    NewAccount,
 };
 use quota_core::policy::Money;
 use quota_core::{StoreError, Timestamp};
 
 use crate::conn::Conn;
-use crate::keys::api_key_digest;
+use crate::keys::legacy_key_digest;
 use crate::{Error, KeySpace, RedisConfig};
 
 /// Accounts in Redis. Cheap to clone. Build one with
@@ -87,27 +101,76 @@ impl RedisAccounts {
     }
 
     async fn resolve_inner(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
-        let index = self.keys.api_key_index(api_key);
-        let id: Option<String> = self
-            .conn
-            .query(redis::cmd("GET").arg(&index))
-            .await
-            .map_err(unavailable)?;
-        let Some(id) = id else { return Ok(None) };
-        let key = self.keys.account_key(&id);
-        let (tier, digest): (Option<String>, Option<String>) = self
-            .conn
-            .query(redis::cmd("HMGET").arg(&key).arg("tier").arg("key"))
-            .await
-            .map_err(unavailable)?;
+        let digest = key_digest(api_key);
+        let hex = digest.to_string();
+        let Some(id) = self.get_index(&self.keys.api_key_index(&digest)).await? else {
+            return self.resolve_legacy(api_key, &digest, &hex).await;
+        };
         // An index left behind by an interrupted create, or pointing at an
         // account with another key, resolves to nobody.
-        match (tier, digest) {
-            (Some(tier), Some(digest)) if digest == api_key_digest(api_key) => {
-                Ok(Some(Identity { account: id, tier }))
-            }
+        match self.tier_and_key(&id).await? {
+            (Some(tier), Some(stored)) if stored == hex => Ok(Some(Identity { account: id, tier })),
             _ => Ok(None),
         }
+    }
+
+    /// Resolves a key that has no SHA-256 index, through the SHA-1 index of
+    /// an older version, and moves it to its SHA-256 (see the module docs).
+    async fn resolve_legacy(
+        &self,
+        api_key: &str,
+        digest: &KeyDigest,
+        hex: &str,
+    ) -> Result<Option<Identity>, AccountError> {
+        let legacy = legacy_key_digest(api_key);
+        let legacy_index = self.keys.legacy_api_key_index(&legacy);
+        let Some(id) = self.get_index(&legacy_index).await? else {
+            return Ok(None);
+        };
+        let tier = match self.tier_and_key(&id).await? {
+            // Not moved yet, or its `key` field already was (by a resolve cut
+            // short, here or on another node).
+            (Some(tier), Some(stored)) if stored == legacy || stored == hex => tier,
+            _ => return Ok(None),
+        };
+        let account_key = self.keys.account_key(&id);
+        self.conn
+            .query::<i64>(redis::cmd("HSET").arg(&account_key).arg("key").arg(hex))
+            .await
+            .map_err(unavailable)?;
+        self.conn
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(self.keys.api_key_index(digest))
+                    .arg(&id),
+            )
+            .await
+            .map_err(unavailable)?;
+        self.conn
+            .query::<i64>(redis::cmd("DEL").arg(&legacy_index))
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(Identity { account: id, tier }))
+    }
+
+    /// The account id an API key index holds.
+    async fn get_index(&self, index: &str) -> Result<Option<String>, AccountError> {
+        self.conn
+            .query(redis::cmd("GET").arg(index))
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The `tier` and `key` fields of an account.
+    async fn tier_and_key(
+        &self,
+        id: &str,
+    ) -> Result<(Option<String>, Option<String>), AccountError> {
+        let key = self.keys.account_key(id);
+        self.conn
+            .query(redis::cmd("HMGET").arg(&key).arg("tier").arg("key"))
+            .await
+            .map_err(unavailable)
     }
 
     async fn charge_inner(&self, account: &str, price: Money) -> Result<Charge, AccountError> {
@@ -150,7 +213,8 @@ impl RedisAccounts {
     async fn create_inner(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
         // The API key first (SET NX: one key, one account), then the account
         // hash; if the id is taken, the key is given back.
-        let index = self.keys.api_key_index(&new.api_key);
+        let digest = key_digest(&new.api_key);
+        let index = self.keys.api_key_index(&digest);
         let claimed: Option<String> = self
             .conn
             .query(redis::cmd("SET").arg(&index).arg(&new.id).arg("NX"))
@@ -164,7 +228,7 @@ impl RedisAccounts {
             .arg(&new.tier)
             .arg(new.credit.micros())
             .arg(now.as_millis())
-            .arg(api_key_digest(&new.api_key));
+            .arg(digest.to_string());
         let created = match self.conn.eval::<i64>(&inv).await {
             Ok(created) => created == 1,
             Err(e) => {

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | a limit's state | `{prefix}{<account>}:<scope>:<fingerprint>` | string, or sorted set for a sliding log |
 //! | an account | `{prefix}{<account>}:account` | hash |
-//! | an API key's account | `{prefix}apikey:<sha1 of the key>` | string (the account id) |
+//! | an API key's account | `{prefix}apikey:<sha256 of the key>` | string (the account id) |
 //!
 //! `<fingerprint>` is [`PolicyLimit::fingerprint`] in 16 hex digits: a limit
 //! whose definition (tier, scope, name, count, window, algorithm) did not
@@ -15,7 +15,14 @@
 //! of one account hash to one slot, so the decision script (which touches
 //! several of them) runs on Redis Cluster.
 //!
+//! `<sha256 of the key>` is [`key_digest`] of the API key in 64 lowercase
+//! hex digits: no API key reaches Redis in clear. Versions before it wrote
+//! `{prefix}apikey:<sha1 of the key>` (40 hex digits); the accounts move each
+//! such entry to its SHA-256 the first time its key is resolved (see
+//! [`RedisAccounts`](crate::RedisAccounts)).
+//!
 //! [`PolicyLimit::fingerprint`]: quota_core::policy::PolicyLimit::fingerprint
+//! [`key_digest`]: quota_core::account::key_digest
 //!
 //! ```
 //! use quota_redis::KeySpace;
@@ -23,11 +30,18 @@
 //! assert_eq!(keys.limit_key("acct-1", "txt2img", 0xab), "quota:{acct-1}:txt2img:00000000000000ab");
 //! assert_eq!(keys.limit_key("a}b", "prompt/*", 1), "quota:{a%7Db}:prompt/*:0000000000000001");
 //! assert_eq!(keys.account_key("acct-1"), "quota:{acct-1}:account");
+//! let digest = quota_core::account::key_digest("abc");
+//! assert_eq!(
+//!     keys.api_key_index(&digest),
+//!     "quota:apikey:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+//! );
 //! assert!(KeySpace::new("bad{prefix").is_err());
 //! ```
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+
+use quota_core::account::KeyDigest;
 
 use crate::Error;
 
@@ -79,11 +93,18 @@ impl KeySpace {
         format!("{}{{{}}}:account", self.prefix, encode(account))
     }
 
-    /// The string mapping an API key to its account id. Only a SHA-1 digest
-    /// of the API key reaches Redis: keys are random, so a fast digest is
-    /// enough to keep a dump of Redis from revealing them.
-    pub fn api_key_index(&self, api_key: &str) -> String {
-        format!("{}apikey:{}", self.prefix, api_key_digest(api_key))
+    /// The string mapping an API key to its account id, named by the key's
+    /// [`key_digest`](quota_core::account::key_digest): the API key itself
+    /// never reaches Redis.
+    pub fn api_key_index(&self, digest: &KeyDigest) -> String {
+        format!("{}apikey:{digest}", self.prefix)
+    }
+
+    /// The string that versions before the SHA-256 digests wrote for an API
+    /// key, named by its SHA-1 digest: read (and then deleted) only to move
+    /// the key to [`api_key_index`](Self::api_key_index).
+    pub(crate) fn legacy_api_key_index(&self, legacy_digest: &str) -> String {
+        format!("{}apikey:{legacy_digest}", self.prefix)
     }
 
     /// A `SCAN` pattern matching every key under this prefix.
@@ -100,8 +121,10 @@ impl KeySpace {
     }
 }
 
-/// The hex SHA-1 digest stored for an API key.
-pub(crate) fn api_key_digest(api_key: &str) -> String {
+/// The hex SHA-1 digest that versions before the SHA-256 digests stored for
+/// an API key: computed only when a key is not found under its SHA-256, to
+/// move an entry of that older layout.
+pub(crate) fn legacy_key_digest(api_key: &str) -> String {
     sha1_smol::Sha1::from(api_key).digest().to_string()
 }
 

@@ -249,3 +249,158 @@ async fn api_keys_never_reach_redis_in_clear() {
         );
     }
 }
+
+/// A key, and its SHA-1 and SHA-256 in hex (from `sha1sum`/`sha256sum`).
+const LEGACY_KEY: &str = "k-legacy-0123456789abcdef";
+const LEGACY_SHA1: &str = "a5d00ae31e281654d39db783b1a0c584ea61915b";
+const LEGACY_SHA256: &str = "7a95ee24a1227ad50be6c77e6b44c17d5f76001702954271053b301e9589855a";
+
+/// Writes account `acct-1` (Premium) as versions before the SHA-256 digests
+/// did: its `key` field and its index under the SHA-1 of [`LEGACY_KEY`].
+fn write_sha1_layout(keys: &common::TestKeys, key_field: &str) {
+    let mut c = keys.connection();
+    let p = &keys.prefix;
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{p}{{acct-1}}:account"))
+        .arg(&[
+            ("id", "acct-1"),
+            ("tier", "premium"),
+            ("credit", "5000000"),
+            ("paid", "0"),
+            ("spent", "0"),
+            ("requests", "0"),
+            ("created_at", "0"),
+            ("key", key_field),
+        ])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}apikey:{LEGACY_SHA1}"))
+        .arg("acct-1")
+        .query(&mut c)
+        .unwrap();
+}
+
+/// Every value under the test's prefix, as text, by key.
+fn every_value(keys: &common::TestKeys) -> Vec<(String, Vec<String>)> {
+    let mut c = keys.connection();
+    keys.keys()
+        .into_iter()
+        .map(|key| {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut c).unwrap();
+            let values: Vec<String> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut c).unwrap()],
+                "hash" => redis::cmd("HGETALL").arg(&key).query(&mut c).unwrap(),
+                other => panic!("{key}: unexpected type {other}"),
+            };
+            (key, values)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_created_account_is_indexed_by_the_sha256_of_its_key() {
+    let keys = common::TestKeys::new("acct-sha256");
+    let a = accounts(&keys);
+    a.create(
+        new("acct-1", LEGACY_KEY, Money::from_dollars(5)),
+        Timestamp::EPOCH,
+    )
+    .await
+    .unwrap();
+    let p = &keys.prefix;
+    let index = format!("{p}apikey:{LEGACY_SHA256}");
+    assert_eq!(
+        keys.keys(),
+        vec![
+            format!("{p}apikey:{LEGACY_SHA256}"),
+            format!("{p}{{acct-1}}:account")
+        ],
+    );
+    let mut c = keys.connection();
+    let id: String = redis::cmd("GET").arg(&index).query(&mut c).unwrap();
+    let field: String = redis::cmd("HGET")
+        .arg(format!("{p}{{acct-1}}:account"))
+        .arg("key")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((id.as_str(), field.as_str()), ("acct-1", LEGACY_SHA256));
+}
+
+#[tokio::test]
+async fn a_key_of_the_sha1_layout_resolves_and_moves_to_its_sha256() {
+    let keys = common::TestKeys::new("acct-sha1-move");
+    write_sha1_layout(&keys, LEGACY_SHA1);
+    let a = accounts(&keys);
+    let who = Identity {
+        account: "acct-1".into(),
+        tier: "premium".into(),
+    };
+    assert_eq!(a.resolve(LEGACY_KEY).await.unwrap(), Some(who.clone()));
+
+    let p = &keys.prefix;
+    let values = every_value(&keys);
+    let names: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{p}apikey:{LEGACY_SHA256}"),
+            format!("{p}{{acct-1}}:account")
+        ],
+        "the SHA-1 index is gone, the SHA-256 one is there"
+    );
+    assert_eq!(values[0].1, ["acct-1"]);
+    let fields = &values[1].1;
+    let key_field = fields.chunks(2).find(|f| f[0] == "key").map(|f| &f[1]);
+    assert_eq!(key_field.map(String::as_str), Some(LEGACY_SHA256));
+    for (key, values) in &values {
+        assert!(!key.contains(LEGACY_KEY), "{key}");
+        for v in values {
+            assert!(!v.contains(LEGACY_KEY), "{key} holds the key: {v}");
+            assert!(!v.contains(LEGACY_SHA1), "{key} still holds the SHA-1: {v}");
+        }
+    }
+
+    // From now on, the SHA-256 index answers (on another node as well).
+    let other = accounts(&keys);
+    assert_eq!(other.resolve(LEGACY_KEY).await.unwrap(), Some(who));
+    assert_eq!(a.resolve("k-other").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_move_cut_short_is_finished_by_the_next_resolve() {
+    // The `key` field was rewritten, then the resolve stopped before
+    // writing the SHA-256 index.
+    let keys = common::TestKeys::new("acct-sha1-half");
+    write_sha1_layout(&keys, LEGACY_SHA256);
+    let a = accounts(&keys);
+    assert_eq!(
+        a.resolve(LEGACY_KEY).await.unwrap().map(|w| w.account),
+        Some("acct-1".to_owned())
+    );
+    let p = &keys.prefix;
+    assert_eq!(
+        keys.keys(),
+        vec![
+            format!("{p}apikey:{LEGACY_SHA256}"),
+            format!("{p}{{acct-1}}:account")
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_sha1_index_of_an_account_with_another_key_resolves_to_nobody() {
+    let keys = common::TestKeys::new("acct-sha1-stale");
+    write_sha1_layout(&keys, "0000000000000000000000000000000000000000");
+    let a = accounts(&keys);
+    assert_eq!(a.resolve(LEGACY_KEY).await.unwrap(), None);
+    let p = &keys.prefix;
+    assert_eq!(
+        keys.keys(),
+        vec![
+            format!("{p}apikey:{LEGACY_SHA1}"),
+            format!("{p}{{acct-1}}:account")
+        ],
+        "nothing moved"
+    );
+}

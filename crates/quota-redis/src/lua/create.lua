@@ -1,6 +1,6 @@
 -- create.lua: creates an account hash unless it exists (AccountAdmin::create).
 -- KEYS[1]  the account hash ({prefix}{<id>}:account)
--- ARGV     id, tier, credit (micro-dollars), created_at (ms), API key digest
+-- ARGV     id, tier, credit (micro-dollars), created_at (ms), SHA-256 of the API key (hex)
 -- Reply    1 when created, 0 when the account exists.
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1],
