@@ -101,7 +101,19 @@ impl RedisAccounts {
     }
 
     async fn resolve_inner(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
-        let digest = key_digest(api_key);
+        self.resolve_digested(api_key, &key_digest(api_key)).await
+    }
+
+    /// [`Accounts::resolve`] for a caller that has hashed the key already
+    /// (`digest` is [`key_digest`] of `api_key`; the key itself is read only
+    /// to find an entry of the older SHA-1 layout): one hash per request
+    /// where the caller also needs the digest (say, to key a cache).
+    pub async fn resolve_digested(
+        &self,
+        api_key: &str,
+        digest: &KeyDigest,
+    ) -> Result<Option<Identity>, AccountError> {
+        let digest = *digest;
         let hex = digest.to_string();
         let Some(id) = self.get_index(&self.keys.api_key_index(&digest)).await? else {
             return self.resolve_legacy(api_key, &digest, &hex).await;

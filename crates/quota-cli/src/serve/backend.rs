@@ -5,7 +5,8 @@
 //! enums dispatch to the backend chosen at start-up.
 
 use quota_core::account::{
-    Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount,
+    key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
+    NewAccount,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -91,42 +92,43 @@ pub(crate) enum GatewayAccounts {
     Redis(RedisAccounts, LastKnown),
 }
 
-/// The identities Redis last answered, by API key: used only while Redis
+/// The identities Redis last answered, by the digest of the API key (no
+/// key is kept in clear): used only while Redis
 /// cannot answer, so that the store's failure policy (`open`, `local:N`)
 /// can still decide for callers seen before. A tier changed meanwhile is
 /// seen once Redis answers again. Bounded: cleared when it grows past
 /// [`LastKnown::CAPACITY`] keys.
 #[derive(Debug, Default)]
-pub(crate) struct LastKnown(Mutex<HashMap<String, Identity>>);
+pub(crate) struct LastKnown(Mutex<HashMap<KeyDigest, Identity>>);
 
 impl LastKnown {
     /// The most keys remembered.
     pub(crate) const CAPACITY: usize = 100_000;
 
-    fn remember(&self, api_key: &str, who: &Identity) {
+    fn remember(&self, key: KeyDigest, who: &Identity) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.get(api_key) == Some(who) {
+        if map.get(&key) == Some(who) {
             return;
         }
         if map.len() >= Self::CAPACITY {
             map.clear();
         }
-        map.insert(api_key.to_owned(), who.clone());
+        map.insert(key, who.clone());
     }
 
-    fn recall(&self, api_key: &str) -> Option<Identity> {
+    fn recall(&self, key: &KeyDigest) -> Option<Identity> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(api_key)
+            .get(key)
             .cloned()
     }
 
-    fn forget(&self, api_key: &str) {
+    fn forget(&self, key: &KeyDigest) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(api_key);
+            .remove(key);
     }
 }
 
@@ -137,16 +139,19 @@ async fn resolve_redis(
     last: &LastKnown,
     api_key: &str,
 ) -> Result<Option<Identity>, AccountError> {
-    match r.resolve(api_key).await {
+    // Hashed once: the digest resolves the key and keys the memory of it
+    // (no key is kept in clear, here either).
+    let digest = key_digest(api_key);
+    match r.resolve_digested(api_key, &digest).await {
         Ok(Some(who)) => {
-            last.remember(api_key, &who);
+            last.remember(digest, &who);
             Ok(Some(who))
         }
         Ok(None) => {
-            last.forget(api_key);
+            last.forget(&digest);
             Ok(None)
         }
-        Err(AccountError::Unavailable(e)) => match last.recall(api_key) {
+        Err(AccountError::Unavailable(e)) => match last.recall(&digest) {
             Some(who) => {
                 tracing::debug!(error = %e, "redis unavailable: using the last known identity");
                 Ok(Some(who))
