@@ -85,6 +85,11 @@ pub(crate) struct ServeArgs {
     /// only the normalized form. See docs/security.md.
     #[arg(long, env = "QUOTA_PATH_ACTION", value_name = "refuse|normalize")]
     pub(crate) path_action: Option<String>,
+    /// Forward the API key (`X-API-Key`, or `Authorization: Bearer KEY`) to
+    /// the upstream; by default it is removed (the upstream learns the caller
+    /// from `X-Quota-Account` and `X-Quota-Tier`).
+    #[arg(long, env = "QUOTA_FORWARD_CREDENTIALS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) forward_credentials: Option<bool>,
     /// Seconds to wait for the upstream's response headers before answering 504 (default 30).
     #[arg(long, env = "QUOTA_UPSTREAM_TIMEOUT", value_name = "SECS")]
     pub(crate) upstream_timeout: Option<f64>,

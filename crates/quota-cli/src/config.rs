@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     pub(crate) ietf_headers: bool,
     /// What to do with request paths that are not canonical.
     pub(crate) path_action: PathAction,
+    /// Forward the API key header to the upstream (removed by default).
+    pub(crate) forward_credentials: bool,
     /// How long to wait for upstream response headers.
     pub(crate) upstream_timeout: Duration,
     /// How long a client connection may take to send a request head.
@@ -108,6 +110,8 @@ struct ConfigFile {
     ietf_headers: Option<Spanned<bool>>,
     #[serde(alias = "path-action")]
     path_action: Option<Spanned<String>>,
+    #[serde(alias = "forward-credentials")]
+    forward_credentials: Option<Spanned<bool>>,
     #[serde(alias = "upstream-timeout")]
     upstream_timeout: Option<Spanned<f64>>,
     #[serde(alias = "client-timeout")]
@@ -305,6 +309,10 @@ impl Settings {
             Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
             None => PathAction::Refuse,
         };
+        let forward_credentials = args
+            .forward_credentials
+            .or_else(|| l.and_then(|l| l.file.forward_credentials.as_ref().map(|s| *s.get_ref())))
+            .unwrap_or(false);
         let secs = |flag: Option<f64>,
                     names: (&'static str, &'static str),
                     file: Option<(&Loaded, &Spanned<f64>)>,
@@ -378,6 +386,7 @@ impl Settings {
             shadow,
             ietf_headers,
             path_action,
+            forward_credentials,
             upstream_timeout,
             client_timeout,
             shutdown_timeout,

@@ -141,6 +141,19 @@ pub fn api_key<H: HeaderFields + ?Sized>(
     }
 }
 
+/// Whether a header value is a `Bearer` authorization (the scheme in any
+/// case), the form in which `Authorization` carries an API key. A gateway
+/// that hides credentials from its upstream removes such a header.
+///
+/// ```
+/// use quota_transport::identity::is_bearer;
+/// assert!(is_bearer(b"bearer qk_1"));
+/// assert!(!is_bearer(b"Basic dXNlcjpwYXNz"));
+/// ```
+pub fn is_bearer(value: &[u8]) -> bool {
+    text(value).and_then(bearer).is_some()
+}
+
 /// The one value of `name`, as text; an error when repeated or not visible ASCII.
 fn single<'h, H: HeaderFields + ?Sized>(
     headers: &'h H,

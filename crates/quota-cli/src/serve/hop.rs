@@ -109,9 +109,9 @@ pub(crate) type SetField<'a> = (&'static str, Cow<'a, [u8]>);
 pub(crate) struct HeaderEdits<'a> {
     /// Headers the gateway sets (names in lower case), replacing any the
     /// client sent.
-    pub(crate) set: SmallVec<[SetField<'a>; 6]>,
+    pub(crate) set: SmallVec<[SetField<'a>; 8]>,
     /// More headers the client's request loses (names in lower case).
-    pub(crate) dropped: SmallVec<[&'static str; 4]>,
+    pub(crate) dropped: SmallVec<[&'static str; 8]>,
 }
 
 impl<'a> HeaderEdits<'a> {

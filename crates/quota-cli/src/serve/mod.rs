@@ -54,6 +54,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use quota_core::{MemoryStore, Timestamp};
 use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
+use quota_transport::identity::KeyHeaders;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, ServiceExt};
@@ -150,6 +151,9 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         upstream: upstream.clone(),
         upstream_timeout: settings.upstream_timeout,
         client_timeout: settings.client_timeout,
+        forwarding: proxy::Forwarding {
+            hide_credentials: (!settings.forward_credentials).then(KeyHeaders::default),
+        },
     };
     // The first worker's gateway, built here so that a bad upstream fails
     // the start; the other workers build theirs on their own threads.
@@ -290,6 +294,7 @@ struct GatewayFactory {
     upstream: Uri,
     upstream_timeout: Duration,
     client_timeout: Duration,
+    forwarding: proxy::Forwarding,
 }
 
 impl GatewayFactory {
@@ -300,6 +305,7 @@ impl GatewayFactory {
             &self.upstream,
             self.upstream_timeout,
             Arc::clone(&self.shared.metrics),
+            self.forwarding.clone(),
         )?;
         let app = App::new(proxy.clone(), Arc::clone(&self.shared));
         Ok(Gateway {

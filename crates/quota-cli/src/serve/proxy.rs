@@ -27,6 +27,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use quota_transport::fields::{text, HeaderFields};
+use quota_transport::identity::{is_bearer, KeyHeaders};
 use smallvec::SmallVec;
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
@@ -38,6 +39,25 @@ struct Inner {
     upstream: Upstream,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    forwarding: Forwarding,
+}
+
+/// What the proxy tells the upstream about the client, besides the request.
+#[derive(Clone, Debug)]
+pub(crate) struct Forwarding {
+    /// The headers that may carry the API key, removed before forwarding
+    /// (`X-API-Key`, and `Authorization` when it is a `Bearer` one);
+    /// `None` forwards them (`--forward-credentials`).
+    pub(crate) hide_credentials: Option<KeyHeaders>,
+}
+
+impl Default for Forwarding {
+    /// Credentials hidden from the upstream.
+    fn default() -> Self {
+        Forwarding {
+            hide_credentials: Some(KeyHeaders::default()),
+        }
+    }
 }
 
 struct Upstream {
@@ -68,6 +88,7 @@ impl Proxy {
         upstream: &Uri,
         timeout: Duration,
         metrics: Arc<Metrics>,
+        forwarding: Forwarding,
     ) -> anyhow::Result<Self> {
         let authority = upstream
             .authority()
@@ -85,6 +106,7 @@ impl Proxy {
             upstream: Upstream { host, base },
             timeout,
             metrics,
+            forwarding,
         })))
     }
 
@@ -99,7 +121,10 @@ impl Proxy {
     /// `X-Forwarded-Host` the request's `Host` (or its target's
     /// `authority`); `X-Forwarded-Proto`; and `caller`'s account and tier
     /// in `X-Quota-Account` and `X-Quota-Tier` (any such headers the
-    /// client sent are dropped, also when there is no caller).
+    /// client sent are dropped, also when there is no caller). Unless
+    /// [`Forwarding::hide_credentials`] is `None`, the API key goes no
+    /// further: `X-API-Key`, and `Authorization` when it is a `Bearer` one
+    /// (another scheme carried no key of ours).
     ///
     /// Written into `edits` (empty) rather than returned: a request's
     /// future keeps them, and a returned value would be copied there.
@@ -121,6 +146,15 @@ impl Proxy {
                     .push(("x-quota-tier", Cow::Borrowed(tier.as_bytes())));
             }
             None => edits.dropped.extend(["x-quota-account", "x-quota-tier"]),
+        }
+        if let Some(accepted) = self.0.forwarding.hide_credentials {
+            if accepted.accepts_x_api_key() {
+                edits.dropped.push("x-api-key");
+            }
+            if accepted.accepts_bearer() && headers.values_of(&header::AUTHORIZATION).any(is_bearer)
+            {
+                edits.dropped.push("authorization");
+            }
         }
         let host = self.0.upstream.host.as_bytes();
         edits.set.push(("host", Cow::Borrowed(host)));
