@@ -90,6 +90,17 @@ pub(crate) struct ServeArgs {
     /// from `X-Quota-Account` and `X-Quota-Tier`).
     #[arg(long, env = "QUOTA_FORWARD_CREDENTIALS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) forward_credentials: Option<bool>,
+    /// Address blocks of the proxies in front of the gateway, comma-separated
+    /// (`10.0.0.0/8,::1`): only from these is a request's `X-Forwarded-For`
+    /// believed (kept and appended to) and the client taken from it; from
+    /// any other peer it is replaced (default: none).
+    #[arg(
+        long,
+        env = "QUOTA_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        value_delimiter = ','
+    )]
+    pub(crate) trusted_proxies: Option<Vec<String>>,
     /// Seconds to wait for the upstream's response headers before answering 504 (default 30).
     #[arg(long, env = "QUOTA_UPSTREAM_TIMEOUT", value_name = "SECS")]
     pub(crate) upstream_timeout: Option<f64>,

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::serve::forwarded::TrustedProxies;
 
 /// The listen address when none is given.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -61,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) path_action: PathAction,
     /// Forward the API key header to the upstream (removed by default).
     pub(crate) forward_credentials: bool,
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub(crate) trusted_proxies: TrustedProxies,
     /// How long to wait for upstream response headers.
     pub(crate) upstream_timeout: Duration,
     /// How long a client connection may take to send a request head.
@@ -112,6 +115,8 @@ struct ConfigFile {
     path_action: Option<Spanned<String>>,
     #[serde(alias = "forward-credentials")]
     forward_credentials: Option<Spanned<bool>>,
+    #[serde(alias = "trusted-proxies")]
+    trusted_proxies: Option<Vec<Spanned<String>>>,
     #[serde(alias = "upstream-timeout")]
     upstream_timeout: Option<Spanned<f64>>,
     #[serde(alias = "client-timeout")]
@@ -313,6 +318,22 @@ impl Settings {
             .forward_credentials
             .or_else(|| l.and_then(|l| l.file.forward_credentials.as_ref().map(|s| *s.get_ref())))
             .unwrap_or(false);
+        let trusted_proxies = match (
+            &args.trusted_proxies,
+            l.and_then(|l| l.file.trusted_proxies.as_ref().map(|t| (l, t))),
+        ) {
+            (Some(list), _) => TrustedProxies::parse(list)
+                .map_err(|e| Origin::Flag("trusted-proxies", "QUOTA_TRUSTED_PROXIES").error(e))?,
+            (None, Some((l, list))) => {
+                for entry in list {
+                    TrustedProxies::parse(&[entry.get_ref()])
+                        .map_err(|e| l.at(entry.span(), "trusted_proxies", e))?;
+                }
+                let list: Vec<&String> = list.iter().map(Spanned::get_ref).collect();
+                TrustedProxies::parse(&list).map_err(ConfigError)?
+            }
+            (None, None) => TrustedProxies::default(),
+        };
         let secs = |flag: Option<f64>,
                     names: (&'static str, &'static str),
                     file: Option<(&Loaded, &Spanned<f64>)>,
@@ -387,6 +408,7 @@ impl Settings {
             ietf_headers,
             path_action,
             forward_credentials,
+            trusted_proxies,
             upstream_timeout,
             client_timeout,
             shutdown_timeout,
@@ -661,6 +683,53 @@ mod tests {
         assert!(
             msg.contains(":2:1:") && msg.contains("listen_port"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_and_forward_credentials_come_from_flags_or_the_file() {
+        let upstream = || Some("http://127.0.0.1:9".to_owned());
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.trusted_proxies, TrustedProxies::default());
+        assert!(!s.forward_credentials);
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
+        let err = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            trusted_proxies: Some(vec!["10.0.0.0/99".into()]),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("--trusted-proxies (or QUOTA_TRUSTED_PROXIES): invalid address block"),
+            "{err}"
+        );
+        let (_, s) = from_file(
+            "trusted",
+            "upstream = \"http://127.0.0.1:9\"\ntrusted_proxies = [\"192.0.2.0/24\"]\nforward-credentials = true\n",
+        );
+        let s = s.unwrap();
+        assert!(s.trusted_proxies.contains("192.0.2.9".parse().unwrap()));
+        assert!(s.forward_credentials);
+        let (p, s) = from_file(
+            "trusted-bad",
+            "upstream = \"http://127.0.0.1:9\"\ntrusted_proxies = [\"192.0.2.0/24\", \"x\"]\n",
+        );
+        let err = s.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}:2:36: trusted_proxies:", p.0.display())),
+            "{err}"
         );
     }
 

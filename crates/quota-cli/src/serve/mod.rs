@@ -28,6 +28,7 @@ pub(crate) mod admin;
 mod app;
 mod backend;
 mod demo;
+pub(crate) mod forwarded;
 mod h1;
 mod h2;
 mod hop;
@@ -83,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The admin token, if the admin API is on.
     pub(crate) admin_token: Option<String>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub(crate) trusted: Arc<forwarded::TrustedProxies>,
 }
 
 /// The whole gateway: shared state and the enforced service.
@@ -134,6 +137,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         accounts: Arc::clone(&accounts),
         metrics: Arc::clone(&metrics),
         admin_token: settings.admin_token.clone(),
+        trusted: Arc::new(settings.trusted_proxies.clone()),
     });
     let layer = EnforceLayer::new(
         policy_handle.clone(),
@@ -153,6 +157,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         client_timeout: settings.client_timeout,
         forwarding: proxy::Forwarding {
             hide_credentials: (!settings.forward_credentials).then(KeyHeaders::default),
+            trusted: Arc::clone(&shared.trusted),
         },
     };
     // The first worker's gateway, built here so that a bad upstream fails
@@ -180,6 +185,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         accounts = accounts.backend(),
         shadow = settings.shadow,
         admin_api = settings.admin_token.is_some(),
+        trusted_proxies = %settings.trusted_proxies,
         "quota gateway started"
     );
     if let (Some(up), true) = (demo_upstream, settings.demo) {

@@ -4,8 +4,10 @@
 //! to `upstream base path + request path`. Hop-by-hop headers (`Connection`
 //! and every header it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`) are removed in both directions; `Host`
-//! becomes the upstream's, and `X-Forwarded-For`, `X-Forwarded-Host` and
-//! `X-Forwarded-Proto` tell the upstream who asked. An upstream that cannot
+//! becomes the upstream's, and `X-Forwarded-For`, `X-Real-IP`,
+//! `X-Forwarded-Host` and `X-Forwarded-Proto` tell the upstream who asked
+//! (the client's own are believed only from a trusted proxy; see
+//! [`Proxy::edits`]). An upstream that cannot
 //! be reached answers 502, one that sends no response headers in time 504,
 //! both with a JSON `message`.
 
@@ -18,6 +20,7 @@ use std::pin::{pin, Pin};
 
 use tokio::time::{Instant, Sleep};
 
+use super::forwarded::TrustedProxies;
 use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, Body, BoxError, ClientAddr};
@@ -49,13 +52,16 @@ pub(crate) struct Forwarding {
     /// (`X-API-Key`, and `Authorization` when it is a `Bearer` one);
     /// `None` forwards them (`--forward-credentials`).
     pub(crate) hide_credentials: Option<KeyHeaders>,
+    /// The proxies whose `X-Forwarded-*` headers are believed.
+    pub(crate) trusted: Arc<TrustedProxies>,
 }
 
 impl Default for Forwarding {
-    /// Credentials hidden from the upstream.
+    /// Credentials hidden from the upstream; no proxy trusted.
     fn default() -> Self {
         Forwarding {
             hide_credentials: Some(KeyHeaders::default()),
+            trusted: Arc::default(),
         }
     }
 }
@@ -116,15 +122,25 @@ impl Proxy {
     }
 
     /// What the upstream gets instead of the client's own headers (see
-    /// [`HeaderEdits`]): `Host` its own; `X-Forwarded-For` with `client`'s
-    /// address appended to any chain the request carries;
-    /// `X-Forwarded-Host` the request's `Host` (or its target's
-    /// `authority`); `X-Forwarded-Proto`; and `caller`'s account and tier
-    /// in `X-Quota-Account` and `X-Quota-Tier` (any such headers the
-    /// client sent are dropped, also when there is no caller). Unless
-    /// [`Forwarding::hide_credentials`] is `None`, the API key goes no
-    /// further: `X-API-Key`, and `Authorization` when it is a `Bearer` one
-    /// (another scheme carried no key of ours).
+    /// [`HeaderEdits`]): `Host` its own; `caller`'s account and tier in
+    /// `X-Quota-Account` and `X-Quota-Tier` (any such headers the client
+    /// sent are dropped, also when there is no caller); and who asked:
+    ///
+    /// - from a peer that is not a trusted proxy (the usual case), whatever
+    ///   the request says about forwarding is its own claim and is
+    ///   replaced: `X-Forwarded-For` and `X-Real-IP` are `client`'s
+    ///   address, `X-Forwarded-Host` the request's `Host` (or its target's
+    ///   `authority`), `X-Forwarded-Proto` `http`;
+    /// - from a trusted proxy, `client`'s address is appended to the
+    ///   request's `X-Forwarded-For` chain, `X-Real-IP` is the client that
+    ///   chain names ([`TrustedProxies::client`]), and the proxy's
+    ///   `X-Forwarded-Host` and `X-Forwarded-Proto` are kept (set as above
+    ///   when it sent none).
+    ///
+    /// `Forwarded` is always removed (the gateway speaks `X-Forwarded-*`).
+    /// Unless [`Forwarding::hide_credentials`] is `None`, the API key goes
+    /// no further: `X-API-Key`, and `Authorization` when it is a `Bearer`
+    /// one (another scheme carried no key of ours).
     ///
     /// Written into `edits` (empty) rather than returned: a request's
     /// future keeps them, and a returned value would be copied there.
@@ -147,7 +163,8 @@ impl Proxy {
             }
             None => edits.dropped.extend(["x-quota-account", "x-quota-tier"]),
         }
-        if let Some(accepted) = self.0.forwarding.hide_credentials {
+        let forwarding = &self.0.forwarding;
+        if let Some(accepted) = forwarding.hide_credentials {
             if accepted.accepts_x_api_key() {
                 edits.dropped.push("x-api-key");
             }
@@ -158,20 +175,47 @@ impl Proxy {
         }
         let host = self.0.upstream.host.as_bytes();
         edits.set.push(("host", Cow::Borrowed(host)));
-        let chain = client
-            .and_then(|c| forwarded_for(headers.values_of(&X_FORWARDED_FOR), c.ip.as_bytes()));
-        if let Some(xff) = chain {
-            edits.set.push(("x-forwarded-for", xff));
+        edits.dropped.push("forwarded");
+        let from_proxy = client.is_some_and(|c| forwarding.trusted.contains(c.peer));
+        match client {
+            Some(c) if from_proxy => {
+                let xff = forwarded_for(headers.values_of(&X_FORWARDED_FOR), c.ip.as_bytes());
+                let ip = forwarding
+                    .trusted
+                    .client(c.peer, headers.values_of(&X_FORWARDED_FOR));
+                edits.set.push((
+                    "x-forwarded-for",
+                    xff.unwrap_or(Cow::Borrowed(c.ip.as_bytes())),
+                ));
+                edits
+                    .set
+                    .push(("x-real-ip", Cow::Owned(ip.to_string().into_bytes())));
+            }
+            Some(c) => {
+                edits
+                    .set
+                    .push(("x-forwarded-for", Cow::Borrowed(c.ip.as_bytes())));
+                edits
+                    .set
+                    .push(("x-real-ip", Cow::Borrowed(c.ip.as_bytes())));
+            }
+            None => edits.dropped.extend(["x-forwarded-for", "x-real-ip"]),
         }
-        let original_host = headers
-            .value_of(&header::HOST)
-            .or(authority.map(str::as_bytes));
-        if let Some(h) = original_host {
-            edits.set.push(("x-forwarded-host", Cow::Borrowed(h)));
+        let theirs = |name: &HeaderName| from_proxy && headers.value_of(name).is_some();
+        if !theirs(&X_FORWARDED_HOST) {
+            let original_host = headers
+                .value_of(&header::HOST)
+                .or(authority.map(str::as_bytes));
+            match original_host {
+                Some(h) => edits.set.push(("x-forwarded-host", Cow::Borrowed(h))),
+                None => edits.dropped.push("x-forwarded-host"),
+            }
         }
-        edits
-            .set
-            .push(("x-forwarded-proto", Cow::Borrowed(&b"http"[..])));
+        if !theirs(&X_FORWARDED_PROTO) {
+            edits
+                .set
+                .push(("x-forwarded-proto", Cow::Borrowed(&b"http"[..])));
+        }
     }
 
     /// Forwards one request from `client` made by `caller` (account and
@@ -296,6 +340,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// `future`'s output, or `None` after `timeout`, timed by `timer`: one
 /// timer kept for a connection's requests, due no later than this request's

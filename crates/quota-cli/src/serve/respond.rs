@@ -1,6 +1,6 @@
 //! Response bodies and small JSON answers shared by the gateway's routes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -15,16 +15,19 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// The peer of a request's connection, put in its extensions.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientAddr {
-    /// Its IP, as a header value (for `X-Forwarded-For`).
+    /// Its IP (an IPv4-mapped IPv6 address as its IPv4 address).
+    pub(crate) peer: IpAddr,
+    /// The same, as a header value (for `X-Forwarded-For`).
     pub(crate) ip: HeaderValue,
 }
 
 impl ClientAddr {
     /// The peer at `addr` (made once per connection).
     pub(crate) fn new(addr: SocketAddr) -> Self {
-        let ip = HeaderValue::from_str(&addr.ip().to_string())
+        let peer = addr.ip().to_canonical();
+        let ip = HeaderValue::from_str(&peer.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ClientAddr { ip }
+        ClientAddr { peer, ip }
     }
 }
 
