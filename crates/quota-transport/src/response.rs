@@ -11,6 +11,12 @@
 //! [`UploadError::to_response`](crate::upload::UploadError::to_response).
 //! The builders are public so a gateway answers its own errors the same way.
 //!
+//! A failure of the gateway itself (a store that cannot answer, an upstream
+//! out of reach) is answered by [`server_error`]: a short message for the
+//! client and a [`RequestId`], in the body and in `X-Request-Id`, while the
+//! detail (addresses, OS errors, error chains) goes only to the log line
+//! that carries the same id.
+//!
 //! ```
 //! use http::StatusCode;
 //! use quota_transport::response::json_message;
@@ -20,6 +26,8 @@
 //! assert_eq!(res.headers()["content-type"], "application/json");
 //! assert_eq!(res.body().as_ref(), br#"{"message":"insufficient credit: \"$0.50\" needed"}"#);
 //! ```
+
+use core::fmt;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -81,6 +89,62 @@ pub fn too_many_attempts(decision: &Decision<'_>, style: ResponseStyle) -> Respo
         for (name, value) in decision.ietf_headers() {
             append(headers, name, value);
         }
+    }
+    res
+}
+
+/// The `X-Request-Id` header of [`server_error`].
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of one failed request, shown to the client and logged beside the
+/// detail, so that an operator can find the one from the other: 16 hex
+/// digits, random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// A new random id.
+    pub fn new() -> Self {
+        RequestId(rand::random())
+    }
+}
+
+impl Default for RequestId {
+    /// A new random id.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A response the gateway answers for its own failure: `status`, the JSON
+/// body `{"message": MESSAGE, "request_id": ID}` and `X-Request-Id: ID`.
+/// `message` is for the client (say what failed, never why in detail); log
+/// the detail with the same `id`.
+///
+/// ```
+/// use http::StatusCode;
+/// use quota_transport::response::{server_error, RequestId};
+///
+/// let id = RequestId::new();
+/// // tracing::warn!(request_id = %id, error = %e, "store unavailable");
+/// let res = server_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable", id);
+/// assert_eq!(res.headers()["x-request-id"], id.to_string().as_str());
+/// let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+/// assert_eq!(body["request_id"], id.to_string());
+/// ```
+pub fn server_error(status: StatusCode, message: &str, id: RequestId) -> Response<Bytes> {
+    let id = id.to_string();
+    let body = serde_json::to_vec(&serde_json::json!({ "message": message, "request_id": id }))
+        .map_or_else(|_| message_body(message), Bytes::from);
+    let mut res = with_body(status, APPLICATION_JSON, body);
+    if let Ok(value) = HeaderValue::try_from(id) {
+        res.headers_mut().insert(X_REQUEST_ID, value);
     }
     res
 }

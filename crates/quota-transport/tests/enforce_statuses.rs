@@ -256,10 +256,16 @@ async fn store_failure_is_503_and_refunds_the_charge() {
     .await;
     let a = server.call("/v1/paid", "k-basic").await;
     assert_eq!(a.status, 503);
+    // Only that, and an id the log line with the detail carries too.
     assert_eq!(
         a.message(),
-        "cannot decide the request: store unavailable: connection refused"
+        "the service is temporarily unavailable; try again later"
     );
+    let id = a.header("x-request-id").expect("a request id").to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    let body: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(body["request_id"], id.as_str());
+    assert!(!a.body.contains("refused"), "{}", a.body);
     assert_eq!(server.seen.calls(), 0);
     assert_eq!(
         accounts.get("acct-basic").await.unwrap().unwrap().credit,

@@ -14,11 +14,12 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use quota_core::account::{Account, AccountAdmin, AccountError, Identity, NewAccount};
 use quota_core::policy::Money;
+use quota_transport::response::RequestId;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::accounts::{new_account_id, new_api_key};
-use super::respond::{json, message, Body, BoxError};
+use super::respond::{json, message, server_error, Body, BoxError, TEMPORARILY_UNAVAILABLE};
 use super::{limits, now, Shared};
 
 /// The credit of a new account: $5 (SPEC: "given automatically at sign-up, with $5 of free credit").
@@ -131,11 +132,9 @@ fn account_error(e: &AccountError) -> Response<Body> {
             format!("account {id:?} already exists"),
         ),
         other => {
-            tracing::error!(error = %other, "account store failed");
-            message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the account store is unavailable",
-            )
+            let id = RequestId::new();
+            tracing::error!(request_id = %id, error = %other, "account store failed");
+            server_error(StatusCode::SERVICE_UNAVAILABLE, TEMPORARILY_UNAVAILABLE, id)
         }
     }
 }
@@ -194,7 +193,10 @@ async fn show(shared: &Shared, id: &str) -> Response<Body> {
         Ok(report) => body["limits"] = report["resources"].clone(),
         Err(e) => {
             shared.metrics.record_store_error();
-            body["limits_error"] = json!(e.to_string());
+            let id = RequestId::new();
+            tracing::error!(request_id = %id, error = %e, "cannot read an account's limits");
+            body["limits_error"] = json!(TEMPORARILY_UNAVAILABLE);
+            body["request_id"] = json!(id.to_string());
         }
     }
     json(StatusCode::OK, &body)

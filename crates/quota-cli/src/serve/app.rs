@@ -14,10 +14,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use quota_core::account::{AccountAdmin, Identity};
+use quota_transport::response::RequestId;
 
 use super::limits;
 use super::proxy::Proxy;
-use super::respond::{json, message, Body, BoxError, ClientAddr};
+use super::respond::{
+    json, message, server_error, Body, BoxError, ClientAddr, TEMPORARILY_UNAVAILABLE,
+};
 use super::{now, Shared};
 
 /// The path of the caller's limits, answered here rather than proxied.
@@ -77,11 +80,9 @@ impl App {
             Ok(report) => json(StatusCode::OK, &report),
             Err(e) => {
                 s.metrics.record_store_error();
-                tracing::error!(error = %e, "cannot read the limits");
-                message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the limit store is unavailable",
-                )
+                let id = RequestId::new();
+                tracing::error!(request_id = %id, error = %e, "cannot read the limits");
+                server_error(StatusCode::SERVICE_UNAVAILABLE, TEMPORARILY_UNAVAILABLE, id)
             }
         }
     }

@@ -7,9 +7,10 @@
 //! becomes the upstream's, and `X-Forwarded-For`, `X-Real-IP`,
 //! `X-Forwarded-Host` and `X-Forwarded-Proto` tell the upstream who asked
 //! (the client's own are believed only from a trusted proxy; see
-//! [`Proxy::edits`]). An upstream that cannot
-//! be reached answers 502, one that sends no response headers in time 504,
-//! both with a JSON `message`.
+//! [`Proxy::edits`]). An upstream that cannot be reached answers 502, one
+//! that sends no response headers in time 504, both with a JSON `message`
+//! and a request id (`X-Request-Id`) that the log line with the detail
+//! carries too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 use super::forwarded::TrustedProxies;
 use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
-use super::respond::{message, Body, BoxError, ClientAddr};
+use super::respond::{message, server_error, Body, BoxError, ClientAddr};
 use super::upstream::{ForwardError, Head, Pool, UpstreamBody};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -31,6 +32,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use quota_transport::fields::{text, HeaderFields};
 use quota_transport::identity::{is_bearer, KeyHeaders};
+use quota_transport::response::RequestId;
 use smallvec::SmallVec;
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
@@ -307,21 +309,26 @@ impl Proxy {
             Some(e) => {
                 this.metrics
                     .record_upstream_error(UpstreamError::Unreachable);
-                tracing::warn!(error = %error_chain(&e), "upstream unreachable");
-                message(
+                let id = RequestId::new();
+                tracing::warn!(request_id = %id, error = %error_chain(&e), "upstream unreachable");
+                server_error(
                     StatusCode::BAD_GATEWAY,
                     "the upstream service cannot be reached",
+                    id,
                 )
             }
             None => {
                 this.metrics.record_upstream_error(UpstreamError::Timeout);
-                tracing::warn!(timeout_s = this.timeout.as_secs_f64(), "upstream timed out");
-                message(
+                let id = RequestId::new();
+                tracing::warn!(
+                    request_id = %id,
+                    timeout_s = this.timeout.as_secs_f64(),
+                    "upstream timed out"
+                );
+                server_error(
                     StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "the upstream service did not answer within {} s",
-                        this.timeout.as_secs_f64()
-                    ),
+                    "the upstream service did not answer in time",
+                    id,
                 )
             }
         }

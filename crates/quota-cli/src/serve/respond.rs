@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use quota_transport::response::RequestId;
 
 /// Any error a body can fail with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,6 +55,17 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
 /// A JSON `{"message": ...}` response.
 pub(crate) fn message(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     json(status, &serde_json::json!({ "message": msg.into() }))
+}
+
+/// What a client is told when a store cannot answer (the detail is logged).
+pub(crate) const TEMPORARILY_UNAVAILABLE: &str =
+    "the service is temporarily unavailable; try again later";
+
+/// The gateway's answer for its own failure: `status`, `{"message":
+/// MESSAGE, "request_id": ID}` and `X-Request-Id: ID`
+/// ([`quota_transport::response::server_error`]); log the detail with `id`.
+pub(crate) fn server_error(status: StatusCode, message: &str, id: RequestId) -> Response<Body> {
+    quota_transport::response::server_error(status, message, id).map(full)
 }
 
 /// A plain text response.

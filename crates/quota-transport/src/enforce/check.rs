@@ -25,7 +25,7 @@ use super::policy::Loaded;
 use super::summary::{AnswerHeaders, DecisionSummary, RateHeaders};
 use crate::fields::HeaderFields;
 use crate::identity::api_key;
-use crate::response::{json_message, too_many_attempts};
+use crate::response::{json_message, server_error, too_many_attempts, RequestId};
 use crate::upload::{precheck, Verdict};
 
 /// What the checks decided.
@@ -433,8 +433,17 @@ fn unauthorized<S, A>(config: &Config<S, A>, message: &str) -> Response<Bytes> {
     res
 }
 
-fn unavailable(message: &str) -> Response<Bytes> {
-    json_message(StatusCode::SERVICE_UNAVAILABLE, message)
+/// The 503 when the store or the accounts cannot answer: the client learns
+/// only that, and a request id; `detail` (which may name the store, its
+/// address or an OS error) is logged with the same id.
+fn unavailable(detail: &str) -> Response<Bytes> {
+    let id = RequestId::new();
+    tracing::warn!(request_id = %id, error = detail, "answering 503: the store is unavailable");
+    server_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the service is temporarily unavailable; try again later",
+        id,
+    )
 }
 
 async fn refund_to<A: Accounts>(accounts: &A, account: &str, amount: Money) {
