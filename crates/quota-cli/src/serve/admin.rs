@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use quota_core::account::{Account, AccountAdmin, AccountError, Identity, NewAccount};
 use quota_core::policy::Money;
 use quota_transport::response::RequestId;
+use serde::Deserialize as _;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -28,19 +29,42 @@ pub(crate) const SIGNUP_CREDIT: Money = Money::from_dollars(5);
 /// Largest admin request body.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Whether `headers` carry the admin token.
-fn authorized(expected: &str, headers: &http::HeaderMap) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+/// What a request's `Authorization` says about the admin token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    /// The admin token.
+    Granted,
+    /// No `Authorization` header.
+    Missing,
+    /// A token that is not the admin token (or another scheme).
+    Wrong,
+}
+
+/// Whether `headers` carry the admin token (compared in constant time).
+fn authorized(expected: &str, headers: &http::HeaderMap) -> Auth {
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Auth::Missing;
     };
-    let Some((scheme, token)) = given.trim().split_once(' ') else {
-        return false;
+    let Some((scheme, token)) = given.to_str().ok().and_then(|g| g.trim().split_once(' ')) else {
+        return Auth::Wrong;
     };
-    scheme.eq_ignore_ascii_case("bearer")
+    if scheme.eq_ignore_ascii_case("bearer")
         && bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes()))
+    {
+        Auth::Granted
+    } else {
+        Auth::Wrong
+    }
+}
+
+/// A 401 with `msg` and `WWW-Authenticate: Bearer`.
+fn unauthorized(msg: &str) -> Response<Body> {
+    let mut res = message(StatusCode::UNAUTHORIZED, msg);
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    res
 }
 
 /// Answers one `/admin/...` request.
@@ -55,20 +79,15 @@ where
             "the admin API is disabled: start quota serve with --admin-token",
         );
     };
-    if !authorized(token, req.headers()) {
-        tracing::warn!(
-            path = req.uri().path(),
-            "admin request with a missing or wrong token"
-        );
-        let mut res = message(
-            StatusCode::UNAUTHORIZED,
-            "admin token required: send `Authorization: Bearer TOKEN`",
-        );
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Bearer"),
-        );
-        return res;
+    match authorized(token, req.headers()) {
+        Auth::Granted => {}
+        Auth::Missing => {
+            return unauthorized("admin token required: send `Authorization: Bearer TOKEN`")
+        }
+        Auth::Wrong => {
+            tracing::warn!(path = req.uri().path(), "admin request with a wrong token");
+            return unauthorized("wrong admin token");
+        }
     }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -78,48 +97,94 @@ where
         (Method::GET, ["admin", "accounts", id]) => show(shared, id).await,
         (Method::POST, ["admin", "accounts", id, "payments"]) => {
             let id = (*id).to_owned();
-            match read_json::<PaymentBody, B>(req.into_body()).await {
-                Ok(p) => pay(shared, &id, p.amount).await,
-                Err(res) => res,
+            let body = match read_body(req.into_body()).await {
+                Ok(b) => b,
+                Err(res) => return res,
+            };
+            match payment_amount(&body) {
+                Ok(amount) => pay(shared, &id, amount).await,
+                Err(why) => message(StatusCode::BAD_REQUEST, why),
             }
         }
-        (
-            _,
-            ["admin", "accounts"] | ["admin", "accounts", _] | ["admin", "accounts", _, "payments"],
-        ) => message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed on this admin route",
-        ),
+        (_, ["admin", "accounts"] | ["admin", "accounts", _, "payments"]) => {
+            method_not_allowed("POST")
+        }
+        (_, ["admin", "accounts", _]) => method_not_allowed("GET"),
         _ => message(StatusCode::NOT_FOUND, "no such admin route"),
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PaymentBody {
-    amount: Money,
+/// A 405 naming the one method the route answers, in `Allow` too.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut res = message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed on this admin route: use {allow}"),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+    res
 }
 
-async fn read_json<T: serde::de::DeserializeOwned, B>(body: B) -> Result<T, Response<Body>>
+/// The largest payment accepted at once: $1,000,000,000. A larger one is
+/// surely a mistake, and credit stays far from the largest amount.
+pub(crate) const MAX_PAYMENT: Money = Money::from_dollars(1_000_000_000);
+
+/// What a payment body shows: `{"amount": "10.00"}` or `{"amount": 10}`.
+const PAYMENT_EXAMPLE: &str = r#"expected {"amount": "10.00"}"#;
+
+/// The amount of a payment body, exact and in range; otherwise why not,
+/// for a 400.
+fn payment_amount(body: &[u8]) -> Result<Money, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        // serde_json refuses a number beyond any f64 (`1e309`) while it
+        // parses, and says so only in its message.
+        if e.to_string().starts_with("number out of range") {
+            "invalid payment: the amount is too large".to_owned()
+        } else {
+            format!("invalid payment: the body is not JSON ({e}); {PAYMENT_EXAMPLE}")
+        }
+    })?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(format!(
+            "invalid payment: the body is not a JSON object; {PAYMENT_EXAMPLE}"
+        ));
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "amount") {
+        return Err(format!(
+            "invalid payment: unknown field {other:?}; {PAYMENT_EXAMPLE}"
+        ));
+    }
+    let Some(amount) = fields.get("amount") else {
+        return Err(format!(
+            "invalid payment: the amount is missing; {PAYMENT_EXAMPLE}"
+        ));
+    };
+    // Exact or refused, never saturated (see `Money`'s `Deserialize`).
+    let amount = Money::deserialize(amount).map_err(|e| format!("invalid payment: {e}"))?;
+    if amount == Money::ZERO {
+        return Err("invalid payment: the amount must be more than 0".to_owned());
+    }
+    if amount > MAX_PAYMENT {
+        return Err(format!(
+            "invalid payment: amount {amount} is too large (at most {MAX_PAYMENT} at once)"
+        ));
+    }
+    Ok(amount)
+}
+
+/// A request body of at most [`MAX_BODY`] bytes, or the 413.
+async fn read_body<B>(body: B) -> Result<Bytes, Response<Body>>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Err(message(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "admin request body too large (64 KiB at most)",
-            ))
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        message(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body: {e} (expected {{\"amount\": \"10.00\"}})"),
-        )
-    })
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "admin request body too large (64 KiB at most)",
+        )),
+    }
 }
 
 fn account_error(e: &AccountError) -> Response<Body> {
@@ -202,10 +267,8 @@ async fn show(shared: &Shared, id: &str) -> Response<Body> {
     json(StatusCode::OK, &body)
 }
 
+/// Records a payment of `amount` (more than 0, checked by [`payment_amount`]).
 async fn pay(shared: &Shared, id: &str, amount: Money) -> Response<Body> {
-    if amount == Money::ZERO {
-        return message(StatusCode::BAD_REQUEST, "a payment must be more than 0");
-    }
     let policy = shared.policy.load();
     let tier = match policy.payment_tier() {
         Some(t) => t.name().to_owned(),
@@ -240,17 +303,52 @@ mod tests {
 
     #[test]
     fn only_the_exact_bearer_token_is_accepted() {
-        assert!(authorized("s3cret-token", &headers("Bearer s3cret-token")));
-        assert!(authorized(
-            "s3cret-token",
-            &headers("bearer  s3cret-token ")
-        ));
-        assert!(!authorized("s3cret-token", &headers("Bearer s3cret-toke")));
-        assert!(!authorized(
-            "s3cret-token",
-            &headers("Bearer s3cret-token2")
-        ));
-        assert!(!authorized("s3cret-token", &headers("Basic s3cret-token")));
-        assert!(!authorized("s3cret-token", &http::HeaderMap::new()));
+        let t = "s3cret-token";
+        assert_eq!(
+            authorized(t, &headers("Bearer s3cret-token")),
+            Auth::Granted
+        );
+        assert_eq!(
+            authorized(t, &headers("bearer  s3cret-token ")),
+            Auth::Granted
+        );
+        assert_eq!(authorized(t, &headers("Bearer s3cret-toke")), Auth::Wrong);
+        assert_eq!(authorized(t, &headers("Bearer s3cret-token2")), Auth::Wrong);
+        assert_eq!(authorized(t, &headers("Basic s3cret-token")), Auth::Wrong);
+        assert_eq!(authorized(t, &headers("s3cret-token")), Auth::Wrong);
+        assert_eq!(authorized(t, &http::HeaderMap::new()), Auth::Missing);
+    }
+
+    #[test]
+    fn payments_are_exact_positive_and_in_range() {
+        let ok = |body: &str| payment_amount(body.as_bytes()).unwrap();
+        assert_eq!(ok(r#"{"amount": "10.00"}"#), Money::from_dollars(10));
+        assert_eq!(ok(r#"{"amount": 10}"#), Money::from_dollars(10));
+        assert_eq!(ok(r#"{"amount": 0.5}"#), Money::from_micros(500_000));
+        assert_eq!(ok(r#"{"amount": "1000000000"}"#), MAX_PAYMENT);
+        let refused = |body: &str, says: &str| {
+            let why = payment_amount(body.as_bytes()).unwrap_err();
+            assert!(
+                why.contains("payment") && why.contains(says),
+                "{body}: {why}"
+            );
+        };
+        refused("[1]", "not a JSON object");
+        refused("1", "not a JSON object");
+        refused("nonsense", "not JSON");
+        refused(r#"{"amount": 1e30}"#, "too large");
+        refused(r#"{"amount": 1e309}"#, "too large");
+        refused(r#"{"amount": 18446744073710}"#, "too large");
+        refused(r#"{"amount": "1000000000.01"}"#, "too large");
+        refused(r#"{"amount": -5}"#, "negative");
+        refused(r#"{"amount": "-5"}"#, "negative");
+        refused(r#"{"amount": -0.5}"#, "negative");
+        refused(r#"{"amount": "abc"}"#, "invalid amount");
+        refused(r#"{"amount": 0.0000001}"#, "at most 6 decimals");
+        refused(r#"{"amount": 0}"#, "must be more than 0");
+        refused(r#"{"amount": "0.00"}"#, "must be more than 0");
+        refused(r#"{"amount": [1]}"#, "invalid type");
+        refused(r#"{}"#, "missing");
+        refused(r#"{"amount": 1, "tip": 2}"#, "unknown field");
     }
 }

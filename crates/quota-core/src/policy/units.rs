@@ -57,8 +57,14 @@ pub enum UnitError {
     #[error("invalid window length {0:?}: expected an integer and a unit (ms, s, m, h, d, w), e.g. \"1m\"")]
     Window(String),
     /// Not a decimal amount.
-    #[error("invalid price {0:?}: expected a decimal amount of dollars with at most 6 decimals, e.g. \"0.01\"")]
+    #[error("invalid amount {0:?}: expected a decimal amount of dollars with at most 6 decimals, e.g. \"0.01\"")]
     Price(String),
+    /// An amount below zero.
+    #[error("amount {0} is negative")]
+    Negative(String),
+    /// An amount larger than [`Money::MAX`].
+    #[error("amount {0} is too large")]
+    TooLarge(String),
 }
 
 impl FromStr for WindowLength {
@@ -128,9 +134,23 @@ impl Money {
         Money(micros)
     }
 
-    /// Whole dollars.
+    /// The largest amount: 18446744073709.551615 dollars.
+    pub const MAX: Money = Money(u64::MAX);
+
+    /// Whole dollars, for amounts written in code; saturates at
+    /// [`Money::MAX`]. Amounts from outside use
+    /// [`Money::checked_from_dollars`] (or parsing, or deserializing,
+    /// which never saturate).
     pub const fn from_dollars(dollars: u64) -> Self {
         Money(dollars.saturating_mul(1_000_000))
+    }
+
+    /// Whole dollars; `None` above [`Money::MAX`].
+    pub const fn checked_from_dollars(dollars: u64) -> Option<Self> {
+        match dollars.checked_mul(1_000_000) {
+            Some(micros) => Some(Money(micros)),
+            None => None,
+        }
     }
 
     /// The amount in micro-dollars.
@@ -144,6 +164,14 @@ impl FromStr for Money {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || UnitError::Price(s.to_owned());
         let t = s.trim().trim_start_matches('$');
+        if let Some(magnitude) = t.strip_prefix('-') {
+            // A well-formed amount below zero says what is wrong with it.
+            return match magnitude.parse::<Money>() {
+                Ok(m) if m == Money::ZERO => Ok(m),
+                Ok(_) | Err(UnitError::TooLarge(_)) => Err(UnitError::Negative(s.to_owned())),
+                Err(_) => Err(bad()),
+            };
+        }
         let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
         if whole.is_empty() && frac.is_empty() || frac.len() > 6 {
             return Err(bad());
@@ -155,7 +183,10 @@ impl FromStr for Money {
         let w: u64 = if whole.is_empty() {
             0
         } else {
-            whole.parse().map_err(|_| bad())?
+            // Only digits: a failure is an overflow.
+            whole
+                .parse()
+                .map_err(|_| UnitError::TooLarge(s.to_owned()))?
         };
         let f: u64 = if frac.is_empty() {
             0
@@ -165,7 +196,7 @@ impl FromStr for Money {
         w.checked_mul(1_000_000)
             .and_then(|w| w.checked_add(f))
             .map(Money)
-            .ok_or_else(bad)
+            .ok_or_else(|| UnitError::TooLarge(s.to_owned()))
     }
 }
 
@@ -183,7 +214,7 @@ impl fmt::Display for Money {
 
 #[cfg(feature = "serde")]
 mod serde_impls {
-    use super::{Count, Money, WindowLength};
+    use super::{Count, Money, UnitError, WindowLength};
     use serde::de::{self, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::fmt;
@@ -277,18 +308,84 @@ mod serde_impls {
                     v.parse().map_err(E::custom)
                 }
                 fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
-                    Ok(Money::from_dollars(v))
+                    Money::checked_from_dollars(v)
+                        .ok_or_else(|| E::custom(UnitError::TooLarge(v.to_string())))
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                    u64::try_from(v)
-                        .map(Money::from_dollars)
-                        .map_err(|_| E::custom("price cannot be negative"))
+                    match u64::try_from(v) {
+                        Ok(v) => self.visit_u64(v),
+                        Err(_) => Err(E::custom(UnitError::Negative(v.to_string()))),
+                    }
                 }
                 fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+                    // Exact or refused: the shortest decimal that reads back
+                    // as `v` must have at most 6 decimals.
                     format!("{v}").parse().map_err(E::custom)
                 }
             }
             d.deserialize_any(V)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    // tests may panic
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn from_json(text: &str) -> Result<Money, String> {
+        serde_json::from_str::<Money>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn amounts_read_exactly_as_strings_or_numbers() {
+        assert_eq!(from_json("\"10.00\""), Ok(Money::from_dollars(10)));
+        assert_eq!(from_json("10"), Ok(Money::from_dollars(10)));
+        assert_eq!(from_json("0.25"), Ok(Money::from_micros(250_000)));
+        assert_eq!(from_json("\"0.000001\""), Ok(Money::from_micros(1)));
+        assert_eq!(from_json("\"18446744073709.551615\""), Ok(Money::MAX));
+        assert_eq!("-0".parse::<Money>(), Ok(Money::ZERO));
+    }
+
+    #[test]
+    fn amounts_out_of_range_are_refused_never_saturated() {
+        for text in [
+            "18446744073710",
+            "1e30",
+            "\"18446744073709.551616\"",
+            "\"99999999999999999999\"",
+        ] {
+            let err = from_json(text).unwrap_err();
+            assert!(err.contains("too large"), "{text}: {err}");
+        }
+        assert_eq!(Money::checked_from_dollars(18_446_744_073_710), None);
+        assert_eq!(
+            Money::checked_from_dollars(18_446_744_073_709),
+            Some(Money::from_micros(18_446_744_073_709_000_000))
+        );
+    }
+
+    #[test]
+    fn negative_and_malformed_amounts_say_so() {
+        for text in ["-5", "-0.5", "\"-5\"", "\"-100.25\""] {
+            let err = from_json(text).unwrap_err();
+            assert!(err.contains("negative"), "{text}: {err}");
+        }
+        for text in [
+            "\"abc\"",
+            "0.0000001",
+            "\"1.2.3\"",
+            "\"--5\"",
+            "[1]",
+            "true",
+        ] {
+            let err = from_json(text).unwrap_err();
+            assert!(
+                !err.contains("negative") && !err.contains("too large"),
+                "{text}: {err}"
+            );
         }
     }
 }
