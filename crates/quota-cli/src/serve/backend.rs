@@ -10,6 +10,7 @@ use quota_core::account::{
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use quota_core::policy::{Money, Plan};
 use quota_core::{MemoryStore, Outcomes, Store, StoreError, Timestamp};
@@ -22,17 +23,48 @@ use super::accounts::RedbAccounts;
 pub(crate) enum GatewayStore {
     /// In this process.
     Memory(MemoryStore),
-    /// In Redis.
-    Redis(RedisStore),
+    /// In Redis, with `/healthz`'s probe of it.
+    Redis(RedisStore, Probe),
 }
+
+/// How often `/healthz` asks Redis at most: a call within this long of the
+/// last ping gets that ping's answer.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// `/healthz`'s own look at Redis, so that it shows the store as it is now
+/// rather than as the last decision found it (a node taken out during an
+/// outage comes back without a request being sent to it): a `PING` at most
+/// once per [`PROBE_EVERY`], one at a time (callers meanwhile wait for its
+/// answer), bounded by the store's timeout. The time of the last one.
+#[derive(Debug, Default)]
+pub(crate) struct Probe(tokio::sync::Mutex<Option<Instant>>);
 
 impl GatewayStore {
     /// `memory` or `redis`.
     pub(crate) fn backend(&self) -> &'static str {
         match self {
             GatewayStore::Memory(_) => "memory",
-            GatewayStore::Redis(_) => "redis",
+            GatewayStore::Redis(..) => "redis",
         }
+    }
+
+    /// On Redis, asks it whether it answers now (see [`Probe`]); what it
+    /// says is what [`GatewayStore::mode`] and the failure policy go by from
+    /// then on (a successful `PING` tells the failure policy Redis is back).
+    pub(crate) async fn probe(&self) {
+        let GatewayStore::Redis(r, probe) = self else {
+            return;
+        };
+        let mut last = probe.0.lock().await;
+        if last.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+            return;
+        }
+        // Bounded by the store's timeout; the answer is recorded in its
+        // health (and a failure logged there).
+        if let Err(e) = r.ping().await {
+            tracing::debug!(error = %e, "health probe: redis does not answer");
+        }
+        *last = Some(Instant::now());
     }
 
     /// `ok`; on Redis while it does not answer, what the failure policy
@@ -40,7 +72,7 @@ impl GatewayStore {
     pub(crate) fn mode(&self) -> &'static str {
         match self {
             GatewayStore::Memory(_) => "ok",
-            GatewayStore::Redis(r) => {
+            GatewayStore::Redis(r, _) => {
                 let h = r.health();
                 match (h.redis_ok, h.failure_policy) {
                     (true, _) => "ok",
@@ -55,7 +87,7 @@ impl GatewayStore {
     pub(crate) fn redis_health(&self) -> Option<StoreHealth> {
         match self {
             GatewayStore::Memory(_) => None,
-            GatewayStore::Redis(r) => Some(r.health()),
+            GatewayStore::Redis(r, _) => Some(r.health()),
         }
     }
 }
@@ -68,7 +100,7 @@ impl Store for GatewayStore {
     ) -> Result<Outcomes, StoreError> {
         match self {
             GatewayStore::Memory(m) => Ok(m.decide_now(plan, now)),
-            GatewayStore::Redis(r) => r.decide(plan, now).await,
+            GatewayStore::Redis(r, _) => r.decide(plan, now).await,
         }
     }
 
@@ -79,7 +111,7 @@ impl Store for GatewayStore {
     ) -> Result<Outcomes, StoreError> {
         match self {
             GatewayStore::Memory(m) => Ok(m.peek_now(plan, now)),
-            GatewayStore::Redis(r) => r.peek(plan, now).await,
+            GatewayStore::Redis(r, _) => r.peek(plan, now).await,
         }
     }
 }

@@ -261,7 +261,7 @@ async fn open_backends(settings: &Settings) -> anyhow::Result<(GatewayStore, Gat
             );
             let accounts = store.accounts();
             Ok((
-                GatewayStore::Redis(store),
+                GatewayStore::Redis(store, backend::Probe::default()),
                 GatewayAccounts::Redis(accounts, backend::LastKnown::default()),
             ))
         }
@@ -655,7 +655,7 @@ async fn route(
 ) -> Result<Response<RouteBody>, Infallible> {
     let path = req.uri().path();
     let res = if path == "/healthz" && req.method() == Method::GET {
-        health(&gw.shared)
+        health(&gw.shared).await
     } else if path == "/metrics" && req.method() == Method::GET {
         let s = &gw.shared;
         let body = s
@@ -672,7 +672,10 @@ async fn route(
     Ok(res.map(ResponseBody::inner))
 }
 
-fn health(shared: &Shared) -> Response<Body> {
+/// `/healthz`: the store as it is now (on Redis, asked at most once a
+/// second), the accounts' backend and the policy's size.
+async fn health(shared: &Shared) -> Response<Body> {
+    shared.store.probe().await;
     let policy = shared.policy.load();
     let mode = shared.store.mode();
     // Unavailable: every decision would be a 503; tell the load balancer.
