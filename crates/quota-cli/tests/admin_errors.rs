@@ -1,6 +1,7 @@
 //! The admin API's refusals: payments that are not exact, positive amounts
-//! in range, a missing token told apart from a wrong one, and a 405 that
-//! says which method the route answers.
+//! in range, a missing token told apart from a wrong one, a 405 that says
+//! which method the route answers, and too many wrong tokens from one
+//! address.
 
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -108,4 +109,74 @@ async fn a_405_names_the_routes_method_in_allow() {
         assert_eq!(a.header("allow"), Some(allow), "{method} {path}");
         assert!(a.json()["message"].is_string());
     }
+}
+
+/// `POST /admin/accounts` with `token` and these extra headers.
+async fn create_with(
+    http: &Http,
+    gw: &common::Quota,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> common::Answer {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    http.send(Method::POST, &gw.url("/admin/accounts"), &headers, "")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eleventh_wrong_token_from_an_address_is_429_and_so_is_the_right_one_then() {
+    let (_up, gw, _dir) = gateway(&[]).await;
+    let http = Http::default();
+    // A client's own X-Forwarded-For does not make it someone else.
+    for i in 0..10 {
+        let spoof = format!("198.51.100.{i}");
+        let a = create_with(
+            &http,
+            &gw,
+            "wrong-token-guess",
+            &[("x-forwarded-for", &spoof)],
+        )
+        .await;
+        assert_eq!(a.status, 401, "attempt {}", i + 1);
+    }
+    for token in ["wrong-token-guess", ADMIN_TOKEN] {
+        let a = create_with(&http, &gw, token, &[]).await;
+        assert_eq!(a.status, 429, "{token}: {:?}", a.body);
+        let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let message = a.json()["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("too many failed admin authentications"),
+            "{message}"
+        );
+    }
+    assert!(gw.stderr().contains("admin request with a wrong token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_wrong_tokens_count_against_the_client_it_names() {
+    let (_up, gw, _dir) = gateway(&["--trusted-proxies", "127.0.0.1"]).await;
+    let http = Http::default();
+    let attacker = [("x-forwarded-for", "203.0.113.7")];
+    for _ in 0..10 {
+        assert_eq!(
+            create_with(&http, &gw, "wrong-token-guess", &attacker)
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        create_with(&http, &gw, ADMIN_TOKEN, &attacker).await.status,
+        429
+    );
+    // Another client behind the same proxy, and the proxy itself, are not held back.
+    let other = [("x-forwarded-for", "203.0.113.8")];
+    assert_eq!(
+        create_with(&http, &gw, ADMIN_TOKEN, &other).await.status,
+        201
+    );
+    assert_eq!(create_with(&http, &gw, ADMIN_TOKEN, &[]).await.status, 201);
 }

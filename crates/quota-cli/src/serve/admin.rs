@@ -1,13 +1,19 @@
 //! The admin API: create accounts, record payments, look accounts up.
 //!
 //! Every route needs `Authorization: Bearer <admin token>`, compared in
-//! constant time. API keys are returned once, at creation, and never logged.
+//! constant time. Wrong tokens are limited per client address
+//! ([`AdminGuard`](super::admin_guard::AdminGuard)): past the limit, 429
+//! with `Retry-After`, whatever the token. API keys are returned once, at
+//! creation, and never logged.
 //!
 //! | route | does |
 //! |---|---|
 //! | `POST /admin/accounts` | creates an account on the policy's signup tier with $5 credit; `201 {"id","key","tier","credit"}` |
 //! | `GET /admin/accounts/{id}` | the account: tier, credit, paid, spent, requests, and its limits now |
 //! | `POST /admin/accounts/{id}/payments` `{"amount":"10.00"}` | adds the amount to the credit and moves the account to the policy's payment tier at once |
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -67,8 +73,22 @@ fn unauthorized(msg: &str) -> Response<Body> {
     res
 }
 
-/// Answers one `/admin/...` request.
-pub(crate) async fn handle<B>(shared: &Shared, req: Request<B>) -> Response<Body>
+/// The 429 for an address with too many failed authentications, with
+/// `Retry-After` (whole seconds, at least 1).
+fn too_many_failures(wait: Duration) -> Response<Body> {
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    let mut res = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many failed admin authentications from this address; try again in {secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs as u64));
+    res
+}
+
+/// Answers one `/admin/...` request from `client` (the address failed
+/// authentications are counted by).
+pub(crate) async fn handle<B>(shared: &Shared, req: Request<B>, client: IpAddr) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -79,13 +99,23 @@ where
             "the admin API is disabled: start quota serve with --admin-token",
         );
     };
-    match authorized(token, req.headers()) {
+    let auth = authorized(token, req.headers());
+    // Limited per address: a wrong token is counted, and past the limit
+    // every request from there is refused, whatever its token.
+    if let Err(wait) = shared
+        .admin_guard
+        .check_attempt(client, auth == Auth::Wrong, now())
+    {
+        tracing::debug!(%client, path = req.uri().path(), "admin request refused: too many failed authentications");
+        return too_many_failures(wait);
+    }
+    match auth {
         Auth::Granted => {}
         Auth::Missing => {
             return unauthorized("admin token required: send `Authorization: Bearer TOKEN`")
         }
         Auth::Wrong => {
-            tracing::warn!(path = req.uri().path(), "admin request with a wrong token");
+            tracing::warn!(%client, path = req.uri().path(), "admin request with a wrong token");
             return unauthorized("wrong admin token");
         }
     }

@@ -25,6 +25,7 @@
 mod account_index;
 pub(crate) mod accounts;
 pub(crate) mod admin;
+mod admin_guard;
 mod app;
 mod backend;
 mod demo;
@@ -42,11 +43,12 @@ mod span;
 mod upstream;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::HeaderName;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -55,6 +57,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use quota_core::{MemoryStore, Timestamp};
 use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
+use quota_transport::fields::HeaderFields as _;
 use quota_transport::identity::KeyHeaders;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -86,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) admin_token: Option<String>,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub(crate) trusted: Arc<forwarded::TrustedProxies>,
+    /// Failed admin authentications per client address.
+    pub(crate) admin_guard: admin_guard::AdminGuard,
 }
 
 /// The whole gateway: shared state and the enforced service.
@@ -138,6 +143,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         metrics: Arc::clone(&metrics),
         admin_token: settings.admin_token.clone(),
         trusted: Arc::new(settings.trusted_proxies.clone()),
+        admin_guard: admin_guard::AdminGuard::new(admin_guard::MAX_FAILURES, admin_guard::WINDOW)?,
     });
     let layer = EnforceLayer::new(
         policy_handle.clone(),
@@ -395,7 +401,8 @@ impl Connections {
         enforced.get_mut().set_client(client.clone());
         let own = Arc::clone(&gw);
         let client_timeout = gw.client_timeout;
-        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), req));
+        let peer = client.peer;
+        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), peer, req));
         let http = Arc::clone(&self.http);
         let watcher = self.graceful.watcher();
         let mut closing = self.closing.subscribe();
@@ -647,10 +654,12 @@ fn is_own_route(path: &str) -> bool {
         || path == app::LIMITS_PATH
 }
 
-/// Routes one request (keep [`is_own_route`] in step).
+/// Routes one request from the connection's `peer` (keep [`is_own_route`]
+/// in step).
 async fn route(
     gw: Arc<Gateway>,
     enforced: Enforced,
+    peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<RouteBody>, Infallible> {
     let path = req.uri().path();
@@ -663,8 +672,14 @@ async fn route(
             .render(s.store.backend(), s.store.mode(), s.store.redis_health());
         text(StatusCode::OK, "text/plain; version=0.0.4", body)
     } else if path == "/admin" || path.starts_with("/admin/") {
+        // The client, as a trusted proxy may name it.
+        let forwarded_for = HeaderName::from_static("x-forwarded-for");
+        let client = gw
+            .shared
+            .trusted
+            .client(peer, req.headers().values_of(&forwarded_for));
         // Boxed, so that the proxied requests' futures stay small.
-        let admin = Box::pin(admin::handle(&gw.shared, req));
+        let admin = Box::pin(admin::handle(&gw.shared, req, client));
         admin.await
     } else {
         return enforced.oneshot(req).await;
