@@ -76,13 +76,13 @@ fn unauthorized(msg: &str) -> Response<Body> {
 /// The 429 for an address with too many failed authentications, with
 /// `Retry-After` (whole seconds, at least 1).
 fn too_many_failures(wait: Duration) -> Response<Body> {
-    let secs = wait.as_millis().div_ceil(1000).max(1);
+    let secs = u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
     let mut res = message(
         StatusCode::TOO_MANY_REQUESTS,
         format!("too many failed admin authentications from this address; try again in {secs} s"),
     );
     res.headers_mut()
-        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs as u64));
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
     res
 }
 
