@@ -64,6 +64,27 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
         .any(|h| h.as_str().len() == name.len() && h.as_str().as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// Whether a response field named `name` is a length that its message's
+/// `Transfer-Encoding` (`transfer_encoding`: the message has one) overrides:
+/// RFC 9112, section 6.3, item 3. The body is framed by the coding, so the
+/// length is stale, and a client that trusted it would cut the body short:
+/// such a field is never passed on (whichever client read the response).
+pub(crate) fn is_stale_length(name: &[u8], transfer_encoding: bool) -> bool {
+    transfer_encoding && name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes())
+}
+
+/// Removes a response's hop-by-hop headers (see [`strip_hop_by_hop`]) and
+/// a `Content-Length` its `Transfer-Encoding` overrides ([`is_stale_length`]).
+pub(crate) fn strip_response_framing(headers: &mut HeaderMap) {
+    if is_stale_length(
+        header::CONTENT_LENGTH.as_str().as_bytes(),
+        headers.contains_key(header::TRANSFER_ENCODING),
+    ) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    strip_hop_by_hop(headers);
+}
+
 /// The names a `Connection` header's `value` lists, besides the hop-by-hop
 /// ones (its usual `keep-alive`; `close` names no header in practice).
 pub(crate) fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {

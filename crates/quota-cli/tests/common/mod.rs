@@ -492,12 +492,105 @@ pub async fn early_in_window(window_ms: u64, margin: Duration) {
 /// Starts an upstream and a gateway with the test policy and a fresh data dir.
 pub async fn gateway(extra: &[&str]) -> (Upstream, Quota, TempDir) {
     let up = Upstream::start().await;
+    let (gw, dir) = gateway_to(&up.url(), extra).await;
+    (up, gw, dir)
+}
+
+/// A scripted upstream over raw TCP: reads each request (its head, and
+/// a body framed by `Content-Length` or chunked), answers it with the
+/// same bytes every time, and closes the connection. For answers a real
+/// HTTP server would not send (both `Content-Length` and
+/// `Transfer-Encoding`, a `101` nobody asked for).
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    /// The heads received (up to their blank line), in order.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawUpstream {
+    pub async fn start(answer: &'static [u8]) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let h = Arc::clone(&heads);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let h = Arc::clone(&h);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    let read = async {
+                        loop {
+                            if let Some(end) = request_end(&buf) {
+                                return Some(end);
+                            }
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return None,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                    };
+                    let Ok(Some(head_len)) =
+                        tokio::time::timeout(Duration::from_secs(10), read).await
+                    else {
+                        return;
+                    };
+                    h.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..head_len]).into_owned());
+                    let _ = stream.write_all(answer).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        RawUpstream { addr, heads, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Where the head of the request in `buf` ends, once the request (head
+/// and body) is all there.
+fn request_end(buf: &[u8]) -> Option<usize> {
+    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&buf[..head]).to_ascii_lowercase();
+    let body = &buf[head..];
+    if text.contains("transfer-encoding:") {
+        return body.ends_with(b"0\r\n\r\n").then_some(head);
+    }
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (body.len() >= len).then_some(head)
+}
+
+/// Starts a gateway with the test policy in front of `upstream` (a URL).
+pub async fn gateway_to(upstream: &str, extra: &[&str]) -> (Quota, TempDir) {
     let dir = TempDir::new("gw");
     let policy = dir.write("policy.toml", TEST_POLICY);
     let data = dir.path().join("data");
     let mut args = vec![
         "--upstream".to_owned(),
-        up.url(),
+        upstream.to_owned(),
         "--policy".to_owned(),
         policy.display().to_string(),
         "--data-dir".to_owned(),
@@ -508,5 +601,35 @@ pub async fn gateway(extra: &[&str]) -> (Upstream, Quota, TempDir) {
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let gw = tokio::task::block_in_place(|| Quota::serve(&refs));
-    (up, gw, dir)
+    (gw, dir)
+}
+
+/// An HTTP/2 client with prior knowledge (no upgrade, no TLS).
+pub fn h2_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>()
+}
+
+/// Writes `request` on a new connection to `addr` and reads until the
+/// gateway closes it (ask for `Connection: close`), within 10 s.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    // A reset after the answer (the gateway closed with unread bytes)
+    // ends the answer too.
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the gateway did not close the connection in time");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw answer (`HTTP/1.1 200 OK...`).
+pub fn status_of(answer: &str) -> u16 {
+    answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an answer: {answer:?}"))
 }

@@ -15,7 +15,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::{ForwardError, Pool};
-use crate::serve::hop::strip_hop_by_hop;
+use crate::serve::hop::strip_response_framing;
 use crate::serve::respond::{Body, BoxError};
 
 /// A connection as `hyper`'s client holds it.
@@ -64,7 +64,7 @@ impl Pool {
         mut res: Response<Incoming>,
         sender: Sender,
     ) -> Response<Body> {
-        strip_hop_by_hop(res.headers_mut());
+        strip_response_framing(res.headers_mut());
         let done = res.body().is_end_stream();
         let mut back = Some((Arc::clone(self), sender));
         if done {

@@ -211,9 +211,13 @@ impl<'a> FramingHeaders<'a> {
             .any(|t| t.eq_ignore_ascii_case(b"close"))
     }
 
-    /// Whether a header named `name` (as sent) stays with this connection.
+    /// Whether a header named `name` (as sent) stays with this connection:
+    /// a hop-by-hop one, one `Connection` names, or a `Content-Length`
+    /// beside `Transfer-Encoding` ([`hop::is_stale_length`]).
     fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        hop::is_hop_by_hop(name) || self.connection.iter().any(|t| t.eq_ignore_ascii_case(name))
+        hop::is_hop_by_hop(name)
+            || hop::is_stale_length(name, self.transfer_encoding)
+            || self.connection.iter().any(|t| t.eq_ignore_ascii_case(name))
     }
 }
 
@@ -700,6 +704,25 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+    }
+
+    #[test]
+    fn a_length_beside_transfer_encoding_is_dropped_from_the_fields() {
+        // RFC 9112, section 6.3: Transfer-Encoding wins; the stale length
+        // must not reach the client, which would cut the body at it.
+        for te in ["chunked", "gzip, chunked"] {
+            let wire = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nTransfer-Encoding: {te}\r\n\r\n"
+            );
+            let h = head(wire.as_bytes(), &Method::GET).unwrap().unwrap();
+            let names: Vec<&[u8]> = h.fields().map(|(n, _)| n).collect();
+            assert_eq!(names, [&b"X-A"[..]], "{te}");
+            assert!(!h.header_map().unwrap().contains_key("content-length"));
+        }
+        // Either order, and for a HEAD request too.
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
+        let h = head(wire, &Method::HEAD).unwrap().unwrap();
+        assert_eq!(h.fields().count(), 0);
     }
 
     #[test]
