@@ -87,3 +87,34 @@ async fn a_length_beside_chunked_is_dropped_and_the_whole_body_comes_through() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_101_nobody_asked_for_is_a_502_on_every_path() {
+    let up = RawUpstream::start(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nraw bytes",
+    )
+    .await;
+    let (gw, _dir) = gateway_to(&up.url(), &[]).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let url = gw.url("/v1/slow");
+    let auth = [("x-api-key", key.as_str())];
+    // The own path.
+    let req = format!(
+        "GET /v1/slow HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw(gw.addr, req.as_bytes()).await;
+    assert_eq!(status_of(&answer), 502, "{answer}");
+    assert!(answer.contains("\"message\""), "{answer}");
+    // hyper's server, a body sent whole and one streamed.
+    for body in ["hello".to_owned(), large()] {
+        let a = http.send(Method::POST, &url, &auth, &body).await;
+        assert_eq!(a.status, 502, "a {}-byte body: {:?}", body.len(), a.body);
+        assert!(a.json()["message"].is_string());
+    }
+    // HTTP/2.
+    for body in [String::new(), large()] {
+        let (status, _) = h2(Method::POST, &url, &key, body.clone()).await;
+        assert_eq!(status, 502, "HTTP/2, a {}-byte body", body.len());
+    }
+}

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::conn::ExchangeError;
+use super::wire::WireError;
 use super::{ForwardError, Pool};
 use crate::serve::hop::strip_response_framing;
 use crate::serve::respond::{Body, BoxError};
@@ -33,7 +35,7 @@ impl Pool {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(res) => return Ok(self.streamed_response(res, sender)),
+                Ok(res) => return self.streamed_response(res, sender),
                 Err(mut e) => match e.take_message() {
                     // Never sent (the connection closed meanwhile): try another.
                     Some(back) => req = back,
@@ -43,7 +45,7 @@ impl Pool {
         }
         let mut sender = self.connect_streaming().await?;
         let res = sender.send_request(req).await.map_err(http_error)?;
-        Ok(self.streamed_response(res, sender))
+        self.streamed_response(res, sender)
     }
 
     async fn connect_streaming(&self) -> Result<Sender, ForwardError> {
@@ -59,22 +61,29 @@ impl Pool {
         Ok(sender)
     }
 
+    /// The response as the gateway passes it on; a `101` is refused as
+    /// the own client refuses it (the gateway never asks for an upgrade:
+    /// `Upgrade` is hop-by-hop), and its connection is not reused.
     fn streamed_response(
         self: &Arc<Self>,
         mut res: Response<Incoming>,
         sender: Sender,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, ForwardError> {
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let e = ExchangeError::Wire(WireError::SwitchingProtocols);
+            return Err(ForwardError::Exchange(e));
+        }
         strip_response_framing(res.headers_mut());
         let done = res.body().is_end_stream();
         let mut back = Some((Arc::clone(self), sender));
         if done {
             give_back(&mut back);
         }
-        res.map(|inner| {
+        Ok(res.map(|inner| {
             PooledBody { inner, back }
                 .map_err(BoxError::from)
                 .boxed_unsync()
-        })
+        }))
     }
 }
 
