@@ -29,6 +29,7 @@ mod admin_guard;
 mod app;
 mod backend;
 mod demo;
+mod edge;
 pub(crate) mod forwarded;
 mod h1;
 mod h2;
@@ -49,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -662,6 +663,20 @@ async fn route(
     peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<RouteBody>, Infallible> {
+    // The edge's refusals first, as the own path makes them (it sees
+    // every HTTP/1.1 connection's first head; these are the rest, and
+    // HTTP/2's).
+    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let version = req.version();
+    if let Err(refusal) = edge::check(
+        req.method().as_str().as_bytes(),
+        target.as_bytes(),
+        version,
+        req.headers(),
+    ) {
+        let close = version != Version::HTTP_2;
+        return Ok(refusal.response(close).map(ResponseBody::inner));
+    }
     let path = req.uri().path();
     let res = if path == "/healthz" && req.method() == Method::GET {
         health(&gw.shared).await

@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use super::edge::Refusal;
 use super::hop::pairs;
 use super::respond::{BoxError, ClientAddr};
 use super::{is_own_route, Gateway};
@@ -86,6 +87,10 @@ pub(crate) async fn serve(
                 match request::parse(&buf) {
                     Parsed::Simple(s) => break s,
                     Parsed::Other => return handover(buf, stream),
+                    Parsed::Refused { refusal, head } => {
+                        refuse(refusal, head, stream, &mut out).await;
+                        return Ended::Closed;
+                    }
                     Parsed::Partial => {}
                 }
             }
@@ -131,6 +136,44 @@ pub(crate) async fn serve(
         }
         if out.capacity() > KEEP_BUFFER {
             out = Vec::with_capacity(1024);
+        }
+    }
+}
+
+/// Answers a request refused at the edge, then closes the connection
+/// (its body, if any, is not read: see [`linger`]).
+async fn refuse(refusal: Refusal, head: bool, mut stream: TcpStream, out: &mut Vec<u8>) {
+    let (parts, body) = refusal.response(true).into_parts();
+    out.clear();
+    let answer = Answer {
+        status: parts.status,
+        admission: None,
+    };
+    if answer
+        .write(pairs(&parts.headers), body, head, true, &mut stream, out)
+        .await
+    {
+        linger(stream).await;
+    }
+}
+
+/// Closes a connection whose client may still be sending (a body the
+/// gateway did not read): the write side first, then what arrives is
+/// read and dropped for a moment, so that the close does not reset the
+/// connection (which could destroy the answer before the client reads it).
+async fn linger(mut stream: TcpStream) {
+    const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+    const MAX_DRAINED: usize = 256 * 1024;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 8 * 1024];
+    let mut drained = 0;
+    let deadline = Instant::now() + LINGER;
+    while drained < MAX_DRAINED {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => return,
         }
     }
 }

@@ -3,8 +3,12 @@
 
 use std::mem::MaybeUninit;
 
+use http::header::HeaderName;
+use http::Version;
+use quota_transport::fields::HeaderFields;
 use smallvec::SmallVec;
 
+use crate::serve::edge::{self, Refusal};
 use crate::serve::span::Span;
 
 /// The most header fields a head the own path answers may have.
@@ -24,6 +28,10 @@ pub(crate) enum Parsed {
     /// Anything else (a body, an upgrade, HTTP/1.0, a malformed head, a
     /// head too long): the connection goes to hyper, from this request on.
     Other,
+    /// A request refused at the edge ([`edge::check`]), whichever path
+    /// would have served it: answered here, then the connection closes.
+    /// `head`: it is a HEAD request (the answer has no body).
+    Refused { refusal: Refusal, head: bool },
 }
 
 /// A request without a body, its parts as spans of the buffer.
@@ -54,10 +62,14 @@ impl Simple {
 
 /// Parses the head at the start of `buf`.
 ///
-/// A request is simple when it is HTTP/1.1, its target is origin-form, and
-/// it has no body (no `Transfer-Encoding`, no `Content-Length` but `0`),
-/// no `Expect` and no `Upgrade`. Anything else is left to hyper, which
-/// answers malformed heads with 400 and 431 as it always did.
+/// Every whole head is first checked at the edge ([`edge::check`]), on
+/// its bytes as sent (hyper would not show the gateway a fragment, nor
+/// refuse a bad `Host`): a refused one is [`Parsed::Refused`], never
+/// handed to hyper. A request is simple when it is HTTP/1.1, its target is
+/// origin-form, and it has no body (no `Transfer-Encoding`, no
+/// `Content-Length` but `0`), no `Expect` and no `Upgrade`. Anything else
+/// is left to hyper, which answers malformed heads with 400 and 431 as it
+/// always did.
 pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -66,13 +78,23 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
         Ok(httparse::Status::Partial) | Err(_) => return Parsed::Other,
     };
-    if len > MAX_HEAD || req.version != Some(1) {
+    if len > MAX_HEAD {
         return Parsed::Other;
     }
-    let (Some(method), Some(target)) = (req.method, req.path) else {
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Other;
     };
-    if !target.starts_with('/') {
+    let version = if minor == 1 {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    let raw = RawFields(req.headers);
+    if let Err(refusal) = edge::check(method.as_bytes(), target.as_bytes(), version, &raw) {
+        let head = method == "HEAD";
+        return Parsed::Refused { refusal, head };
+    }
+    if version != Version::HTTP_11 || !target.starts_with('/') {
         return Parsed::Other;
     }
     // Within the head, at most MAX_HEAD bytes (checked above).
@@ -115,6 +137,22 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     })
 }
 
+/// A parsed head's fields, read by name (for [`edge::check`]).
+struct RawFields<'h, 'b>(&'h [httparse::Header<'b>]);
+
+impl HeaderFields for RawFields<'_, '_> {
+    fn values_of<'a: 'n, 'n>(
+        &'a self,
+        name: &'n HeaderName,
+    ) -> impl Iterator<Item = &'a [u8]> + 'n {
+        let name = name.as_str();
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
@@ -131,7 +169,8 @@ mod tests {
 
     #[test]
     fn many_fields_and_a_head_near_the_limit_keep_every_field_in_order() {
-        let sent = many_fields(MAX_HEAD - 2048);
+        let mut sent = vec![("Host".to_string(), "gw".to_string())];
+        sent.extend(many_fields(MAX_HEAD - 2048));
         let head = fixtures::head(b"GET /v1/x HTTP/1.1\r\n", &sent);
         assert!(head.len() <= MAX_HEAD);
         let s = simple(&head);
@@ -157,7 +196,7 @@ mod tests {
     #[test]
     fn connection_close_and_a_zero_length_are_simple() {
         let s = simple(
-            b"POST /x HTTP/1.1\r\nContent-Length: 0\r\nConnection: keep-alive, Close\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nConnection: keep-alive, Close\r\n\r\n",
         );
         assert!(s.close);
     }
@@ -171,14 +210,14 @@ mod tests {
     #[test]
     fn bodies_upgrades_old_versions_and_odd_targets_go_to_hyper() {
         for head in [
-            &b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"[..],
-            b"POST /x HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
-            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET /x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            &b"POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"GET /x HTTP/1.0\r\n\r\n",
-            b"GET http://a/x HTTP/1.1\r\n\r\n",
-            b"OPTIONS * HTTP/1.1\r\n\r\n",
+            b"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n",
             b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n",
             b"\x01\x02 garbage\r\n\r\n",
         ] {
@@ -189,6 +228,45 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[test]
+    fn heads_refused_at_the_edge_are_answered_here_even_with_a_body() {
+        for (head, status) in [
+            (&b"GET /x HTTP/1.1\r\n\r\n"[..], 400),
+            (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 400),
+            (b"GET /x HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            (
+                b"POST /x#f HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\n\r\nx",
+                400,
+            ),
+            (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+            (b"TRACE /x HTTP/1.1\r\nHost: gw\r\n\r\n", 405),
+            (b"CONNECT gw:443 HTTP/1.1\r\nHost: gw:443\r\n\r\n", 405),
+            (
+                b"POST /x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+            ),
+        ] {
+            match parse(head) {
+                Parsed::Refused {
+                    refusal,
+                    head: false,
+                } => {
+                    assert_eq!(
+                        refusal.status(),
+                        status,
+                        "{:?}",
+                        String::from_utf8_lossy(head)
+                    );
+                }
+                other => panic!("{other:?} for {:?}", String::from_utf8_lossy(head)),
+            }
+        }
+        assert!(matches!(
+            parse(b"HEAD /x HTTP/1.1\r\n\r\n"),
+            Parsed::Refused { head: true, .. }
+        ));
     }
 
     #[test]
