@@ -32,10 +32,10 @@ pub(crate) struct Busy {
 }
 
 impl Busy {
-    /// A connection that opens now, with no request yet.
-    pub(crate) fn new() -> Arc<Busy> {
+    /// A connection opened at `origin` (its accept), with no request yet.
+    pub(crate) fn since(origin: Instant) -> Arc<Busy> {
         Arc::new(Busy {
-            origin: Instant::now(),
+            origin,
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
         })
@@ -109,7 +109,8 @@ pub(crate) async fn idle_or_closing(
     closing: &mut watch::Receiver<bool>,
 ) {
     let mut shutdown = pin!(closing.wait_for(|closing| *closing));
-    let mut timer = pin!(tokio::time::sleep(idle));
+    // Idle since the connection opened (its accept), until a request comes.
+    let mut timer = pin!(tokio::time::sleep_until(busy.origin + idle));
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -151,7 +152,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_closes_an_idle_period_after_its_last_request() {
-        let busy = Busy::new();
+        let busy = Busy::since(Instant::now());
         let (_tx, mut closing) = watch::channel(false);
         let svc = counted(Sleeper, Arc::clone(&busy));
         let start = Instant::now();
@@ -177,13 +178,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_with_no_request_closes_after_the_idle_time_and_at_shutdown_at_once() {
-        let busy = Busy::new();
+        let busy = Busy::since(Instant::now());
         let (tx, mut closing) = watch::channel(false);
         let start = Instant::now();
         idle_or_closing(&busy, Duration::from_secs(10), &mut closing).await;
         assert_eq!(start.elapsed(), Duration::from_secs(10));
 
-        let busy = Busy::new();
+        let busy = Busy::since(Instant::now());
         let _in_flight = busy.enter();
         let start = Instant::now();
         let shut = async {

@@ -394,6 +394,9 @@ impl Connections {
     /// Serves one accepted connection on this worker's runtime; `slot` is
     /// given back when the connection closes.
     fn serve(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        // The client timeout for the first request head runs from here
+        // (about when the connection was accepted), whatever path serves it.
+        let accepted = tokio::time::Instant::now();
         let gw = Arc::clone(&self.gateway);
         // The client's address goes with the connection's copy of the
         // service (no per-request extension to carry it).
@@ -413,7 +416,7 @@ impl Connections {
             // hyper-util's version detection (which wraps the socket for
             // the whole connection) only for what may be HTTP/2.
             let sniffed = tokio::select! {
-                s = tokio::time::timeout(client_timeout, sniff(&stream)) => s.ok().flatten(),
+                s = tokio::time::timeout_at(accepted + client_timeout, sniff(&stream)) => s.ok().flatten(),
                 _ = closing.wait_for(|c| *c) => None,
             };
             let ended = match sniffed {
@@ -421,7 +424,7 @@ impl Connections {
                 // Served by the own path until a request it leaves to
                 // hyper (the watcher, held meanwhile, keeps the drain waiting).
                 Some(Sniffed::Http1) => {
-                    match h1::serve(stream, &own, &client, &mut closing).await {
+                    match h1::serve(stream, &own, &client, accepted, &mut closing).await {
                         h1::Ended::Closed => Ok(()),
                         h1::Ended::Handover(io) => watcher
                             .watch(http.http1.serve_connection(TokioIo::new(io), svc))
@@ -433,7 +436,7 @@ impl Connections {
                 // client timeout or when the gateway shuts down (the
                 // watcher, held meanwhile, keeps the drain waiting).
                 Some(Sniffed::MaybeHttp2) => {
-                    let busy = h2::Busy::new();
+                    let busy = h2::Busy::since(accepted);
                     let svc = h2::counted(svc, Arc::clone(&busy));
                     let mut conn = pin!(http.auto.serve_connection(TokioIo::new(stream), svc));
                     let ended = tokio::select! {

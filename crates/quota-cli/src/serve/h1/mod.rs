@@ -61,13 +61,15 @@ pub(crate) enum Ended {
     Handover(Rewind),
 }
 
-/// Serves `stream` (from `client`) until it closes or is handed over.
-/// `closing` turns true when the gateway shuts down: a connection waiting
-/// for a request then closes; one serving a request finishes it first.
+/// Serves `stream` (from `client`, `accepted` then) until it closes or is
+/// handed over. `closing` turns true when the gateway shuts down: a
+/// connection waiting for a request then closes; one serving a request
+/// finishes it first.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     gw: &Gateway,
     client: &ClientAddr,
+    accepted: Instant,
     closing: &mut watch::Receiver<bool>,
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -75,13 +77,14 @@ pub(crate) async fn serve(
     let timeout = gw.client_timeout;
     // One timer and one shutdown watch for the connection's life, not one
     // per request: the timer is moved on only when it fires early.
-    let mut timer = pin!(tokio::time::sleep(timeout));
+    let mut timer = pin!(tokio::time::sleep_until(accepted + timeout));
     let mut upstream_timer = pin!(tokio::time::sleep(gw.proxy.timeout()));
     let mut shutdown = pin!(closing.wait_for(|closing| *closing));
+    // A head is due within the client timeout from when the connection is
+    // ready for one: accepted (the wait for its first byte included), or
+    // done with the previous request.
+    let mut waiting_since = accepted;
     loop {
-        // A head, within the client timeout (from when the connection is
-        // ready for one: opened, or done with the previous request).
-        let waiting_since = Instant::now();
         let simple = loop {
             if !buf.is_empty() {
                 match request::parse(&buf) {
@@ -137,6 +140,7 @@ pub(crate) async fn serve(
         if out.capacity() > KEEP_BUFFER {
             out = Vec::with_capacity(1024);
         }
+        waiting_since = Instant::now();
     }
 }
 
