@@ -317,6 +317,7 @@ impl GatewayFactory {
         let proxy = proxy::Proxy::new(
             &self.upstream,
             self.upstream_timeout,
+            self.client_timeout,
             Arc::clone(&self.shared.metrics),
             self.forwarding.clone(),
         )?;

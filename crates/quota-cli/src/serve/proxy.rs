@@ -25,7 +25,7 @@ use super::forwarded::TrustedProxies;
 use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, server_error, Body, BoxError, ClientAddr};
-use super::upstream::{ForwardError, Head, Pool, UpstreamBody};
+use super::upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -91,10 +91,13 @@ impl Upstream {
 }
 
 impl Proxy {
-    /// A proxy to `upstream` (`http://host:port[/base]`).
+    /// A proxy to `upstream` (`http://host:port[/base]`), which gets
+    /// `timeout` to answer once a request has been sent; a client's body
+    /// may stall for `client_timeout`.
     pub(crate) fn new(
         upstream: &Uri,
         timeout: Duration,
+        client_timeout: Duration,
         metrics: Arc<Metrics>,
         forwarding: Forwarding,
     ) -> anyhow::Result<Self> {
@@ -110,7 +113,7 @@ impl Proxy {
             authority.port_u16().unwrap_or(80)
         );
         Ok(Proxy(Arc::new(Inner {
-            pool: Pool::new(addr, timeout),
+            pool: Pool::new(addr, timeout, client_timeout),
             upstream: Upstream { host, base },
             timeout,
             metrics,
@@ -245,15 +248,30 @@ impl Proxy {
         let mut edits = HeaderEdits::default();
         self.edits(&mut edits, &parts.headers, authority, client, caller);
         let edits = edits.into_owned();
+        let http1 = parts.version != Version::HTTP_2;
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
 
-        // The response comes back without its hop-by-hop headers.
-        match tokio::time::timeout(this.timeout, this.pool.send(out, &edits)).await {
-            Ok(Ok(res)) => res,
-            Ok(Err(e)) => self.failed(Some(e)),
-            Err(_) => self.failed(None),
+        // The response comes back without its hop-by-hop headers. The
+        // upstream timeout starts once the body has been sent (the pool
+        // times it); a body that stalls is the client's timeout.
+        match this.pool.send(out, &edits).await {
+            Ok(res) => res,
+            Err(ForwardError::RequestBody(e)) if is_client_stall(&*e) => {
+                tracing::debug!(error = %error_chain(&*e), "request body stalled");
+                let mut res = message(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the client timeout",
+                );
+                if http1 {
+                    // The rest of the body is not read.
+                    res.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                res
+            }
+            Err(e) => self.failed(Some(e)),
         }
     }
 
@@ -293,7 +311,7 @@ impl Proxy {
     }
 
     /// The answer when the upstream gave none: `Some` error, or `None` for
-    /// a timeout.
+    /// a timeout (as [`ForwardError::Timeout`]).
     fn failed(&self, error: Option<ForwardError>) -> Response<Body> {
         let this = &*self.0;
         match error {
@@ -306,18 +324,7 @@ impl Proxy {
                     "the request body could not be read",
                 )
             }
-            Some(e) => {
-                this.metrics
-                    .record_upstream_error(UpstreamError::Unreachable);
-                let id = RequestId::new();
-                tracing::warn!(request_id = %id, error = %error_chain(&e), "upstream unreachable");
-                server_error(
-                    StatusCode::BAD_GATEWAY,
-                    "the upstream service cannot be reached",
-                    id,
-                )
-            }
-            None => {
+            Some(ForwardError::Timeout) | None => {
                 this.metrics.record_upstream_error(UpstreamError::Timeout);
                 let id = RequestId::new();
                 tracing::warn!(
@@ -328,6 +335,17 @@ impl Proxy {
                 server_error(
                     StatusCode::GATEWAY_TIMEOUT,
                     "the upstream service did not answer in time",
+                    id,
+                )
+            }
+            Some(e) => {
+                this.metrics
+                    .record_upstream_error(UpstreamError::Unreachable);
+                let id = RequestId::new();
+                tracing::warn!(request_id = %id, error = %error_chain(&e), "upstream unreachable");
+                server_error(
+                    StatusCode::BAD_GATEWAY,
+                    "the upstream service cannot be reached",
                     id,
                 )
             }

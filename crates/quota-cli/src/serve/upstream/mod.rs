@@ -16,6 +16,7 @@
 //! was asked for is not reused. Idle connections are closed after
 //! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] of each kind are kept.
 
+mod body;
 mod conn;
 #[cfg(test)]
 mod differential;
@@ -37,6 +38,8 @@ use tokio::net::TcpStream;
 
 use super::hop::{connection_named, pairs, HeaderEdits};
 use super::respond::{Body, BoxError};
+pub(crate) use body::is_client_stall;
+use body::ClientBody;
 pub(crate) use conn::UpstreamBody;
 use conn::{Conn, ExchangeError};
 use quota_transport::fields::HeaderFields;
@@ -65,6 +68,9 @@ pub(crate) enum ForwardError {
     Exchange(ExchangeError),
     /// The exchange through `hyper`'s client failed (a streamed body).
     Http(hyper::Error),
+    /// The upstream did not answer within its timeout, counted from when
+    /// the request had been sent (its body included).
+    Timeout,
 }
 
 impl fmt::Display for ForwardError {
@@ -76,6 +82,7 @@ impl fmt::Display for ForwardError {
             ForwardError::Exchange(_) | ForwardError::Http(_) => {
                 f.write_str("the upstream exchange failed")
             }
+            ForwardError::Timeout => f.write_str("the upstream did not answer in time"),
         }
     }
 }
@@ -84,7 +91,7 @@ impl std::error::Error for ForwardError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ForwardError::Connect(e) => Some(e),
-            ForwardError::ConnectTimeout => None,
+            ForwardError::ConnectTimeout | ForwardError::Timeout => None,
             ForwardError::RequestBody(e) => Some(&**e),
             ForwardError::Exchange(e) => Some(e),
             ForwardError::Http(e) => Some(e),
@@ -128,18 +135,26 @@ impl<C> Idle<C> {
 /// Connections to one `host:port`.
 pub(crate) struct Pool {
     addr: String,
-    connect_timeout: Duration,
+    /// How long the upstream gets to accept a connection, and to answer a
+    /// request sent whole (body included).
+    timeout: Duration,
+    /// How long a client's request body may stall (see [`ClientBody`]).
+    client_timeout: Duration,
     conns: Idle<Conn>,
     streaming: Idle<streaming::Sender>,
 }
 
 impl Pool {
-    /// A pool of connections to `addr` (`host:port`); closes idle ones
-    /// in the background while it lives. Call inside a tokio runtime.
-    pub(crate) fn new(addr: String, connect_timeout: Duration) -> Arc<Self> {
+    /// A pool of connections to `addr` (`host:port`), whose upstream gets
+    /// `timeout` to accept a connection and to answer once a request has
+    /// been sent, and whose clients may let their bodies stall for
+    /// `client_timeout`. Closes idle connections in the background while
+    /// it lives. Call inside a tokio runtime.
+    pub(crate) fn new(addr: String, timeout: Duration, client_timeout: Duration) -> Arc<Self> {
         let pool = Arc::new(Pool {
             addr,
-            connect_timeout,
+            timeout,
+            client_timeout,
             conns: Idle::new(),
             streaming: Idle::new(),
         });
@@ -151,6 +166,11 @@ impl Pool {
     /// Sends `req` (origin-form URI) with its headers edited by `edits`
     /// (which set `Host`) on an idle connection, or on a new one. The
     /// response comes back without its hop-by-hop headers.
+    ///
+    /// The client's body may stall for the client timeout at most
+    /// ([`ForwardError::RequestBody`] with [`body::ClientStalled`]); the
+    /// upstream gets its timeout from when the body has been sent
+    /// ([`ForwardError::Timeout`]).
     pub(crate) async fn send<B>(
         self: &Arc<Self>,
         req: Request<B>,
@@ -160,23 +180,27 @@ impl Pool {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let body = req.body();
+        let (mut parts, body) = req.into_parts();
+        let body = ClientBody::new(body, self.client_timeout);
         let whole = if body.is_end_stream() {
             Some(0)
         } else {
             body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED)
         };
         match whole {
-            Some(len) => self.send_whole(req, edits, len).await,
+            Some(len) => {
+                let req = Request::from_parts(parts, body);
+                self.send_whole(req, edits, len).await
+            }
             None => {
-                let (mut parts, body) = req.into_parts();
                 edits.apply(&mut parts.headers);
-                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                let sent = body.sent();
+                let req = Request::from_parts(parts, body.boxed_unsync());
                 // Boxed: hyper's client futures would make every request's
                 // future (moved into a box per request) kilobytes larger.
                 // (In a statement of its own: a temporary of the `await`'s
                 // statement would be kept in this future.)
-                let streaming = Box::pin(self.send_streaming(req));
+                let streaming = Box::pin(self.send_streaming(req, sent));
                 streaming.await
             }
         }
@@ -217,13 +241,15 @@ impl Pool {
         );
         let named = connection_named(&parts.headers);
         let method = &parts.method;
-        let (conn, head) = self
-            .send_encoded(method, |out| {
-                let headers = edits.edited(pairs(&parts.headers), &named);
-                wire::encode_request(out, method, target, headers, body_len);
-                out.extend_from_slice(&data);
-            })
-            .await?;
+        // The body is here: the upstream's time starts.
+        let send = self.send_encoded(method, |out| {
+            let headers = edits.edited(pairs(&parts.headers), &named);
+            wire::encode_request(out, method, target, headers, body_len);
+            out.extend_from_slice(&data);
+        });
+        let (conn, head) = tokio::time::timeout(self.timeout, send)
+            .await
+            .map_err(|_| ForwardError::Timeout)??;
         self.response(conn, head)
     }
 
@@ -288,7 +314,7 @@ impl Pool {
     /// A new TCP connection to the upstream, opened within the connect
     /// timeout (for either kind of connection).
     async fn open(&self) -> Result<TcpStream, ForwardError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| ForwardError::ConnectTimeout)?
             .map_err(ForwardError::Connect)?;

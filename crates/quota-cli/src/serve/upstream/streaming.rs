@@ -2,7 +2,8 @@
 //! writes the body as the client sends it while it watches the connection
 //! for an early answer (an upstream may refuse an upload before its end).
 
-use std::pin::Pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -13,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
 
 use super::conn::ExchangeError;
 use super::wire::WireError;
@@ -25,16 +27,18 @@ pub(super) type Sender = SendRequest<Body>;
 
 impl Pool {
     /// Sends `req` (origin-form URI, `Host` set) with its body streamed, on
-    /// an idle connection or on a new one.
+    /// an idle connection or on a new one. The upstream timeout starts
+    /// when `sent` is notified (the body has been taken whole).
     pub(super) async fn send_streaming(
         self: &Arc<Self>,
         mut req: Request<Body>,
+        sent: Arc<Notify>,
     ) -> Result<Response<Body>, ForwardError> {
         while let Some(mut sender) = self.streaming.take(|s| !s.is_closed()) {
             if !sender.is_ready() && sender.ready().await.is_err() {
                 continue;
             }
-            match sender.try_send_request(req).await {
+            match self.after_sent(&sent, sender.try_send_request(req)).await? {
                 Ok(res) => return self.streamed_response(res, sender),
                 Err(mut e) => match e.take_message() {
                     // Never sent (the connection closed meanwhile): try another.
@@ -44,8 +48,30 @@ impl Pool {
             }
         }
         let mut sender = self.connect_streaming().await?;
-        let res = sender.send_request(req).await.map_err(http_error)?;
+        let res = self
+            .after_sent(&sent, sender.send_request(req))
+            .await?
+            .map_err(http_error)?;
         self.streamed_response(res, sender)
+    }
+
+    /// `send`'s output, unless the upstream timeout passes after `sent`
+    /// (the request's body has been taken whole) before it is ready.
+    async fn after_sent<F: Future>(
+        &self,
+        sent: &Notify,
+        send: F,
+    ) -> Result<F::Output, ForwardError> {
+        let send = pin!(send);
+        let deadline = async {
+            sent.notified().await;
+            tokio::time::sleep(self.timeout).await;
+        };
+        tokio::select! {
+            biased;
+            out = send => Ok(out),
+            () = deadline => Err(ForwardError::Timeout),
+        }
     }
 
     async fn connect_streaming(&self) -> Result<Sender, ForwardError> {

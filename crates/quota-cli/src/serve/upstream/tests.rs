@@ -155,7 +155,11 @@ async fn get_text(pool: &Arc<Pool>, addr: &str) -> String {
 }
 
 fn pool(addr: &str) -> Arc<Pool> {
-    Pool::new(addr.to_owned(), Duration::from_secs(5))
+    Pool::new(
+        addr.to_owned(),
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
 }
 
 /// Runs `f` on a runtime, failing the test after 10 s.
