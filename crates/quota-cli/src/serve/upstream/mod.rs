@@ -194,6 +194,15 @@ impl Pool {
             }
             None => {
                 edits.apply(&mut parts.headers);
+                // Unknown length: chunked, said outright. hyper's client
+                // chooses it itself for a POST, but sends a GET's or HEAD's
+                // request without a length, that is without its body.
+                if body.size_hint().exact().is_none() {
+                    parts.headers.insert(
+                        http::header::TRANSFER_ENCODING,
+                        http::HeaderValue::from_static("chunked"),
+                    );
+                }
                 let sent = body.sent();
                 let req = Request::from_parts(parts, body.boxed_unsync());
                 // Boxed: hyper's client futures would make every request's
