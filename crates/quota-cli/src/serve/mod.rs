@@ -29,18 +29,15 @@ mod admin_guard;
 mod app;
 mod backend;
 mod demo;
-mod edge;
 pub(crate) mod forwarded;
 mod h1;
 mod h2;
-mod hop;
 pub(crate) mod limits;
 pub(crate) mod metrics;
 mod observe;
 pub(crate) mod proxy;
 mod reload;
 pub(crate) mod respond;
-mod span;
 mod upstream;
 
 use std::convert::Infallible;
@@ -69,6 +66,7 @@ use crate::policy_file;
 use app::App;
 use backend::{GatewayAccounts, GatewayStore};
 use metrics::Metrics;
+use quota_gateway::http1::edge;
 use respond::{json, text, Body, ClientAddr};
 
 /// The time now, as the engine counts it.
@@ -679,7 +677,7 @@ async fn route(
         req.headers(),
     ) {
         let close = version != Version::HTTP_2;
-        return Ok(refusal.response(close).map(ResponseBody::inner));
+        return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
     }
     let path = req.uri().path();
     let res = if path == "/healthz" && req.method() == Method::GET {

@@ -22,7 +22,6 @@ use std::pin::{pin, Pin};
 use tokio::time::{Instant, Sleep};
 
 use super::forwarded::TrustedProxies;
-use super::hop::HeaderEdits;
 use super::metrics::{Metrics, UpstreamError};
 use super::respond::{message, server_error, Body, BoxError, ClientAddr};
 use super::upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody};
@@ -30,6 +29,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use quota_gateway::http1::hop::HeaderEdits;
 use quota_transport::fields::{text, HeaderFields};
 use quota_transport::identity::{is_bearer, KeyHeaders};
 use quota_transport::response::RequestId;

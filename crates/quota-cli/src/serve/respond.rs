@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use quota_gateway::http1::edge::Refusal;
 use quota_transport::response::RequestId;
 
 /// Any error a body can fail with.
@@ -66,6 +67,21 @@ pub(crate) const TEMPORARILY_UNAVAILABLE: &str =
 /// ([`quota_transport::response::server_error`]); log the detail with `id`.
 pub(crate) fn server_error(status: StatusCode, message: &str, id: RequestId) -> Response<Body> {
     quota_transport::response::server_error(status, message, id).map(full)
+}
+
+/// The answer to a request refused at the edge: a JSON `message`, `Allow`
+/// for a 405, and (`close`: over HTTP/1.x) `Connection: close`.
+pub(crate) fn refusal(refusal: Refusal, close: bool) -> Response<Body> {
+    let mut res = message(refusal.status(), refusal.message());
+    if let Some(allow) = refusal.allow() {
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if close {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }
 
 /// A plain text response.

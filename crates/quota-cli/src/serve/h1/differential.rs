@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::request::{self, Parsed};
 use super::Exchange;
+use quota_gateway::http1::request::{self, Parsed};
 
 /// What a parser made of a head: the method, the target and the fields
 /// (lower-case names, in order per name).

@@ -17,8 +17,6 @@
 
 #[cfg(test)]
 mod differential;
-mod request;
-mod response;
 mod rewind;
 
 use std::io::Write as _;
@@ -34,12 +32,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::edge::Refusal;
-use super::hop::pairs;
 use super::respond::{BoxError, ClientAddr};
 use super::{is_own_route, Gateway};
-use request::{Parsed, Simple};
-use response::{Framing, HeadWriter};
+use quota_gateway::http1::answer::{Framing, HeadWriter};
+use quota_gateway::http1::edge::Refusal;
+use quota_gateway::http1::hop::pairs;
+use quota_gateway::http1::request::{self, Parsed, Simple};
 pub(crate) use rewind::Rewind;
 
 /// How much the read buffer grows by.
@@ -147,7 +145,7 @@ pub(crate) async fn serve(
 /// Answers a request refused at the edge, then closes the connection
 /// (its body, if any, is not read: see [`linger`]).
 async fn refuse(refusal: Refusal, head: bool, mut stream: TcpStream, out: &mut Vec<u8>) {
-    let (parts, body) = refusal.response(true).into_parts();
+    let (parts, body) = super::respond::refusal(refusal, true).into_parts();
     out.clear();
     let answer = Answer {
         status: parts.status,

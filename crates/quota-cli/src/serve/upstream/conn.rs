@@ -19,9 +19,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::wire::{self, Decoded, Decoder, Head, WireError};
 use super::Pool;
 use crate::serve::respond::BoxError;
+use quota_gateway::http1::client::{self as wire, Decoded, Decoder, Head, WireError};
 
 /// Bytes read from the socket at a time (at least).
 const READ_SIZE: usize = 8 * 1024;

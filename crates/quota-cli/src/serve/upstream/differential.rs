@@ -1,5 +1,5 @@
-//! The own upstream client's response parsing ([`wire::parse_head`] and
-//! [`wire::Decoder`]) against hyper's HTTP/1.1 client, over a corpus of
+//! The own upstream client's response parsing (`http1::client::parse_head` and
+//! `http1::client::Decoder`) against hyper's HTTP/1.1 client, over a corpus of
 //! answers (valid, malformed, ambiguous framing) and generated ones: an
 //! answer the own client reads is one hyper reads too, with the same
 //! status, the same end-to-end fields and the same body. The own client
@@ -22,8 +22,8 @@ use hyper_util::rt::TokioIo;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::wire::{parse_head, Decoded, Decoder};
-use crate::serve::hop;
+use quota_gateway::http1::client::{parse_head, Decoded, Decoder};
+use quota_gateway::http1::hop;
 
 /// What a client made of an answer.
 #[derive(Debug, PartialEq, Eq)]

@@ -17,10 +17,10 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 use super::conn::ExchangeError;
-use super::wire::WireError;
 use super::{ForwardError, Pool};
-use crate::serve::hop::strip_response_framing;
 use crate::serve::respond::{Body, BoxError};
+use quota_gateway::http1::client::WireError;
+use quota_gateway::http1::hop::strip_response_framing;
 
 /// A connection as `hyper`'s client holds it.
 pub(super) type Sender = SendRequest<Body>;

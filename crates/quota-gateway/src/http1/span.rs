@@ -10,7 +10,7 @@
 
 /// A range of a head's bytes: where it starts and how long it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Span {
+pub struct Span {
     start: u32,
     len: u32,
 }
@@ -19,7 +19,7 @@ impl Span {
     /// Where `part` (a slice of `head`, or empty) is in `head`. Parsers call
     /// it on heads they have checked to be at most their size limit, far
     /// below 4 GiB; past that it would be empty.
-    pub(crate) fn of_part(head: &[u8], part: &[u8]) -> Span {
+    pub fn of_part(head: &[u8], part: &[u8]) -> Span {
         if part.is_empty() {
             return Span { start: 0, len: 0 };
         }
@@ -31,7 +31,7 @@ impl Span {
     }
 
     /// The bytes of `head` this span covers.
-    pub(crate) fn of<'b>(&self, head: &'b [u8]) -> &'b [u8] {
+    pub fn of<'b>(&self, head: &'b [u8]) -> &'b [u8] {
         let start = self.start as usize;
         &head[start..start + self.len as usize]
     }

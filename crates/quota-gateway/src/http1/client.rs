@@ -18,14 +18,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
-use crate::serve::hop;
-use crate::serve::span::Span;
+use super::hop;
+use super::span::Span;
 
 /// The longest response head read (status line and headers), in bytes.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// The most response headers read.
-pub(crate) const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = 128;
 
 /// Room made in a response's header map for the headers the gateway adds
 /// (the rate-limit headers), so that adding them does not grow the map.
@@ -39,7 +39,7 @@ const MAX_TRAILERS: usize = 16 * 1024;
 
 /// A response the gateway cannot read.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WireError {
+pub enum WireError {
     /// The head is longer than [`MAX_HEAD`].
     HeadTooLarge,
     /// More headers than [`MAX_HEADERS`].
@@ -78,7 +78,7 @@ impl std::error::Error for WireError {}
 /// Writes a request head to `out`: `target` is origin-form (`/path?query`).
 /// `Content-Length` and `Transfer-Encoding` among `headers` are left out:
 /// the body's length, when `Some`, is written as the one `Content-Length`.
-pub(crate) fn encode_request<'h>(
+pub fn encode_request<'h>(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
@@ -108,7 +108,7 @@ pub(crate) fn encode_request<'h>(
 
 /// How a response's body ends (RFC 9112, section 6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// No body: a response to HEAD, a 204 or a 304, or a length of 0.
     Empty,
     /// `Content-Length` bytes.
@@ -122,20 +122,22 @@ pub(crate) enum Framing {
 /// A response head, taken off the read buffer, without its hop-by-hop
 /// headers.
 #[derive(Debug)]
-pub(crate) struct Head {
-    pub(crate) status: StatusCode,
+pub struct Head {
+    /// The status (never 1xx: interim answers are dropped, 101 refused).
+    pub status: StatusCode,
     /// The head's bytes, which the fields are ranges of.
     bytes: Bytes,
     fields: Fields,
-    pub(crate) framing: Framing,
+    /// How the body ends.
+    pub framing: Framing,
     /// Whether the connection can carry another request once the body is read.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
 }
 
 impl Head {
     /// The fields but the hop-by-hop ones, in order, as sent (names in
     /// their own case).
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields
             .iter()
             .map(|f| (f.name.of(&self.bytes), f.value.of(&self.bytes)))
@@ -143,7 +145,7 @@ impl Head {
 
     /// The same fields as a header map, with room for the headers the
     /// gateway adds (the values share the head's bytes).
-    pub(crate) fn header_map(&self) -> Result<HeaderMap, WireError> {
+    pub fn header_map(&self) -> Result<HeaderMap, WireError> {
         let mut map = HeaderMap::with_capacity(self.fields.len() + ADDED_HEADERS);
         for (name, value) in self.fields() {
             let name = HeaderName::from_bytes(name).map_err(|_| WireError::BadHeader)?;
@@ -225,7 +227,7 @@ impl<'a> FramingHeaders<'a> {
 /// `method`. `Ok(None)`: the head is not complete yet, read more. On success
 /// the head is taken off `buf` (which then starts with the body). Interim
 /// responses (`1xx` but `101`) are dropped on the way.
-pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, WireError> {
+pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, WireError> {
     loop {
         // Uninitialised: a parse writes only the headers it finds (zeroing
         // the whole array cost more than the rest of the parse).
@@ -328,7 +330,7 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
 
 /// What [`Decoder::decode`] found in the buffer.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decoded {
+pub enum Decoded {
     /// Body bytes (never empty).
     Data(Bytes),
     /// The body has ended; what follows in the buffer is not its.
@@ -339,7 +341,7 @@ pub(crate) enum Decoded {
 
 /// Takes a response body off the read buffer, as it arrives.
 #[derive(Debug)]
-pub(crate) struct Decoder(State);
+pub struct Decoder(State);
 
 #[derive(Debug)]
 enum State {
@@ -360,7 +362,7 @@ enum State {
 
 impl Decoder {
     /// A decoder for a body framed as `framing`.
-    pub(crate) fn new(framing: Framing) -> Self {
+    pub fn new(framing: Framing) -> Self {
         Decoder(match framing {
             Framing::Empty | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -370,12 +372,12 @@ impl Decoder {
     }
 
     /// Whether the whole body has been taken.
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         matches!(self.0, State::Done)
     }
 
     /// Takes the next piece of body off `buf`.
-    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, WireError> {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, WireError> {
         loop {
             match &mut self.0 {
                 State::Done => return Ok(Decoded::End),
@@ -439,7 +441,7 @@ impl Decoder {
 
     /// The connection has closed: the end of a body read until then, an
     /// error for any other body not complete yet.
-    pub(crate) fn eof(&mut self) -> Result<Decoded, WireError> {
+    pub fn eof(&mut self) -> Result<Decoded, WireError> {
         match self.0 {
             State::Eof | State::Done => {
                 self.0 = State::Done;
@@ -503,8 +505,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::serve::hop::pairs;
-    use crate::serve::span::fixtures::{self, many_fields, texts};
+    use crate::http1::hop::pairs;
+    use crate::http1::span::fixtures::{self, many_fields, texts};
 
     fn head(bytes: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
         parse_head(&mut BytesMut::from(bytes), method)

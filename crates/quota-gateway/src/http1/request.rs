@@ -8,19 +8,19 @@ use http::Version;
 use quota_transport::fields::HeaderFields;
 use smallvec::SmallVec;
 
-use crate::serve::edge::{self, Refusal};
-use crate::serve::span::Span;
+use super::edge::{self, Refusal};
+use super::span::Span;
 
 /// The most header fields a head the own path answers may have.
-pub(crate) const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 /// The longest head the own path waits for; a longer one goes to hyper.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
 
 /// What the start of the read buffer holds.
 #[derive(Debug, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)] // parsed once per request, never moved far; boxing would allocate
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// Not a whole head yet: read more.
     Partial,
     /// A request the own path answers.
@@ -30,29 +30,34 @@ pub(crate) enum Parsed {
     Other,
     /// A request refused at the edge ([`edge::check`]), whichever path
     /// would have served it: answered here, then the connection closes.
-    /// `head`: it is a HEAD request (the answer has no body).
-    Refused { refusal: Refusal, head: bool },
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// It is a HEAD request: the answer has no body.
+        head: bool,
+    },
 }
 
 /// A request without a body, its parts as spans of the buffer.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Simple {
-    pub(crate) method: Span,
+pub struct Simple {
+    /// The method.
+    pub method: Span,
     /// The request target, origin-form (`/path?query`).
-    pub(crate) target: Span,
+    pub target: Span,
     /// The target's path (without the query).
-    pub(crate) path: Span,
+    pub path: Span,
     /// Every field, in order: name and value.
     headers: SmallVec<[(Span, Span); 16]>,
     /// The head's length: the next request starts there.
-    pub(crate) len: usize,
+    pub len: usize,
     /// Whether the client asked to close the connection after this one.
-    pub(crate) close: bool,
+    pub close: bool,
 }
 
 impl Simple {
     /// The fields as byte slices of `buf` (the buffer parsed).
-    pub(crate) fn fields<'b>(&self, buf: &'b [u8]) -> SmallVec<[(&'b [u8], &'b [u8]); 16]> {
+    pub fn fields<'b>(&self, buf: &'b [u8]) -> SmallVec<[(&'b [u8], &'b [u8]); 16]> {
         self.headers
             .iter()
             .map(|(n, v)| (n.of(buf), v.of(buf)))
@@ -70,7 +75,7 @@ impl Simple {
 /// `Content-Length` but `0`), no `Expect` and no `Upgrade`. Anything else
 /// is left to hyper, which answers malformed heads with 400 and 431 as it
 /// always did.
-pub(crate) fn parse(buf: &[u8]) -> Parsed {
+pub fn parse(buf: &[u8]) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
@@ -158,7 +163,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
     use super::*;
-    use crate::serve::span::fixtures::{self, many_fields, texts};
+    use crate::http1::span::fixtures::{self, many_fields, texts};
 
     fn simple(bytes: &[u8]) -> Simple {
         match parse(bytes) {

@@ -1,6 +1,6 @@
 //! What the gateway refuses at the edge, before any route or check sees a
 //! request: one function, [`check`], called by both HTTP/1.1 server paths
-//! (the own path on the raw head, hyper's through [`super::route`]) and for
+//! (the own path on the raw head, hyper's for what it parsed) and for
 //! HTTP/2, so that every path gives the same answer.
 //!
 //! ```text
@@ -15,21 +15,20 @@
 //!   OPTIONS (CONNECT, TRACE, ...)                             405 + Allow
 //! ```
 //!
-//! Every refusal is a JSON `{"message": ...}`; over HTTP/1.x the connection
-//! is closed after it (the request's body, if any, is not read).
+//! The gateway answers every refusal with a JSON `{"message": ...}`
+//! ([`Refusal::message`]) and, over HTTP/1.x, closes the connection after
+//! it (the request's body, if any, is not read).
 
-use http::header::{self, HeaderValue};
-use http::{Response, StatusCode, Version};
+use http::header;
+use http::{StatusCode, Version};
 use quota_transport::fields::HeaderFields;
 
-use super::respond::{message, Body};
-
 /// The methods the gateway serves, as `Allow` lists them.
-pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /// Why a request is refused at the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// 400, with the reason.
     BadRequest(&'static str),
     /// 405, with `Allow`.
@@ -40,7 +39,7 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// The status it is answered with.
-    pub(crate) fn status(self) -> StatusCode {
+    pub fn status(self) -> StatusCode {
         match self {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -48,30 +47,24 @@ impl Refusal {
         }
     }
 
-    /// The answer: a JSON `message`, `Allow` for a 405, and (`close`: over
-    /// HTTP/1.x) `Connection: close`.
-    pub(crate) fn response(self, close: bool) -> Response<Body> {
-        let text = match self {
+    /// What the answer's JSON `message` says.
+    pub fn message(self) -> &'static str {
+        match self {
             Refusal::BadRequest(why) | Refusal::NotImplemented(why) => why,
             Refusal::MethodNotAllowed => "method not allowed",
-        };
-        let mut res = message(self.status(), text);
-        if self == Refusal::MethodNotAllowed {
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
-        if close {
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        res
+    }
+
+    /// The `Allow` field the answer carries (a 405's), if any.
+    pub fn allow(self) -> Option<&'static str> {
+        (self == Refusal::MethodNotAllowed).then_some(ALLOWED_METHODS)
     }
 }
 
 /// Checks a request head: its `method` and `target` as sent (for a
 /// request hyper parsed, the target it kept: the `http` crate drops a
 /// fragment), its `version` and its `fields`.
-pub(crate) fn check<H: HeaderFields + ?Sized>(
+pub fn check<H: HeaderFields + ?Sized>(
     method: &[u8],
     target: &[u8],
     version: Version,
@@ -266,10 +259,10 @@ mod tests {
                 Err(Refusal::MethodNotAllowed)
             );
         }
-        let res = Refusal::MethodNotAllowed.response(true);
-        assert_eq!(res.status(), 405);
-        assert_eq!(res.headers()["allow"], ALLOWED_METHODS);
-        assert_eq!(res.headers()["connection"], "close");
+        let refusal = Refusal::MethodNotAllowed;
+        assert_eq!(refusal.status(), 405);
+        assert_eq!(refusal.allow(), Some(ALLOWED_METHODS));
+        assert_eq!(Refusal::BadRequest("no Host header").allow(), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use quota_transport::fields::HeaderFields;
 use smallvec::SmallVec;
 
 /// Headers that concern one connection only, never forwarded.
-pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [
+pub const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -22,7 +22,7 @@ pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes the hop-by-hop headers, and every header `Connection` names.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names finds which hop-by-hop headers are there:
     // usually none in a request, and only `Connection: keep-alive` in a
     // response. Each removal below is then a hash lookup that finds something.
@@ -54,7 +54,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Whether `name` (as sent, in any case) is a hop-by-hop header.
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
     // Most names have none of the table's lengths: no comparison at all.
     if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
         return false;
@@ -69,13 +69,13 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
 /// RFC 9112, section 6.3, item 3. The body is framed by the coding, so the
 /// length is stale, and a client that trusted it would cut the body short:
 /// such a field is never passed on (whichever client read the response).
-pub(crate) fn is_stale_length(name: &[u8], transfer_encoding: bool) -> bool {
+pub fn is_stale_length(name: &[u8], transfer_encoding: bool) -> bool {
     transfer_encoding && name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes())
 }
 
 /// Removes a response's hop-by-hop headers (see [`strip_hop_by_hop`]) and
 /// a `Content-Length` its `Transfer-Encoding` overrides ([`is_stale_length`]).
-pub(crate) fn strip_response_framing(headers: &mut HeaderMap) {
+pub fn strip_response_framing(headers: &mut HeaderMap) {
     if is_stale_length(
         header::CONTENT_LENGTH.as_str().as_bytes(),
         headers.contains_key(header::TRANSFER_ENCODING),
@@ -87,7 +87,7 @@ pub(crate) fn strip_response_framing(headers: &mut HeaderMap) {
 
 /// The names a `Connection` header's `value` lists, besides the hop-by-hop
 /// ones (its usual `keep-alive`; `close` names no header in practice).
-pub(crate) fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
@@ -96,7 +96,7 @@ pub(crate) fn named_by_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Writes one field of an HTTP/1.1 head: `name: value` and CRLF.
 #[inline]
-pub(crate) fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -104,14 +104,14 @@ pub(crate) fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// A header map's fields as name and value bytes, in order.
-pub(crate) fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .iter()
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
 }
 
 /// The names a request's `Connection` header lists (usually none).
-pub(crate) fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVec<[&[u8]; 2]> {
+pub fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVec<[&[u8]; 2]> {
     headers
         .values_of(&header::CONNECTION)
         .flat_map(named_by_connection)
@@ -119,7 +119,7 @@ pub(crate) fn connection_named<H: HeaderFields + ?Sized>(headers: &H) -> SmallVe
 }
 
 /// A header the gateway sets: its name (lower case) and value.
-pub(crate) type SetField<'a> = (&'static str, Cow<'a, [u8]>);
+pub type SetField<'a> = (&'static str, Cow<'a, [u8]>);
 
 /// What a request's headers become on the way to the upstream: its own
 /// headers without the hop-by-hop ones, without those its `Connection`
@@ -127,19 +127,19 @@ pub(crate) type SetField<'a> = (&'static str, Cow<'a, [u8]>);
 /// gateway sets; then the ones it sets ([`HeaderEdits::set`]), in order.
 /// The values it sets may borrow from the request (`'a`).
 #[derive(Debug, Default)]
-pub(crate) struct HeaderEdits<'a> {
+pub struct HeaderEdits<'a> {
     /// Headers the gateway sets (names in lower case), replacing any the
     /// client sent.
-    pub(crate) set: SmallVec<[SetField<'a>; 8]>,
+    pub set: SmallVec<[SetField<'a>; 8]>,
     /// More headers the client's request loses (names in lower case).
-    pub(crate) dropped: SmallVec<[&'static str; 8]>,
+    pub dropped: SmallVec<[&'static str; 8]>,
 }
 
 impl<'a> HeaderEdits<'a> {
     /// Whether a header of the client's request named `name` (any case)
     /// goes to the upstream (`named` are the names its `Connection` header
     /// lists).
-    pub(crate) fn keeps(&self, name: &[u8], named: &[&[u8]]) -> bool {
+    pub fn keeps(&self, name: &[u8], named: &[&[u8]]) -> bool {
         let is = |n: &&str| name.eq_ignore_ascii_case(n.as_bytes());
         !is_hop_by_hop(name)
             && !self.set.iter().any(|(n, _)| is(n))
@@ -150,7 +150,7 @@ impl<'a> HeaderEdits<'a> {
     /// The request's `fields` (in order) as they go to the upstream:
     /// those it keeps, then those the gateway sets (`named`: what the
     /// request's `Connection` lists, [`connection_named`]).
-    pub(crate) fn edited<'f, I>(
+    pub fn edited<'f, I>(
         &'f self,
         fields: I,
         named: &'f [&'f [u8]],
@@ -164,7 +164,7 @@ impl<'a> HeaderEdits<'a> {
 
     /// The same edits owning their values (for a request that outlives the
     /// headers they were read from).
-    pub(crate) fn into_owned(self) -> HeaderEdits<'static> {
+    pub fn into_owned(self) -> HeaderEdits<'static> {
         HeaderEdits {
             set: self
                 .set
@@ -177,7 +177,7 @@ impl<'a> HeaderEdits<'a> {
 
     /// Makes the edits in `headers` (for a request handed to hyper's
     /// client). The values set were checked as header values when made.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+    pub fn apply(&self, headers: &mut HeaderMap) {
         strip_hop_by_hop(headers);
         for name in &self.dropped {
             headers.remove(*name);

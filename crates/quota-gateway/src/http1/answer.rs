@@ -6,11 +6,11 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 
-use crate::serve::hop::write_field;
+use super::hop::write_field;
 
 /// How the body of an answer is framed to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// `Content-Length: n`, then `n` bytes.
     Length(u64),
     /// The chunked transfer coding (a body of unknown length).
@@ -25,7 +25,7 @@ pub(crate) enum Framing {
 impl Framing {
     /// The framing of a `status` answer to a request (`head`: a HEAD
     /// request) whose body has `exact` bytes when known.
-    pub(crate) fn of(status: StatusCode, head: bool, exact: Option<u64>) -> Self {
+    pub fn of(status: StatusCode, head: bool, exact: Option<u64>) -> Self {
         if status.is_informational() || status == StatusCode::NO_CONTENT {
             Framing::None
         } else if head || status == StatusCode::NOT_MODIFIED {
@@ -36,13 +36,13 @@ impl Framing {
     }
 
     /// Whether a body is written after the head.
-    pub(crate) fn has_body(self) -> bool {
+    pub fn has_body(self) -> bool {
         matches!(self, Framing::Length(_) | Framing::Chunked)
     }
 }
 
 /// Writes a response head to `out`: the status line, then fields.
-pub(crate) struct HeadWriter<'o> {
+pub struct HeadWriter<'o> {
     out: &'o mut Vec<u8>,
     has_date: bool,
     framing: Framing,
@@ -50,7 +50,7 @@ pub(crate) struct HeadWriter<'o> {
 
 impl<'o> HeadWriter<'o> {
     /// Starts a `status` head framed as `framing`.
-    pub(crate) fn new(out: &'o mut Vec<u8>, status: StatusCode, framing: Framing) -> Self {
+    pub fn new(out: &'o mut Vec<u8>, status: StatusCode, framing: Framing) -> Self {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_str().as_bytes());
         out.push(b' ');
@@ -67,7 +67,7 @@ impl<'o> HeadWriter<'o> {
     /// `Transfer-Encoding`) or `Connection` (hop-by-hop: set by [`finish`]).
     ///
     /// [`finish`]: HeadWriter::finish
-    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
         if name.eq_ignore_ascii_case(b"content-length") {
             if self.framing != Framing::HeadOnly {
                 return;
@@ -83,7 +83,7 @@ impl<'o> HeadWriter<'o> {
     }
 
     /// Adds every field of `fields`.
-    pub(crate) fn fields<'f>(&mut self, fields: impl Iterator<Item = (&'f [u8], &'f [u8])>) {
+    pub fn fields<'f>(&mut self, fields: impl Iterator<Item = (&'f [u8], &'f [u8])>) {
         for (name, value) in fields {
             self.field(name, value);
         }
@@ -91,13 +91,13 @@ impl<'o> HeadWriter<'o> {
 
     /// The writer's buffer, for fields written another way (they must not
     /// be `Date`, `Connection` or framing fields).
-    pub(crate) fn raw(&mut self) -> &mut Vec<u8> {
+    pub fn raw(&mut self) -> &mut Vec<u8> {
         self.out
     }
 
     /// Ends the head: `Date` if none was given, the framing, and
     /// `Connection: close` when `close`.
-    pub(crate) fn finish(self, close: bool) {
+    pub fn finish(self, close: bool) {
         let out = self.out;
         if !self.has_date {
             DATE.with(|d| write_field(out, b"date", d.borrow_mut().now()));
