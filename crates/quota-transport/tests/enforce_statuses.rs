@@ -273,3 +273,31 @@ async fn store_failure_is_503_and_refunds_the_charge() {
     );
     let _ = accounts.resolve("k-basic").await; // the key still resolves
 }
+
+#[tokio::test]
+async fn a_tier_missing_from_the_policy_is_a_500_that_names_nothing_internal() {
+    let accounts = MemoryAccounts::new();
+    let new = quota_core::account::NewAccount {
+        id: "acct-gold".into(),
+        api_key: "k-gold".into(),
+        tier: "gold-tier-of-an-old-policy".into(),
+        credit: Money::from_dollars(5),
+    };
+    accounts.create(new, Timestamp::EPOCH).await.unwrap();
+    let server = serve(
+        EnforceLayer::new(
+            policy_with_price(),
+            Arc::new(MemoryStore::new()),
+            Arc::new(accounts),
+        )
+        .clock(VirtualClock::at(T0).func()),
+    )
+    .await;
+    let a = server.call("/v1/txt2img", "k-gold").await;
+    assert_eq!(a.status, 500);
+    assert!(!a.body.contains("gold"), "{}", a.body);
+    let id = a.header("x-request-id").expect("a request id").to_owned();
+    let body: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(body["request_id"], id.as_str());
+    assert_eq!(server.seen.calls(), 0);
+}

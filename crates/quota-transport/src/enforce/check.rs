@@ -418,8 +418,17 @@ fn plan_error(e: &PlanError) -> Response<Bytes> {
     let status = match e {
         PlanError::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
         PlanError::TooLong { .. } => StatusCode::BAD_REQUEST,
-        // The account's tier is not in the policy: a configuration error.
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        // The account's tier is not in the policy: a configuration error,
+        // told to the operator (the log) and not to the client.
+        _ => {
+            let id = RequestId::new();
+            tracing::error!(request_id = %id, error = %e, "answering 500: cannot plan the request");
+            return server_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the service cannot serve this request now; try again later",
+                id,
+            );
+        }
     };
     json_message(status, &format!("cannot plan the request: {e}"))
 }
