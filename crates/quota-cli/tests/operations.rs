@@ -21,7 +21,7 @@ fn metric(text: &str, series: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_decisions_by_outcome_and_limit_type() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (up, gw, _dir) = gateway(&[]).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     early_in_window(60_000, Duration::from_secs(5)).await;
@@ -59,6 +59,16 @@ async fn metrics_count_decisions_by_outcome_and_limit_type() {
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
     assert_eq!(health.json()["store"]["backend"], "memory");
+
+    // The gateway's own routes answer only their methods, and are never
+    // proxied.
+    let seen = up.seen().len();
+    for path in ["/healthz", "/metrics"] {
+        let post = http.post(&gw.url(path), Some(&key)).await;
+        assert_eq!(post.status, 405, "{path}");
+        assert_eq!(post.header("allow"), Some("GET, HEAD"), "{path}");
+    }
+    assert_eq!(up.seen().len(), seen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

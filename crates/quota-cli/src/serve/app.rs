@@ -21,10 +21,8 @@ use super::proxy::Proxy;
 use super::respond::{
     json, message, server_error, Body, BoxError, ClientAddr, TEMPORARILY_UNAVAILABLE,
 };
+use super::routes::Route;
 use super::{now, Shared};
-
-/// The path of the caller's limits, answered here rather than proxied.
-pub(crate) const LIMITS_PATH: &str = "/v1/limits";
 
 /// The inner service. Cheap to clone.
 #[derive(Clone)]
@@ -56,7 +54,7 @@ impl App {
         B::Error: Into<BoxError>,
     {
         let who = req.extensions_mut().remove::<Identity>();
-        if req.uri().path() == LIMITS_PATH {
+        if Route::of(req.uri().path()) == Route::Limits {
             return match who {
                 Some(who) => {
                     // Boxed, so that the proxied requests' futures stay small.

@@ -1,12 +1,13 @@
 //! `quota serve`: the gateway.
 //!
-//! One listener; each request goes to the first route that matches:
+//! One listener; after the edge checks, each request goes to its route in
+//! the one table of routes ([`routes`]):
 //!
 //! 1. `GET /healthz`: liveness and the store's state;
 //! 2. `GET /metrics`: Prometheus text;
 //! 3. `/admin/...`: the admin API ([`admin`]), behind the admin token;
-//! 4. everything else: the enforcement layer of `quota-transport` (identity,
-//!    endpoint, upload precheck, credit, rate limits), then either
+//! 4. everything else: the enforcement layer of `quota-transport` (path,
+//!    identity, endpoint, upload precheck, credit, rate limits), then either
 //!    `/v1/limits` (unmetered; [`limits`]) or the reverse proxy ([`proxy`]).
 //!
 //! Connections are served by `--workers` threads (default: one per CPU),
@@ -38,6 +39,7 @@ mod observe;
 pub(crate) mod proxy;
 mod reload;
 pub(crate) mod respond;
+mod routes;
 mod upstream;
 
 use std::convert::Infallible;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -68,6 +70,7 @@ use backend::{GatewayAccounts, GatewayStore};
 use metrics::Metrics;
 use quota_gateway::http1::edge;
 use respond::{json, text, Body, ClientAddr};
+use routes::Route;
 
 /// The time now, as the engine counts it.
 pub(crate) fn now() -> Timestamp {
@@ -153,7 +156,8 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     .ietf_headers(settings.ietf_headers)
     .path_action(settings.path_action)
     .observer(observe::MetricsObserver::new(Arc::clone(&metrics)))
-    .unmetered(["limits"]);
+    .prefix(routes::API_PREFIX)
+    .unmetered(Route::UNMETERED);
     let factory = GatewayFactory {
         shared: Arc::clone(&shared),
         layer,
@@ -646,19 +650,8 @@ type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
 /// routes' (boxed once either way).
 type RouteBody = ResponseBody<Body>;
 
-/// Whether `path` is one of the gateway's own routes, answered by
-/// [`route`] or by [`App`] (health, metrics, admin, the caller's limits)
-/// rather than proxied: the own HTTP/1.1 path leaves those to hyper.
-fn is_own_route(path: &str) -> bool {
-    path == "/healthz"
-        || path == "/metrics"
-        || path == "/admin"
-        || path.starts_with("/admin/")
-        || path == app::LIMITS_PATH
-}
-
-/// Routes one request from the connection's `peer` (keep [`is_own_route`]
-/// in step).
+/// Routes one request from the connection's `peer` ([`Route`]: the one
+/// table of routes).
 async fn route(
     gw: Arc<Gateway>,
     enforced: Enforced,
@@ -679,27 +672,36 @@ async fn route(
         let close = version != Version::HTTP_2;
         return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
     }
-    let path = req.uri().path();
-    let res = if path == "/healthz" && req.method() == Method::GET {
-        health(&gw.shared).await
-    } else if path == "/metrics" && req.method() == Method::GET {
-        let s = &gw.shared;
-        let body = s
-            .metrics
-            .render(s.store.backend(), s.store.mode(), s.store.redis_health());
-        text(StatusCode::OK, "text/plain; version=0.0.4", body)
-    } else if path == "/admin" || path.starts_with("/admin/") {
-        // The client, as a trusted proxy may name it.
-        let forwarded_for = HeaderName::from_static("x-forwarded-for");
-        let client = gw
-            .shared
-            .trusted
-            .client(peer, req.headers().values_of(&forwarded_for));
-        // Boxed, so that the proxied requests' futures stay small.
-        let admin = Box::pin(admin::handle(&gw.shared, req, client));
-        admin.await
-    } else {
-        return enforced.oneshot(req).await;
+    let route = Route::of(req.uri().path());
+    if let Some(allow) = route.methods() {
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
+            let mut res = respond::message(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            res.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+            return Ok(res.map(ResponseBody::inner));
+        }
+    }
+    let res = match route {
+        Route::Health => health(&gw.shared).await,
+        Route::Metrics => {
+            let s = &gw.shared;
+            let body = s
+                .metrics
+                .render(s.store.backend(), s.store.mode(), s.store.redis_health());
+            text(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        Route::Admin => {
+            // The client, as a trusted proxy may name it.
+            let forwarded_for = HeaderName::from_static("x-forwarded-for");
+            let client = gw
+                .shared
+                .trusted
+                .client(peer, req.headers().values_of(&forwarded_for));
+            // Boxed, so that the proxied requests' futures stay small.
+            let admin = Box::pin(admin::handle(&gw.shared, req, client));
+            admin.await
+        }
+        Route::Limits | Route::Proxy => return enforced.oneshot(req).await,
     };
     Ok(res.map(ResponseBody::inner))
 }

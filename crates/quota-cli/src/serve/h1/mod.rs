@@ -33,7 +33,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use super::respond::{BoxError, ClientAddr};
-use super::{is_own_route, Gateway};
+use super::routes::Route;
+use super::Gateway;
 use quota_gateway::http1::answer::{Framing, HeadWriter};
 use quota_gateway::http1::edge::Refusal;
 use quota_gateway::http1::hop::pairs;
@@ -205,7 +206,7 @@ impl<'b> Exchange<'b> {
         // spelling the enforcement layer refuses or rewrites), go to hyper:
         // there the layer's canonical path is the request's URI, which the
         // routes and the proxy read.
-        if is_own_route(path) || !quota_core::path::is_canonical(path) {
+        if Route::of(path).is_own() || !quota_core::path::is_canonical(path) {
             return None;
         }
         // A query forwarded as it is must be one hyper would take too.
