@@ -192,8 +192,8 @@ fn class(b: u8) -> Class {
     }
 }
 
-/// RFC 3986 `sub-delims`.
-fn is_sub_delim(b: u8) -> bool {
+/// Whether `b` is one of RFC 3986's `sub-delims` (`!$&'()*+,;=`).
+pub fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
@@ -223,7 +223,9 @@ pub fn is_query(query: &str) -> bool {
     true
 }
 
-fn is_unreserved(b: u8) -> bool {
+/// Whether `b` is one of RFC 3986's unreserved characters (letters,
+/// digits, `-`, `.`, `_`, `~`).
+pub fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 

@@ -21,6 +21,7 @@
 
 use http::header;
 use http::{StatusCode, Version};
+use quota_core::path::{is_sub_delim, is_unreserved};
 use quota_transport::fields::HeaderFields;
 
 /// The methods the gateway serves, as `Allow` lists them.
@@ -204,17 +205,6 @@ fn is_reg_name(host: &[u8]) -> bool {
         }
     }
     true
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
 }
 
 #[cfg(test)]
