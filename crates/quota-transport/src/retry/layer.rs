@@ -10,7 +10,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use tower_layer::Layer;
 
 use super::event::RetryWait;
-use super::service::Retry;
+use super::strategy::RetryStrategy;
+use super::Retry;
 
 /// Where the jitter of the backoff comes from.
 #[derive(Clone)]
@@ -27,7 +28,7 @@ type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// The hook called before each wait.
 type WaitHook = Arc<dyn Fn(&RetryWait) + Send + Sync>;
 
-/// What a [`RetryLayer`] hands to each [`Retry`] service and response future.
+/// What a [`RetryLayer`] hands to each [`RetryStrategy`] it makes.
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) policy: RetryPolicy,
@@ -37,7 +38,7 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    fn new(policy: RetryPolicy) -> Self {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
         Config {
             policy,
             clock: Arc::new(crate::enforce::system_clock),
@@ -79,7 +80,8 @@ impl Config {
     }
 }
 
-/// Applies [`Retry`] to a service: the seed's retry strategy for 429s.
+/// Applies [`Retry`] (tower's retry middleware following a [`RetryStrategy`])
+/// to a service: the seed's retry strategy for 429s.
 ///
 /// Built with [`RetryLayer::new`] and adjusted with the builder methods; every
 /// service it makes shares one configuration (and one RNG, if one was set).
@@ -168,6 +170,6 @@ impl<S> Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_config(inner, Arc::clone(&self.config))
+        Retry::new(RetryStrategy::from_config(Arc::clone(&self.config)), inner)
     }
 }

@@ -47,8 +47,10 @@
 //! ```
 //!
 //! # The strategy
-//! [`Retry`] drives [`quota_core::client::Retry`], the seed's strategy as a
-//! state machine, with tokio's timer. For each response:
+//! [`Retry`] is tower's own retry middleware (`tower::retry::Retry`)
+//! following a [`RetryStrategy`], a `tower::retry::Policy` that drives
+//! [`quota_core::client::Retry`], the seed's strategy as a state machine,
+//! with tokio's timer. For each response:
 //!
 //! 1. Below 400 (not 429): the response is returned.
 //! 2. A 429 whose `X-RateLimit-Type` is `daily`: **returned at once**, not
@@ -69,14 +71,33 @@
 //! were made, why it stopped and how long it waited in all.
 //!
 //! # Replaying the request body
-//! Every attempt sends a clone of the request (`Request<B>: Clone` when
-//! `B: Clone`, extensions included), so the body type must be `Clone`:
-//! `Full<Bytes>`, `Empty<Bytes>`, `String`, `Vec<u8>`. Cloning `Full<Bytes>`
-//! copies no bytes. A streaming body (hyper's `Incoming`, a file stream)
-//! is not `Clone`: collect it first (`http_body_util::BodyExt::collect`,
-//! bounded with `http_body_util::Limited` if it comes from outside) into
-//! `Full<Bytes>`. No copy is kept when no retry can follow (the last allowed
-//! attempt).
+//! Before each attempt tower asks the policy for a copy of the request to
+//! send next (`Policy::clone_request`), and a request it holds no copy of is
+//! never sent again. [`RetryStrategy`] copies the request (`Request<B>:
+//! Clone` when `B: Clone`, extensions included), so the body type must be
+//! `Clone`: `Full<Bytes>`, `Empty<Bytes>`, `String`, `Vec<u8>`. Cloning
+//! `Full<Bytes>` copies no bytes. A streaming body (hyper's `Incoming`, a
+//! file stream) is not `Clone`, so a half-sent stream can never be replayed:
+//! such a service does not compile. Collect the body first
+//! (`http_body_util::BodyExt::collect`, bounded with
+//! `http_body_util::Limited` if it comes from outside) into `Full<Bytes>`.
+//!
+//! ```compile_fail
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response};
+//! use quota_transport::retry::RetryLayer;
+//! use tower::{service_fn, Service, ServiceBuilder};
+//!
+//! /// A body that can be read only once.
+//! struct Stream;
+//!
+//! fn is_a_service<S: Service<Request<Stream>>>(_: &S) {}
+//!
+//! let api = service_fn(|_req: Request<Stream>| async { Ok::<_, Infallible>(Response::new(())) });
+//! let client = ServiceBuilder::new().layer(RetryLayer::default()).service(api);
+//! is_a_service(&client); // error: `Stream` is not `Clone`
+//! ```
 //!
 //! # With hyper-util's client
 //! Put the layer over `hyper_util::client::legacy::Client`, built for a
@@ -128,12 +149,40 @@
 //! [`GiveUp::AttemptsExhausted`]: quota_core::client::GiveUp::AttemptsExhausted
 
 mod event;
-mod future;
 mod layer;
-mod service;
+mod strategy;
 
 pub use event::{RetryOutcome, RetryWait};
-pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use quota_core::client::{GiveUp, LimitType, RetryPolicy};
-pub use service::Retry;
+pub use strategy::RetryStrategy;
+
+/// Retries requests that draw a 429 under the seed's strategy: tower's
+/// retry middleware with a [`RetryStrategy`]; see the [module docs](self).
+///
+/// Made by [`RetryLayer`] (or `Retry::new(RetryStrategy::new(policy),
+/// inner)`); `get_ref`, `get_mut` and `into_inner` reach the inner service.
+/// The request body must be `Clone` (each attempt sends a copy of the
+/// request), and so must the inner service: a retry waits and then drives a
+/// clone of it to readiness (hyper-util's client is cheap to clone).
+///
+/// ```
+/// use quota_transport::retry::{Retry, RetryLayer};
+/// use tower::{service_fn, Layer};
+///
+/// let api = service_fn(|req: http::Request<String>| async move {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+/// });
+/// let client: Retry<_> = RetryLayer::default().layer(api);
+/// let _api = client.into_inner();
+/// ```
+pub type Retry<S> = tower::retry::Retry<RetryStrategy, S>;
+
+/// The response future of [`Retry`] for requests with a body `B`: sends
+/// the request, and while the answer is a minute 429 (and attempts are
+/// left) sleeps and sends a copy of it again.
+///
+/// Resolves to the final response with a [`RetryOutcome`] in its
+/// extensions, or to the inner service's first error (not retried).
+pub type ResponseFuture<S, B> =
+    tower::retry::future::ResponseFuture<RetryStrategy, S, http::Request<B>>;
