@@ -1,46 +1,37 @@
 //! `quota call`: a curl-like client that applies the seed's retry strategy.
 //!
-//! On a 429 it follows [`quota_core::client::Retry`]: a daily limit gives up
-//! at once; a minute limit waits `max(Retry-After, 2^attempt + uniform(0,1))`
-//! seconds and tries again, five attempts at most; any other error status
-//! gives up. Each wait is printed on stderr (attempt, limit type, seconds);
-//! the response body goes to stdout. With `--pace` a
-//! [`Pacer`](quota_core::client::Pacer) fed with the `X-RateLimit-*` headers
-//! delays requests before they are sent, so that a run of `--repeat N`
-//! requests meets no 429.
+//! The client is a tower stack over hyper-util's client, built from
+//! quota-transport's own layers: a [`RetryLayer`] follows the seed's
+//! strategy on a 429 (a daily limit gives up at once; a minute limit waits
+//! `max(Retry-After, 2^attempt + uniform(0,1))` seconds and tries again, five
+//! attempts at most; any other error status gives up), and with `--pace` a
+//! [`PaceLayer`] under it, fed with the `X-RateLimit-*` headers, delays
+//! requests before they are sent, so that a run of `--repeat N` requests
+//! meets no 429. Each wait is printed on stderr (attempt, limit type,
+//! seconds); the response body goes to stdout.
 //!
 //! Exit codes: 0 for a final 1xx-3xx answer; 1 when it gave up (an error
 //! status, a daily limit, or every attempt refused); 2 when no answer came
 //! (bad URL, connection refused, unreadable file).
 
 use std::io::Write as _;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use quota_core::client::{GiveUp, LimitType, Pacer, Retry, RetryAction, RetryPolicy};
-use quota_core::Timestamp;
+use quota_transport::pace::PaceLayer;
+use quota_transport::retry::{GiveUp, LimitType, RetryLayer, RetryOutcome, RetryPolicy, RetryWait};
 use rand::Rng;
+use tower::{ServiceBuilder, ServiceExt};
 
 use crate::cli::CallArgs;
-
-/// The request to send, ready to be replayed.
-struct Prepared {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-fn now() -> Timestamp {
-    quota_transport::enforce::system_clock()
-}
 
 fn limit_name(t: LimitType) -> &'static str {
     match t {
@@ -50,7 +41,8 @@ fn limit_name(t: LimitType) -> &'static str {
     }
 }
 
-fn prepare(args: &CallArgs) -> anyhow::Result<Prepared> {
+/// The request to send; each attempt sends a copy.
+fn prepare(args: &CallArgs) -> anyhow::Result<Request<Full<Bytes>>> {
     let uri: Uri = args
         .url
         .parse()
@@ -110,12 +102,11 @@ fn prepare(args: &CallArgs) -> anyhow::Result<Prepared> {
         None if args.data.is_some() || !args.form.is_empty() => Method::POST,
         None => Method::GET,
     };
-    Ok(Prepared {
-        method,
-        uri,
-        headers,
-        body,
-    })
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// A `multipart/form-data` body of `name=value` and `name=@path` fields.
@@ -168,104 +159,98 @@ pub(crate) async fn run(args: &CallArgs) -> i32 {
     }
 }
 
+/// Prints a wait of the retry layer on stderr.
+fn report_wait(wait: &RetryWait) {
+    eprintln!(
+        "quota call: attempt {} refused (429, {} limit); waiting {:.1} s",
+        wait.attempt,
+        limit_name(wait.limit_type),
+        wait.wait.as_secs_f64()
+    );
+}
+
+/// Prints the status line and headers of an answer on stderr (`-i`).
+fn print_head<B>(response: &Response<B>) {
+    eprintln!("{:?} {}", response.version(), response.status());
+    for (k, v) in response.headers() {
+        eprintln!("{k}: {}", String::from_utf8_lossy(v.as_bytes()));
+    }
+    eprintln!();
+}
+
+/// What to say when the retry layer gave up.
+fn give_up_message(why: GiveUp, attempts: u32) -> String {
+    match why {
+        GiveUp::DailyLimit {
+            retry_after: Some(w),
+        } => format!(
+            "daily limit reached after {attempts} attempt(s); try again in {} s",
+            w.as_secs()
+        ),
+        GiveUp::Status(s) => format!(
+            "giving up: {} {}",
+            s,
+            StatusCode::from_u16(s)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("")
+        ),
+        other => format!("giving up: {other}"),
+    }
+}
+
 async fn call(args: &CallArgs) -> anyhow::Result<i32> {
-    let req = prepare(args)?;
+    let request = prepare(args)?;
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let mut pacer = Pacer::new();
+    // The request of the run being paced, counted from 1, for the messages.
+    let number = Arc::new(AtomicU32::new(1));
+    let pace = args.pace.then(|| {
+        let number = Arc::clone(&number);
+        PaceLayer::new().on_delay(move |wait| {
+            eprintln!(
+                "quota call: pacing: waiting {:.1} s before request {}",
+                wait.as_secs_f64(),
+                number.load(Ordering::Relaxed)
+            );
+        })
+    });
+    let include = args.include;
+    // Retry outside the pacer: every retry is paced and every answer teaches
+    // the pacer; `-i` shows the head of every attempt, refused ones included.
+    let api = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::SEED).on_wait(report_wait))
+        .map_response(move |response: Response<_>| {
+            if include {
+                print_head(&response);
+            }
+            response
+        })
+        .option_layer(pace)
+        .service(client);
     let mut stdout = std::io::stdout();
-    for n in 0..args.repeat.max(1) {
-        let mut retry = Retry::new(RetryPolicy::SEED);
-        loop {
-            if args.pace {
-                let wait = pacer.poll_delay(now());
-                if !wait.is_zero() {
-                    eprintln!(
-                        "quota call: pacing: waiting {:.1} s before request {}",
-                        wait.as_secs_f64(),
-                        n + 1
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                pacer.on_send(now());
-            }
-            let mut out = Request::builder()
-                .method(req.method.clone())
-                .uri(req.uri.clone());
-            if let Some(h) = out.headers_mut() {
-                h.extend(req.headers.clone());
-            }
-            let out = out.body(Full::new(req.body.clone()))?;
-            let res = client
-                .request(out)
-                .await
-                .with_context(|| format!("cannot reach {}", req.uri))?;
-            let (parts, body) = res.into_parts();
-            let body = body
-                .collect()
-                .await
-                .context("the response body broke off")?
-                .to_bytes();
-            let at = now();
-            if args.include {
-                eprintln!("{:?} {}", parts.version, parts.status);
-                for (k, v) in &parts.headers {
-                    eprintln!("{k}: {}", String::from_utf8_lossy(v.as_bytes()));
-                }
-                eprintln!();
-            }
-            if args.pace {
-                pacer.observe(parts.status.as_u16(), parts.headers.iter(), at);
-            }
-            let sample: f64 = rand::thread_rng().gen();
-            match retry.handle_response(parts.status.as_u16(), parts.headers.iter(), at, sample) {
-                RetryAction::Done => {
-                    stdout.write_all(&body)?;
-                    stdout.flush()?;
-                    break;
-                }
-                RetryAction::RetryAt {
-                    wait,
-                    attempt,
-                    limit_type,
-                    ..
-                } => {
-                    eprintln!(
-                        "quota call: attempt {} refused (429, {} limit); waiting {:.1} s",
-                        attempt + 1,
-                        limit_name(limit_type),
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-                }
-                RetryAction::GiveUp(why) => {
-                    stdout.write_all(&body)?;
-                    stdout.flush()?;
-                    let what = match why {
-                        GiveUp::DailyLimit {
-                            retry_after: Some(w),
-                        } => {
-                            format!(
-                                "daily limit reached after {} attempt(s); try again in {} s",
-                                retry.attempts(),
-                                w.as_secs()
-                            )
-                        }
-                        GiveUp::Status(s) => format!(
-                            "giving up: {} {}",
-                            s,
-                            StatusCode::from_u16(s)
-                                .ok()
-                                .and_then(|s| s.canonical_reason())
-                                .unwrap_or("")
-                        ),
-                        other => format!("giving up: {other}"),
-                    };
-                    eprintln!("quota call: {what}");
-                    return Ok(1);
-                }
-            }
+    for n in 1..=args.repeat.max(1) {
+        number.store(n, Ordering::Relaxed);
+        let response = api
+            .clone()
+            .oneshot(request.clone())
+            .await
+            .with_context(|| format!("cannot reach {}", request.uri()))?;
+        let outcome = *response
+            .extensions()
+            .get::<RetryOutcome>()
+            .context("the retry layer recorded no outcome")?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("the response body broke off")?
+            .to_bytes();
+        stdout.write_all(&body)?;
+        stdout.flush()?;
+        if let Some(why) = outcome.gave_up {
+            eprintln!("quota call: {}", give_up_message(why, outcome.attempts));
+            return Ok(1);
         }
     }
     Ok(0)

@@ -136,18 +136,27 @@ fn missing_upstream_is_a_clear_error() {
     assert!(stderr(&out).contains("--upstream"), "{}", stderr(&out));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn call_waits_through_a_minute_limit_then_succeeds() {
+/// Runs `quota call FLAGS -X POST` on `/v1/burst` once this 2-second
+/// window's one request is spent (early in it); returns the output and how
+/// long the call took.
+async fn call_on_a_spent_window(flags: &[&str]) -> (Output, Duration) {
     let (_up, gw, _dir) = gateway(&[]).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let url = gw.url("/v1/burst");
-    // Spend the one request of this 2-second window, early in it.
     early_in_window(2_000, Duration::from_millis(1_500)).await;
     assert_eq!(http.post(&url, Some(&key)).await.status, 200);
     let started = Instant::now();
-    let out =
-        tokio::task::block_in_place(|| quota(&["call", "--key", &key, "-X", "POST", &url], &[]));
+    let mut args = vec!["call", "--key", &key, "-X", "POST"];
+    args.extend_from_slice(flags);
+    args.push(&url);
+    let out = tokio::task::block_in_place(|| quota(&args, &[]));
+    (out, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_waits_through_a_minute_limit_then_succeeds() {
+    let (out, elapsed) = call_on_a_spent_window(&[]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -159,8 +168,25 @@ async fn call_waits_through_a_minute_limit_then_succeeds() {
         "{}",
         stdout(&out)
     );
-    assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
-    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(elapsed >= Duration::from_millis(900), "it waited");
+    assert!(elapsed < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_include_shows_the_head_of_every_attempt_the_refused_one_first() {
+    let (out, _) = call_on_a_spent_window(&["-i"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing: {err}"))
+    };
+    let refused = at("HTTP/1.1 429 Too Many Requests");
+    let wait = at("attempt 1 refused (429, minute limit); waiting");
+    let admitted = at("HTTP/1.1 200 OK");
+    assert!(refused < wait && wait < admitted, "{err}");
+    assert!(err[refused..wait].contains("retry-after: "), "{err}");
+    assert!(stdout(&out).contains("\"path\":\"/v1/burst\""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
