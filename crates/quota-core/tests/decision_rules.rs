@@ -1,4 +1,6 @@
-//! Every decision of SPEC.md section 2, one test each.
+//! The rules of `docs/contract.md` sections 1.2 to 4 (Premium's shared
+//! budget, endpoints, windows, the multi-limit decision, the headers), one
+//! test each.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 use quota_core::policy::{PlanError, Policy, Request};
@@ -105,7 +107,7 @@ fn a_daily_refusal_is_reported_over_a_minute_refusal() {
 }
 
 #[test]
-fn a_429_carries_the_six_headers_of_the_spec() {
+fn a_429_carries_the_six_headers_of_the_contract() {
     let (p, s) = (Policy::seed(), MemoryStore::new());
     let r = req("a", "basic", "txt2img");
     for _ in 0..3 {

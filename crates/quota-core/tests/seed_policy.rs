@@ -1,10 +1,11 @@
-//! The seed policy matches SPEC.md section 1, row by row.
+//! The seed policy matches `docs/contract.md` section 1, row by row.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 use quota_core::policy::{Granted, Policy, Request};
 
-/// SPEC.md's Basic table, copied by hand (not from the crate).
-const SPEC_TABLE: &str = "\
+/// The Basic table of `docs/contract.md` section 1.1, copied by hand (not
+/// from the crate).
+const CONTRACT_TABLE: &str = "\
 txt2img 3 100
 img2img 3 100
 txt2audio 3 50
@@ -34,9 +35,9 @@ fn request<'a>(tier: &'a str, endpoint: &'a str) -> Request<'a> {
 }
 
 #[test]
-fn every_basic_row_of_the_spec_table_is_in_the_seed() {
+fn every_basic_row_of_the_contract_table_is_in_the_seed() {
     let policy = Policy::seed();
-    for row in SPEC_TABLE.lines() {
+    for row in CONTRACT_TABLE.lines() {
         let cols: Vec<&str> = row.split_whitespace().collect();
         let (endpoint, per_minute, per_day) = (
             cols[0],
@@ -68,13 +69,13 @@ fn every_basic_row_of_the_spec_table_is_in_the_seed() {
             "row {row}"
         );
     }
-    assert_eq!(policy.endpoints().len(), SPEC_TABLE.lines().count());
+    assert_eq!(policy.endpoints().len(), CONTRACT_TABLE.lines().count());
 }
 
 #[test]
 fn premium_is_300_per_minute_across_all_endpoints_with_no_daily_limit() {
     let policy = Policy::seed();
-    for row in SPEC_TABLE.lines() {
+    for row in CONTRACT_TABLE.lines() {
         let endpoint = row.split_whitespace().next().unwrap().replace('*', "x");
         let plan = policy.plan(&request("premium", &endpoint)).unwrap();
         let limits: Vec<_> = plan

@@ -29,7 +29,7 @@ use super::accounts::{new_account_id, new_api_key};
 use super::respond::{json, message, server_error, Body, BoxError, TEMPORARILY_UNAVAILABLE};
 use super::{limits, now, Shared};
 
-/// The credit of a new account: $5 (SPEC: "given automatically at sign-up, with $5 of free credit").
+/// The credit of a new account: $5, given at sign-up (`docs/contract.md`, section 6).
 pub(crate) const SIGNUP_CREDIT: Money = Money::from_dollars(5);
 
 /// Largest admin request body.

@@ -16,7 +16,7 @@
 //!
 //! One [`Retry`] follows one logical request. After each attempt, feed its
 //! response to [`Retry::handle_response`]; the returned [`RetryAction`] says
-//! what to do. The rules are the seed's (SPEC section 1):
+//! what to do. The rules are the seed's (`docs/contract.md`, section 7):
 //!
 //! 1. A status below 400 other than 429 is [`RetryAction::Done`].
 //! 2. Any other status of 400 or more except 429 is

@@ -195,7 +195,8 @@ impl Policy {
         compile::compile(spec)
     }
 
-    /// The seed policy: the tiers of the source document (see `SPEC.md`).
+    /// The seed policy: the tiers of the source page (see `docs/contract.md`,
+    /// section 1).
     pub fn seed() -> Self {
         seed::seed_policy()
     }

@@ -1,4 +1,5 @@
-//! The seed policy: the source document's tiers (see `SPEC.md` section 1).
+//! The seed policy: the source page's tiers (see `docs/contract.md`,
+//! sections 1.1, 1.2 and 5).
 //!
 //! The same policy ships as `policies/seed.toml` in this crate; a test checks
 //! that the file and this constructor agree, and every row against the table.
