@@ -54,7 +54,12 @@ pub use memory::MemoryStore;
 pub use store::{Outcomes, Store, StoreError};
 pub use time::Timestamp;
 
-/// The README's examples, compiled and run as doctests.
+/// The workspace README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's README, its examples compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

@@ -20,3 +20,8 @@
 //! ```
 
 pub mod http1;
+
+/// This crate's README, its examples compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

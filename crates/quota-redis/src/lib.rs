@@ -103,3 +103,8 @@ pub use store::{Answer, RedisStore, Source};
 
 #[doc = include_str!("../../../docs/redis.md")]
 pub mod guide {}
+
+/// This crate's README, its examples compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -84,3 +84,8 @@ pub mod pace;
 pub mod response;
 pub mod retry;
 pub mod upload;
+
+/// This crate's README, its examples compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
