@@ -37,7 +37,7 @@ use crate::keys::legacy_key_digest;
 use crate::{Error, KeySpace, RedisConfig};
 
 /// Accounts in Redis. Cheap to clone. Build one with
-/// [`RedisAccounts::connect`], or share a store's connection with
+/// [`RedisAccounts::lazy`], or share a store's connection with
 /// [`RedisStore::accounts`](crate::RedisStore::accounts).
 #[derive(Clone, Debug)]
 pub struct RedisAccounts {

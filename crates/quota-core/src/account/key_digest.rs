@@ -4,24 +4,7 @@
 //! [`key_digest`] of it, and resolving a request's key hashes it once and
 //! looks the digest up. A digest read from a dump of a store does not
 //! authenticate anyone, since the gateway hashes whatever a client sends.
-//!
-//! Why an unkeyed SHA-256, and not a password hash or an HMAC:
-//!
-//! 1. The keys the gateway issues are 128 bits from the OS's random number
-//!    generator (`qk_` and 32 hex digits). Nobody can search 2^128
-//!    candidates, however fast the hash, so a slow hash (argon2, bcrypt)
-//!    would buy no safety and cost its whole work factor on every request.
-//! 2. A keyed hash (an HMAC with a server secret, a "pepper") would add a
-//!    secret that every gateway of a fleet sharing Redis must hold, and that
-//!    must be rotated, again without making a 128-bit key any harder to
-//!    guess. It would only help keys with little entropy, which the gateway
-//!    never issues: a program that embeds these stores with keys it chooses
-//!    itself must make them as random (or hash them itself first).
-//! 3. SHA-256 rather than the SHA-1 the Redis store used before: SHA-1 is
-//!    broken for collisions (not for preimages, which is what matters here,
-//!    but no store should lean on a broken hash), while SHA-256 is the usual
-//!    well-studied choice, hardware-accelerated on current CPUs, and a few
-//!    hundred nanoseconds for a key of 35 bytes.
+//! [`key_digest`]'s docs say why it is an unkeyed SHA-256.
 //!
 //! ```
 //! use quota_core::account::key_digest;
@@ -40,8 +23,25 @@ use sha2::{Digest as _, Sha256};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyDigest([u8; 32]);
 
-/// The digest every account store keeps for `api_key` (see the [module
-/// docs](self) for why it is an unkeyed SHA-256).
+/// The digest every account store keeps for `api_key`.
+///
+/// Why an unkeyed SHA-256, and not a password hash or an HMAC:
+///
+/// 1. The keys the gateway issues are 128 bits from the OS's random number
+///    generator (`qk_` and 32 hex digits). Nobody can search 2^128
+///    candidates, however fast the hash, so a slow hash (argon2, bcrypt)
+///    would buy no safety and cost its whole work factor on every request.
+/// 2. A keyed hash (an HMAC with a server secret, a "pepper") would add a
+///    secret that every gateway of a fleet sharing Redis must hold, and that
+///    must be rotated, again without making a 128-bit key any harder to
+///    guess. It would only help keys with little entropy, which the gateway
+///    never issues: a program that embeds these stores with keys it chooses
+///    itself must make them as random (or hash them itself first).
+/// 3. SHA-256 rather than the SHA-1 the Redis store used before: SHA-1 is
+///    broken for collisions (not for preimages, which is what matters here,
+///    but no store should lean on a broken hash), while SHA-256 is the usual
+///    well-studied choice, hardware-accelerated on current CPUs, and a few
+///    hundred nanoseconds for a key of 35 bytes.
 pub fn key_digest(api_key: &str) -> KeyDigest {
     KeyDigest(Sha256::digest(api_key.as_bytes()).into())
 }

@@ -4,7 +4,7 @@
 //! A connection starts here. Each request is parsed where it was read,
 //! checked by the enforcement layer ([`EnforceLayer::check_head`], the same
 //! checks, answers and metrics as the tower layer), forwarded with the
-//! upstream client's raw path ([`Proxy::forward_head`]) and answered in one
+//! upstream client's raw path ([`Proxy::forward_head`](super::proxy::Proxy::forward_head)) and answered in one
 //! write with the upstream's fields and the rate-limit headers, without
 //! building `http` requests and responses or going through hyper's
 //! connection state machine. The first request this path does not answer
