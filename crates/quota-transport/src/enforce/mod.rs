@@ -36,7 +36,7 @@
 //! ```
 //!
 //! Served by hyper, the same stack goes through
-//! [`TowerToHyperService`](hyper_util::service::TowerToHyperService); the
+//! [`TowerToHyperService`](https://docs.rs/hyper-util/0.1/hyper_util/service/struct.TowerToHyperService.html); the
 //! request body is then hyper's `Incoming`.
 //!
 //! # The checks, in order
