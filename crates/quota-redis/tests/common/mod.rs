@@ -8,11 +8,14 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quota_redis::{Clock, RedisConfig};
+
+mod private_redis;
+#[allow(unused_imports)] // the fault tests use it, the others do not
+pub(crate) use private_redis::PrivateRedis;
 
 /// The shared Redis (override with `QUOTA_TEST_REDIS_URL`).
 pub(crate) fn redis_url() -> String {
@@ -142,78 +145,6 @@ impl Drop for TestKeys {
 pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
-}
-
-/// A `redis-server` of this test's own on 127.0.0.1, killed on drop.
-pub(crate) struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// Starts one on a free port and waits until it answers.
-    pub(crate) fn start() -> Self {
-        let mut r = PrivateRedis {
-            port: free_port(),
-            child: None,
-        };
-        r.restart();
-        r
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it (SIGKILL: no goodbye to the clients).
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port (empty: no persistence).
-    pub(crate) fn restart(&mut self) {
-        self.kill();
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed to run the fault tests");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let pong = sync_connection(&self.url(), Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if pong.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server on port {port} did not start: {pong:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// A server that accepts TCP connections (the kernel completes them) but
