@@ -359,3 +359,53 @@ async fn at_the_connection_limit_a_new_client_waits_until_one_closes() {
     drop((a, b));
     gw.wait_log("connection limit reached", Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_refusals_are_counted_by_status() {
+    let (up, gw, _dir) = gateway(&[]).await;
+    let send = |raw: &'static [u8]| async move {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, raw)
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    // The own path: no Host (400), TRACE (405), gzip before chunked (501).
+    assert!(send(b"GET /v1/txt2img HTTP/1.1\r\n\r\n")
+        .await
+        .starts_with("HTTP/1.1 400"));
+    assert!(send(b"TRACE /v1/txt2img HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .starts_with("HTTP/1.1 405"));
+    let coded = b"POST /v1/txt2img HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+    assert!(send(coded).await.starts_with("HTTP/1.1 501"));
+    // A connection handed to hyper: a body first, then a bad method.
+    let handed = b"POST /v1/nothing HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n{}PROPFIND /v1/x HTTP/1.1\r\nHost: gw\r\n\r\n";
+    let answers = send(handed).await;
+    assert!(answers.contains("HTTP/1.1 405"), "{answers}");
+
+    let text = String::from_utf8_lossy(&Http::default().get(&gw.url("/metrics"), None).await.body)
+        .into_owned();
+    assert_eq!(
+        metric(&text, "quota_edge_refusals_total{status=\"400\"}"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "quota_edge_refusals_total{status=\"405\"}"),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "quota_edge_refusals_total{status=\"501\"}"),
+        1,
+        "{text}"
+    );
+    assert!(up.seen().is_empty());
+}

@@ -6,6 +6,9 @@
 //! - `quota_decision_duration_seconds`: a histogram of decision latency;
 //! - `quota_upstream_errors_total{kind}`: `unreachable` (502) and `timeout` (504);
 //! - `quota_store_errors_total`: decisions the store could not make;
+//! - `quota_edge_refusals_total{status}`: requests refused at the edge,
+//!   before any route (`400` a bad `Host`, target or transfer coding, `405`
+//!   a method the gateway does not serve, `501` codings before `chunked`);
 //! - `quota_policy_reloads_total{result}`: `ok` or `refused`;
 //! - `quota_store_info{backend,mode}`: 1 for the store in use; `mode` is
 //!   `ok`, or on Redis while it does not answer `fallback` (failure policy
@@ -14,6 +17,7 @@
 //!   `quota_redis_decisions_total`, `quota_redis_fallback_decisions_total`,
 //!   `quota_redis_errors_total`, `quota_redis_timeouts_total`.
 
+use quota_gateway::http1::edge::Refusal;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
@@ -92,6 +96,20 @@ pub(crate) struct Metrics {
     store_errors: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_refused: AtomicU64,
+    /// Edge refusals: 400, 405, 501.
+    edge_refusals: [AtomicU64; 3],
+}
+
+/// The statuses of `quota_edge_refusals_total`, in the order of
+/// `Metrics::edge_refusals`.
+const EDGE_STATUSES: [&str; 3] = ["400", "405", "501"];
+
+fn edge_index(refusal: Refusal) -> usize {
+    match refusal {
+        Refusal::BadRequest(_) => 0,
+        Refusal::MethodNotAllowed => 1,
+        Refusal::NotImplemented(_) => 2,
+    }
 }
 
 /// Why the upstream failed.
@@ -157,6 +175,11 @@ impl Metrics {
             UpstreamError::Timeout => &self.upstream_timeout,
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused at the edge.
+    pub(crate) fn record_edge_refusal(&self, refusal: Refusal) {
+        self.edge_refusals[edge_index(refusal)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A store failure.
@@ -236,6 +259,17 @@ impl Metrics {
             "quota_upstream_errors_total{{kind=\"timeout\"}} {}",
             self.upstream_timeout.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP quota_edge_refusals_total Requests refused at the edge, before any route.\n",
+        );
+        out.push_str("# TYPE quota_edge_refusals_total counter\n");
+        for (status, n) in EDGE_STATUSES.iter().zip(&self.edge_refusals) {
+            let _ = writeln!(
+                out,
+                "quota_edge_refusals_total{{status=\"{status}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out.push_str(
             "# HELP quota_store_errors_total Decisions the counter store could not make.\n",
         );

@@ -669,6 +669,7 @@ async fn route(
         version,
         req.headers(),
     ) {
+        gw.shared.metrics.record_edge_refusal(refusal);
         let close = version != Version::HTTP_2;
         return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
     }

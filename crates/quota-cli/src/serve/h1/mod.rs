@@ -90,6 +90,7 @@ pub(crate) async fn serve(
                     Parsed::Simple(s) => break s,
                     Parsed::Other => return handover(buf, stream),
                     Parsed::Refused { refusal, head } => {
+                        gw.shared.metrics.record_edge_refusal(refusal);
                         refuse(refusal, head, stream, &mut out).await;
                         return Ended::Closed;
                     }
