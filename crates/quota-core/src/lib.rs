@@ -35,13 +35,15 @@
 //! four window algorithms as pure steps), [`decision`] (the multi-limit answer
 //! and its headers), [`store`] and [`memory`] (state), [`upload`] (file
 //! rules), [`client`] (retry and pacing state machines), [`path`] (the one
-//! canonical spelling of a request path).
+//! canonical spelling of a request path), [`limiter`] (one limit over any
+//! keys, without a policy).
 
 pub mod account;
 pub mod algorithm;
 mod bytes;
 pub mod client;
 pub mod decision;
+pub mod limiter;
 pub mod memory;
 pub mod path;
 pub mod policy;
