@@ -93,6 +93,10 @@ pub fn too_many_attempts(decision: &Decision<'_>, style: ResponseStyle) -> Respo
     res
 }
 
+/// What a client is told when a store cannot answer: it says what kind of
+/// failure it is and nothing of its cause, which goes to the log.
+pub const TEMPORARILY_UNAVAILABLE: &str = "the service is temporarily unavailable; try again later";
+
 /// The `X-Request-Id` header of [`server_error`].
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -26,8 +26,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::accounts::{new_account_id, new_api_key};
-use super::respond::{json, message, server_error, Body, BoxError, TEMPORARILY_UNAVAILABLE};
+use super::respond::{self, json, message, server_error, Body, BoxError};
 use super::{limits, now, Shared};
+use quota_transport::response::TEMPORARILY_UNAVAILABLE;
 
 /// The credit of a new account: $5, given at sign-up (`docs/contract.md`, section 6).
 pub(crate) const SIGNUP_CREDIT: Money = Money::from_dollars(5);
@@ -146,13 +147,10 @@ where
 
 /// A 405 naming the one method the route answers, in `Allow` too.
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut res = message(
-        StatusCode::METHOD_NOT_ALLOWED,
+    respond::method_not_allowed(
         format!("method not allowed on this admin route: use {allow}"),
-    );
-    res.headers_mut()
-        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
-    res
+        allow,
+    )
 }
 
 /// The largest payment accepted at once: $1,000,000,000. A larger one is

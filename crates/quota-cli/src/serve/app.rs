@@ -18,11 +18,10 @@ use quota_transport::response::RequestId;
 
 use super::limits;
 use super::proxy::Proxy;
-use super::respond::{
-    json, message, server_error, Body, BoxError, ClientAddr, TEMPORARILY_UNAVAILABLE,
-};
+use super::respond::{json, message, server_error, Body, BoxError, ClientAddr};
 use super::routes::Route;
 use super::{now, Shared};
+use quota_transport::response::TEMPORARILY_UNAVAILABLE;
 
 /// The inner service. Cheap to clone.
 #[derive(Clone)]

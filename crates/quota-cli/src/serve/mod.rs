@@ -676,9 +676,7 @@ async fn route(
     let route = Route::of(req.uri().path());
     if let Some(allow) = route.methods() {
         if !allow.split(", ").any(|m| m == req.method().as_str()) {
-            let mut res = respond::message(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            res.headers_mut()
-                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+            let res = respond::method_not_allowed("method not allowed", allow);
             return Ok(res.map(ResponseBody::inner));
         }
     }

@@ -58,10 +58,6 @@ pub(crate) fn message(status: StatusCode, msg: impl Into<String>) -> Response<Bo
     json(status, &serde_json::json!({ "message": msg.into() }))
 }
 
-/// What a client is told when a store cannot answer (the detail is logged).
-pub(crate) const TEMPORARILY_UNAVAILABLE: &str =
-    "the service is temporarily unavailable; try again later";
-
 /// The gateway's answer for its own failure: `status`, `{"message":
 /// MESSAGE, "request_id": ID}` and `X-Request-Id: ID`
 /// ([`quota_transport::response::server_error`]); log the detail with `id`.
@@ -69,14 +65,21 @@ pub(crate) fn server_error(status: StatusCode, message: &str, id: RequestId) -> 
     quota_transport::response::server_error(status, message, id).map(full)
 }
 
+/// A 405 with `msg` and the methods that are allowed, in `Allow`.
+pub(crate) fn method_not_allowed(msg: impl Into<String>, allow: &'static str) -> Response<Body> {
+    let mut res = message(StatusCode::METHOD_NOT_ALLOWED, msg);
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
 /// The answer to a request refused at the edge: a JSON `message`, `Allow`
 /// for a 405, and (`close`: over HTTP/1.x) `Connection: close`.
 pub(crate) fn refusal(refusal: Refusal, close: bool) -> Response<Body> {
-    let mut res = message(refusal.status(), refusal.message());
-    if let Some(allow) = refusal.allow() {
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
+    let mut res = match refusal.allow() {
+        Some(allow) => method_not_allowed(refusal.message(), allow),
+        None => message(refusal.status(), refusal.message()),
+    };
     if close {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

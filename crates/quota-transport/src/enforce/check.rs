@@ -25,7 +25,9 @@ use super::policy::Loaded;
 use super::summary::{AnswerHeaders, DecisionSummary, RateHeaders};
 use crate::fields::HeaderFields;
 use crate::identity::api_key;
-use crate::response::{json_message, server_error, too_many_attempts, RequestId};
+use crate::response::{
+    json_message, server_error, too_many_attempts, RequestId, TEMPORARILY_UNAVAILABLE,
+};
 use crate::upload::{precheck, Verdict};
 
 /// What the checks decided.
@@ -448,11 +450,7 @@ fn unauthorized<S, A>(config: &Config<S, A>, message: &str) -> Response<Bytes> {
 fn unavailable(detail: &str) -> Response<Bytes> {
     let id = RequestId::new();
     tracing::warn!(request_id = %id, error = detail, "answering 503: the store is unavailable");
-    server_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the service is temporarily unavailable; try again later",
-        id,
-    )
+    server_error(StatusCode::SERVICE_UNAVAILABLE, TEMPORARILY_UNAVAILABLE, id)
 }
 
 async fn refund_to<A: Accounts>(accounts: &A, account: &str, amount: Money) {
