@@ -271,7 +271,7 @@ impl Proxy {
                 }
                 res
             }
-            Err(e) => self.failed(Some(e)),
+            Err(e) => self.failed(e),
         }
     }
 
@@ -305,17 +305,16 @@ impl Proxy {
         let send = pin!(this.pool.send_head(method, target, fields, &edits));
         match within(this.timeout, timer, send).await {
             Some(Ok(answer)) => Ok(answer),
-            Some(Err(e)) => Err(self.failed(Some(e))),
-            None => Err(self.failed(None)),
+            Some(Err(e)) => Err(self.failed(e)),
+            None => Err(self.failed(ForwardError::Timeout)),
         }
     }
 
-    /// The answer when the upstream gave none: `Some` error, or `None` for
-    /// a timeout (as [`ForwardError::Timeout`]).
-    fn failed(&self, error: Option<ForwardError>) -> Response<Body> {
+    /// The answer when the upstream gave none.
+    fn failed(&self, error: ForwardError) -> Response<Body> {
         let this = &*self.0;
         match error {
-            Some(ForwardError::RequestBody(e)) => {
+            ForwardError::RequestBody(e) => {
                 // The client's body failed (cut off, or stopped by an upload
                 // rule, whose answer the enforcement layer puts in place of this).
                 tracing::debug!(error = %error_chain(&*e), "request body failed while forwarding");
@@ -324,7 +323,7 @@ impl Proxy {
                     "the request body could not be read",
                 )
             }
-            Some(ForwardError::Timeout) | None => {
+            ForwardError::Timeout => {
                 this.metrics.record_upstream_error(UpstreamError::Timeout);
                 let id = RequestId::new();
                 tracing::warn!(
@@ -338,7 +337,7 @@ impl Proxy {
                     id,
                 )
             }
-            Some(e) => {
+            e => {
                 this.metrics
                     .record_upstream_error(UpstreamError::Unreachable);
                 let id = RequestId::new();
