@@ -180,13 +180,14 @@ impl Pool {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // No body: nothing of the client's to time (and no timer, box or
+        // notifier to make for it).
+        if req.body().is_end_stream() {
+            return self.send_whole(req, edits, 0).await;
+        }
         let (mut parts, body) = req.into_parts();
         let body = ClientBody::new(body, self.client_timeout);
-        let whole = if body.is_end_stream() {
-            Some(0)
-        } else {
-            body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED)
-        };
+        let whole = body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED);
         match whole {
             Some(len) => {
                 let req = Request::from_parts(parts, body);
