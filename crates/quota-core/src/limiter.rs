@@ -110,23 +110,40 @@ impl Limiter {
     /// limit's count can never be allowed: denied, with the window as the
     /// wait.
     pub fn check_n(&self, key: &str, units: u64, now: Timestamp) -> Verdict {
+        self.run::<true>(key, units, now)
+    }
+
+    /// What [`Limiter::check`] would answer for `key` at `now`, counting
+    /// nothing.
+    pub fn peek(&self, key: &str, now: Timestamp) -> Verdict {
+        self.run::<false>(key, 1, now)
+    }
+
+    fn run<const COUNT: bool>(&self, key: &str, units: u64, now: Timestamp) -> Verdict {
         let req = Request {
             account: key,
             tier: ANY,
             endpoint: ANY,
             cost: units,
         };
-        match self.store.check(&self.policy, &req, now) {
-            Ok(d) if d.is_admitted() => Verdict::Allowed {
-                remaining: d.statuses().first().map_or(0, |s| s.remaining()),
-            },
-            Ok(d) => Verdict::Denied {
-                retry_after: d.retry_after().unwrap_or(self.window),
-            },
-            // Only a cost above the count gets here (the policy is the
-            // limiter's own, with its one tier and endpoint).
-            Err(_) => Verdict::Denied {
+        // Only a cost above the count fails to plan (the policy is the
+        // limiter's own, with its one tier and endpoint).
+        let Ok(plan) = self.policy.plan(&req) else {
+            return Verdict::Denied {
                 retry_after: self.window,
+            };
+        };
+        let outcomes = if COUNT {
+            self.store.decide_now(&plan, now)
+        } else {
+            self.store.peek_now(&plan, now)
+        };
+        match outcomes.iter().find(|o| !o.admits) {
+            None => Verdict::Allowed {
+                remaining: outcomes.first().map_or(0, |o| o.remaining),
+            },
+            Some(o) => Verdict::Denied {
+                retry_after: Duration::from_millis(o.retry_after_ms.max(1)),
             },
         }
     }

@@ -1,9 +1,8 @@
 //! Failed admin authentications, limited per client address by the engine
-//! itself: a [`MemoryStore`] and a one-limit policy built in code (by
-//! default 10 wrong tokens a minute from one address, a sliding log, so the
-//! limit holds over any minute). Past it, every admin request from that
-//! address is refused (429), even one with the right token, until the
-//! oldest failure leaves the window.
+//! itself: a [`Limiter`] (by default 10 wrong tokens a minute from one
+//! address, on a sliding log, so the limit holds over any minute). Past it,
+//! every admin request from that address is refused (429), even one with
+//! the right token, until the oldest failure leaves the window.
 //!
 //! The guard only counts; it never sees the token, which the admin API
 //! compares in constant time. Time is passed in, so tests run in virtual
@@ -13,32 +12,18 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use quota_core::algorithm::Algorithm;
-use quota_core::policy::{
-    Count, EndpointSpec, LimitSpec, Policy, PolicyError, PolicySpec, Request, TierSpec,
-    WindowLength,
-};
-use quota_core::{MemoryStore, Timestamp};
+use quota_core::limiter::{Limiter, Verdict};
+use quota_core::policy::PolicyError;
+use quota_core::Timestamp;
 
 /// The default: wrong admin tokens allowed from one address...
 pub(crate) const MAX_FAILURES: u64 = 10;
 /// ...in any window of this length.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
-/// The guard's policy's names (its one tier, endpoint and limit).
-const TIER: &str = "admin";
-const ENDPOINT: &str = "admin-auth";
-
 /// Counts failed admin authentications per client address.
-pub(crate) struct AdminGuard {
-    policy: Policy,
-    store: MemoryStore,
-}
-
-impl std::fmt::Debug for AdminGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminGuard").finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct AdminGuard(Limiter);
 
 impl AdminGuard {
     /// At most `failures` wrong tokens from one address in any `window`.
@@ -46,67 +31,30 @@ impl AdminGuard {
     /// # Errors
     /// A `failures` of 0, or a window shorter than a millisecond.
     pub(crate) fn new(failures: u64, window: Duration) -> Result<Self, PolicyError> {
-        let window =
-            WindowLength::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-        let spec = PolicySpec {
-            endpoints: vec![EndpointSpec {
-                path: ENDPOINT.to_owned(),
-                price: None,
-                priority: None,
-            }],
-            tiers: vec![TierSpec {
-                name: TIER.to_owned(),
-                granted: None,
-                limits: vec![LimitSpec {
-                    endpoint: Some(ENDPOINT.to_owned()),
-                    per_match: false,
-                    name: Some("failures".to_owned()),
-                    window,
-                    count: Count::Limited(failures),
-                    algorithm: Algorithm::SlidingLog,
-                }],
-            }],
-            uploads: None,
-        };
-        Ok(AdminGuard {
-            policy: Policy::new(spec)?,
-            store: MemoryStore::with_shards(4),
-        })
+        Limiter::with_algorithm(failures, window, Algorithm::SlidingLog).map(AdminGuard)
     }
 
     /// An admin request from `client` at `now`, whose token was wrong
     /// (`failed`) or not: `Ok` to answer it, or `Err` with how long until
-    /// `client` may try again. A wrong token is counted, and refused once it
-    /// is one too many; any request is refused while the failures in the
-    /// window are at the limit.
+    /// `client` may try again. A wrong token is counted (atomically:
+    /// concurrent failures get exactly the allowance), and refused once it
+    /// is one too many; any other request only looks, and is refused while
+    /// the failures in the window are at the limit.
     pub(crate) fn check_attempt(
         &self,
         client: IpAddr,
         failed: bool,
         now: Timestamp,
     ) -> Result<(), Duration> {
-        let account = client.to_canonical().to_string();
-        let req = Request {
-            account: &account,
-            tier: TIER,
-            endpoint: ENDPOINT,
-            cost: 1,
-        };
-        // The policy is built above with this tier and endpoint: planning
-        // cannot fail; if it ever did, the request is not limited.
-        let Ok(plan) = self.policy.plan(&req) else {
-            return Ok(());
-        };
-        // A failure is counted by a decision (atomic: concurrent failures
-        // get exactly the allowance); any other request only looks.
-        let outcomes = if failed {
-            self.store.decide_now(&plan, now)
+        let key = client.to_canonical().to_string();
+        let verdict = if failed {
+            self.0.check(&key, now)
         } else {
-            self.store.peek_now(&plan, now)
+            self.0.peek(&key, now)
         };
-        match outcomes.iter().find(|o| !o.admits) {
-            None => Ok(()),
-            Some(o) => Err(Duration::from_millis(o.retry_after_ms.max(1))),
+        match verdict {
+            Verdict::Allowed { .. } => Ok(()),
+            Verdict::Denied { retry_after } => Err(retry_after),
         }
     }
 }
