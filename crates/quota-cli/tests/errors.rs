@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{gateway, Answer, Http, Quota, TempDir, ADMIN_TOKEN, TEST_POLICY};
+use common::{gateway, gateway_to, Answer, Http, Quota, ADMIN_TOKEN};
 use http::Method;
 
 /// A loopback port nothing listens on (free a moment ago).
@@ -42,21 +42,8 @@ fn generic(gw: &Quota, a: &Answer, status: u16, port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
     let port = closed_port();
-    let dir = TempDir::new("errors-redis");
-    let policy = dir.write("policy.toml", TEST_POLICY);
     let store = format!("redis://127.0.0.1:{port}");
-    let gw = tokio::task::block_in_place(|| {
-        Quota::serve(&[
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--store",
-            &store,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-    });
+    let (gw, _dir) = gateway_to("http://127.0.0.1:9", &["--store", &store]).await;
     let http = Http::default();
 
     // The enforcement layer's 503 (the key cannot be resolved), on the own

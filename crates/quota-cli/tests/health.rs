@@ -12,7 +12,7 @@ mod private_redis;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, Quota, TempDir, TEST_POLICY};
+use common::{gateway_to, Http, Quota};
 use private_redis::PrivateRedis;
 
 /// Polls `/healthz` until it answers `status`; how long that took.
@@ -36,21 +36,9 @@ async fn until_health(http: &Http, gw: &Quota, status: u16, within: Duration) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_follows_redis_down_and_back_without_other_requests() {
     let mut redis = tokio::task::block_in_place(PrivateRedis::start);
-    let dir = TempDir::new("health");
-    let policy = dir.write("policy.toml", TEST_POLICY);
     let store = format!("redis://127.0.0.1:{}", redis.port());
-    let gw = tokio::task::block_in_place(|| {
-        Quota::serve(&[
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--store",
-            &store,
-            "--redis-prefix",
-            "quota-e2e-health:",
-        ])
-    });
+    let extra = ["--store", &store, "--redis-prefix", "quota-e2e-health:"];
+    let (gw, _dir) = gateway_to("http://127.0.0.1:9", &extra).await;
     let http = Http::default();
     until_health(&http, &gw, 200, Duration::from_secs(5)).await;
 
