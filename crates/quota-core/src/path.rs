@@ -183,17 +183,30 @@ enum Class {
 /// hyper refuses most of them: a byte that one parser takes and another
 /// does not is a byte two parsers may read differently.
 fn class(b: u8) -> Class {
-    match b {
-        b'%' => Class::Percent,
-        b'.' => Class::Dot,
-        b'/' => Class::Slash,
-        b if is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@' => Class::Plain,
-        _ => Class::Bad,
-    }
+    CLASSES[usize::from(b)]
 }
 
+/// [`class`] of every byte, worked out once: the scan of a canonical path
+/// (every request's) is one table look-up per byte.
+const CLASSES: [Class; 256] = {
+    let mut table = [Class::Bad; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'%' => Class::Percent,
+            b'.' => Class::Dot,
+            b'/' => Class::Slash,
+            c if is_unreserved(c) || is_sub_delim(c) || c == b':' || c == b'@' => Class::Plain,
+            _ => Class::Bad,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` is one of RFC 3986's `sub-delims` (`!$&'()*+,;=`).
-pub fn is_sub_delim(b: u8) -> bool {
+pub const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
@@ -225,7 +238,7 @@ pub fn is_query(query: &str) -> bool {
 
 /// Whether `b` is one of RFC 3986's unreserved characters (letters,
 /// digits, `-`, `.`, `_`, `~`).
-pub fn is_unreserved(b: u8) -> bool {
+pub const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
