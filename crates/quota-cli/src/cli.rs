@@ -85,6 +85,11 @@ pub(crate) struct ServeArgs {
     /// only the normalized form. See docs/security.md.
     #[arg(long, env = "QUOTA_PATH_ACTION", value_name = "refuse|normalize")]
     pub(crate) path_action: Option<String>,
+    /// Which code serves HTTP/1.1: `own` (default; the gateway's own path
+    /// for bodiless requests, hyper for the rest) or `hyper` (hyper for
+    /// every request). HTTP/2 is always hyper's.
+    #[arg(long, env = "QUOTA_HTTP1", value_name = "own|hyper")]
+    pub(crate) http1: Option<String>,
     /// Forward the API key (`X-API-Key`, or `Authorization: Bearer KEY`) to
     /// the upstream; by default it is removed (the upstream learns the caller
     /// from `X-Quota-Account` and `X-Quota-Tier`).

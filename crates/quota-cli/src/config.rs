@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quota_core::path::PathAction;
+use quota_gateway::Http1;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::serve::forwarded::TrustedProxies;
+use quota_gateway::forwarded::TrustedProxies;
 
 /// The listen address when none is given.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -60,6 +61,8 @@ pub(crate) struct Settings {
     pub(crate) ietf_headers: bool,
     /// What to do with request paths that are not canonical.
     pub(crate) path_action: PathAction,
+    /// Which code serves HTTP/1.1.
+    pub(crate) http1: Http1,
     /// Forward the API key header to the upstream (removed by default).
     pub(crate) forward_credentials: bool,
     /// The proxies whose `X-Forwarded-For` is believed.
@@ -113,6 +116,7 @@ struct ConfigFile {
     ietf_headers: Option<Spanned<bool>>,
     #[serde(alias = "path-action")]
     path_action: Option<Spanned<String>>,
+    http1: Option<Spanned<String>>,
     #[serde(alias = "forward-credentials")]
     forward_credentials: Option<Spanned<bool>>,
     #[serde(alias = "trusted-proxies")]
@@ -314,6 +318,15 @@ impl Settings {
             Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
             None => PathAction::Refuse,
         };
+        let http1 = match pick(
+            args.http1.clone(),
+            ("http1", "QUOTA_HTTP1"),
+            f(|c| c.http1.as_ref()),
+            "http1",
+        ) {
+            Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
+            None => Http1::default(),
+        };
         let forward_credentials = args
             .forward_credentials
             .or_else(|| l.and_then(|l| l.file.forward_credentials.as_ref().map(|s| *s.get_ref())))
@@ -407,6 +420,7 @@ impl Settings {
             shadow,
             ietf_headers,
             path_action,
+            http1,
             forward_credentials,
             trusted_proxies,
             upstream_timeout,

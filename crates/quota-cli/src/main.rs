@@ -15,6 +15,7 @@ mod config;
 mod plot;
 mod policy_cmd;
 mod policy_file;
+mod reload;
 mod serve;
 mod simulate;
 

@@ -1,25 +1,60 @@
 //! quota-gateway: the `quota` gateway as a library.
 //!
-//! So far it holds the gateway's HTTP/1.1 codec, [`http1`]: the parts of the
-//! gateway's own HTTP/1.1 server path and upstream client that do no I/O
-//! (no sockets, no tokio), so that they can be fuzzed (`fuzz/`) and tested
-//! byte for byte, and held to hyper's parser by the gateway's differential
-//! tests. The server, the proxy and the admin API live in the `quota`
-//! binary (`crates/quota-cli`) for now.
+//! A reverse proxy that enforces a rate-limit policy in front of an HTTP
+//! API: the edge checks, the enforcement layer of `quota-transport`, the
+//! routes (`/healthz`, `/metrics`, the admin API, `/v1/limits`), the
+//! proxy and its upstream pool, over the in-memory store or Redis. The
+//! `quota` binary only configures it.
 //!
+//! ```no_run
+//! use quota_gateway::{Gateway, shutdown_signal};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let gateway = quota_gateway::Gateway::builder(quota_core::policy::Policy::seed())
+//!         .upstream("http://127.0.0.1:9000".parse()?)
+//!         .build()?;
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     gateway.serve(listener, shutdown_signal()).await?;
+//!     Ok(())
+//! }
 //! ```
-//! use quota_gateway::http1::request::{parse, Parsed};
 //!
-//! let head = b"GET /v1/txt2img?n=1 HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\n\r\n";
-//! let Parsed::Simple(simple) = parse(head) else { panic!("a plain GET") };
-//! assert_eq!(simple.path.of(head), b"/v1/txt2img");
-//! assert_eq!(simple.len, head.len());
-//!
-//! // Refused at the edge, whichever path would serve it: no Host.
-//! assert!(matches!(parse(b"GET /v1/x HTTP/1.1\r\n\r\n"), Parsed::Refused { .. }));
-//! ```
+//! Modules by concern:
+//! - [`http1`]: the HTTP/1.1 codec (request heads, answer heads, the
+//!   upstream client's wire format, hop-by-hop rules, the edge checks),
+//!   sans-IO, fuzzed and held to hyper by differential tests;
+//! - `server`: the accept loop, the workers, HTTP/1.1 (own path or hyper)
+//!   and HTTP/2;
+//! - `routes`: the one table of routes every path consults;
+//! - `proxy`: the upstream client and its pool;
+//! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
+//! - [`backend`]: the store and accounts chosen at start-up;
+//!   [`accounts`] (feature `redb`): accounts in a database on disk;
+//! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`.
 
+#[cfg(feature = "redb")]
+pub mod accounts;
+mod admin;
+mod app;
+pub mod backend;
+pub mod demo;
+mod error;
+pub mod forwarded;
+mod gateway;
 pub mod http1;
+pub mod ids;
+mod limits;
+mod metrics;
+mod observe;
+mod proxy;
+mod respond;
+mod routes;
+mod server;
+
+pub use error::Error;
+pub use gateway::{Gateway, GatewayBuilder, Http1, PolicyReloader};
+pub use server::shutdown_signal;
 
 /// This crate's README, its examples compiled and run as doctests.
 #[cfg(doctest)]

@@ -6,7 +6,7 @@
 
 use quota_core::account::{
     key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
-    NewAccount,
+    MemoryAccounts, NewAccount,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,10 +17,11 @@ use quota_core::{MemoryStore, Outcomes, Store, StoreError, Timestamp};
 
 use quota_redis::{FailurePolicy, RedisAccounts, RedisStore, StoreHealth};
 
-use super::accounts::RedbAccounts;
+#[cfg(feature = "redb")]
+use crate::accounts::RedbAccounts;
 
 /// Where limit counters live.
-pub(crate) enum GatewayStore {
+pub enum GatewayStore {
     /// In this process.
     Memory(MemoryStore),
     /// In Redis, with `/healthz`'s probe of it.
@@ -37,11 +38,11 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// once per [`PROBE_EVERY`], one at a time (callers meanwhile wait for its
 /// answer), bounded by the store's timeout. The time of the last one.
 #[derive(Debug, Default)]
-pub(crate) struct Probe(tokio::sync::Mutex<Option<Instant>>);
+pub struct Probe(tokio::sync::Mutex<Option<Instant>>);
 
 impl GatewayStore {
     /// `memory` or `redis`.
-    pub(crate) fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> &'static str {
         match self {
             GatewayStore::Memory(_) => "memory",
             GatewayStore::Redis(..) => "redis",
@@ -69,7 +70,7 @@ impl GatewayStore {
 
     /// `ok`; on Redis while it does not answer, what the failure policy
     /// does: `fallback` (`open` or `local:N`) or `unavailable` (`closed`).
-    pub(crate) fn mode(&self) -> &'static str {
+    pub fn mode(&self) -> &'static str {
         match self {
             GatewayStore::Memory(_) => "ok",
             GatewayStore::Redis(r, _) => {
@@ -84,7 +85,7 @@ impl GatewayStore {
     }
 
     /// The Redis store's health, when on Redis.
-    pub(crate) fn redis_health(&self) -> Option<StoreHealth> {
+    pub fn redis_health(&self) -> Option<StoreHealth> {
         match self {
             GatewayStore::Memory(_) => None,
             GatewayStore::Redis(r, _) => Some(r.health()),
@@ -117,8 +118,11 @@ impl Store for GatewayStore {
 }
 
 /// Where accounts live.
-pub(crate) enum GatewayAccounts {
+pub enum GatewayAccounts {
+    /// In this process, gone when it ends (for tests and embedding).
+    Memory(MemoryAccounts),
     /// In the embedded database.
+    #[cfg(feature = "redb")]
     Redb(RedbAccounts),
     /// In Redis, with the identities last seen for when Redis is away.
     Redis(RedisAccounts, LastKnown),
@@ -131,7 +135,7 @@ pub(crate) enum GatewayAccounts {
 /// seen once Redis answers again. Bounded: cleared when it grows past
 /// [`LastKnown::CAPACITY`] keys.
 #[derive(Debug, Default)]
-pub(crate) struct LastKnown(Mutex<HashMap<KeyDigest, Identity>>);
+pub struct LastKnown(Mutex<HashMap<KeyDigest, Identity>>);
 
 impl LastKnown {
     /// The most keys remembered.
@@ -196,16 +200,20 @@ async fn resolve_redis(
 
 impl GatewayAccounts {
     /// Makes recent writes durable (embedded database only; Redis persists on its own).
-    pub(crate) fn flush(&self) -> Result<(), AccountError> {
+    pub fn flush(&self) -> Result<(), AccountError> {
         match self {
+            GatewayAccounts::Memory(_) => Ok(()),
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.flush(),
             GatewayAccounts::Redis(..) => Ok(()),
         }
     }
 
     /// `redb` or `redis`.
-    pub(crate) fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> &'static str {
         match self {
+            GatewayAccounts::Memory(_) => "memory",
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(_) => "redb",
             GatewayAccounts::Redis(..) => "redis",
         }
@@ -215,6 +223,8 @@ impl GatewayAccounts {
 impl Accounts for GatewayAccounts {
     async fn resolve(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.resolve(api_key).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.resolve(api_key).await,
             GatewayAccounts::Redis(r, last) => resolve_redis(r, last, api_key).await,
         }
@@ -222,6 +232,8 @@ impl Accounts for GatewayAccounts {
 
     async fn charge(&self, account: &str, price: Money) -> Result<Charge, AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.charge(account, price).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.charge(account, price).await,
             GatewayAccounts::Redis(r, _) => r.charge(account, price).await,
         }
@@ -229,6 +241,8 @@ impl Accounts for GatewayAccounts {
 
     async fn refund(&self, account: &str, amount: Money) -> Result<(), AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.refund(account, amount).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.refund(account, amount).await,
             GatewayAccounts::Redis(r, _) => r.refund(account, amount).await,
         }
@@ -238,6 +252,8 @@ impl Accounts for GatewayAccounts {
 impl AccountAdmin for GatewayAccounts {
     async fn create(&self, new: NewAccount, now: Timestamp) -> Result<Account, AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.create(new, now).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.create(new, now).await,
             GatewayAccounts::Redis(r, _) => r.create(new, now).await,
         }
@@ -245,6 +261,8 @@ impl AccountAdmin for GatewayAccounts {
 
     async fn get(&self, id: &str) -> Result<Option<Account>, AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.get(id).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.get(id).await,
             GatewayAccounts::Redis(r, _) => r.get(id).await,
         }
@@ -257,8 +275,41 @@ impl AccountAdmin for GatewayAccounts {
         tier: &str,
     ) -> Result<Account, AccountError> {
         match self {
+            GatewayAccounts::Memory(m) => m.record_payment(id, amount, tier).await,
+            #[cfg(feature = "redb")]
             GatewayAccounts::Redb(r) => r.record_payment(id, amount, tier).await,
             GatewayAccounts::Redis(r, _) => r.record_payment(id, amount, tier).await,
         }
+    }
+}
+
+impl From<MemoryStore> for GatewayStore {
+    fn from(store: MemoryStore) -> Self {
+        GatewayStore::Memory(store)
+    }
+}
+
+impl From<RedisStore> for GatewayStore {
+    fn from(store: RedisStore) -> Self {
+        GatewayStore::Redis(store, Probe::default())
+    }
+}
+
+impl From<MemoryAccounts> for GatewayAccounts {
+    fn from(accounts: MemoryAccounts) -> Self {
+        GatewayAccounts::Memory(accounts)
+    }
+}
+
+#[cfg(feature = "redb")]
+impl From<RedbAccounts> for GatewayAccounts {
+    fn from(accounts: RedbAccounts) -> Self {
+        GatewayAccounts::Redb(accounts)
+    }
+}
+
+impl From<RedisAccounts> for GatewayAccounts {
+    fn from(accounts: RedisAccounts) -> Self {
+        GatewayAccounts::Redis(accounts, LastKnown::default())
     }
 }

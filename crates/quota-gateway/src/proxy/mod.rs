@@ -21,19 +21,22 @@ use std::pin::{pin, Pin};
 
 use tokio::time::{Instant, Sleep};
 
-use super::forwarded::TrustedProxies;
-use super::metrics::{Metrics, UpstreamError};
-use super::respond::{message, server_error, Body, BoxError, ClientAddr};
-use super::upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody};
+use crate::error::Error;
+use crate::forwarded::TrustedProxies;
+use crate::metrics::{Metrics, UpstreamError};
+use crate::respond::{message, server_error, Body, BoxError, ClientAddr};
+mod upstream;
+
+use crate::http1::hop::HeaderEdits;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use quota_gateway::http1::hop::HeaderEdits;
 use quota_transport::fields::{text, HeaderFields};
 use quota_transport::identity::{is_bearer, KeyHeaders};
 use quota_transport::response::RequestId;
 use smallvec::SmallVec;
+use upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody};
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -100,12 +103,8 @@ impl Proxy {
         client_timeout: Duration,
         metrics: Arc<Metrics>,
         forwarding: Forwarding,
-    ) -> anyhow::Result<Self> {
-        let authority = upstream
-            .authority()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("upstream URL {upstream} has no host"))?;
-        let host = HeaderValue::from_str(authority.as_str())?;
+    ) -> Result<Self, Error> {
+        let (authority, host) = Self::check_upstream(upstream)?;
         let base = upstream.path().trim_end_matches('/').to_owned();
         let addr = format!(
             "{}:{}",
@@ -119,6 +118,26 @@ impl Proxy {
             metrics,
             forwarding,
         })))
+    }
+
+    /// Checks that `upstream` is a URL the proxy can forward to
+    /// (`http://host[:port][/base]`), and gives its authority and `Host`.
+    pub(crate) fn check_upstream(upstream: &Uri) -> Result<(Authority, HeaderValue), Error> {
+        let bad = |reason: &str| Error::Upstream {
+            url: upstream.to_string(),
+            reason: reason.to_owned(),
+        };
+        match upstream.scheme_str() {
+            Some("http") => {}
+            Some(_) => return Err(bad("only http:// upstreams are supported")),
+            None => return Err(bad("no scheme: write http://host[:port]")),
+        }
+        let authority = upstream
+            .authority()
+            .cloned()
+            .ok_or_else(|| bad("no host"))?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
+        Ok((authority, host))
     }
 
     /// How long the upstream gets to answer.

@@ -35,13 +35,13 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use super::respond::{Body, BoxError};
+use crate::http1::client as wire;
+use crate::http1::hop::{connection_named, pairs, HeaderEdits};
+use crate::respond::{Body, BoxError};
 pub(crate) use body::is_client_stall;
 use body::ClientBody;
 pub(crate) use conn::UpstreamBody;
 use conn::{Conn, ExchangeError};
-use quota_gateway::http1::client as wire;
-use quota_gateway::http1::hop::{connection_named, pairs, HeaderEdits};
 use quota_transport::fields::HeaderFields;
 pub(crate) use wire::Head;
 

@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 
 use super::conn::ExchangeError;
 use super::{ForwardError, Pool};
-use crate::serve::respond::{Body, BoxError};
-use quota_gateway::http1::client::WireError;
-use quota_gateway::http1::hop::strip_response_framing;
+use crate::http1::client::WireError;
+use crate::http1::hop::strip_response_framing;
+use crate::respond::{Body, BoxError};
 
 /// A connection as `hyper`'s client holds it.
 pub(super) type Sender = SendRequest<Body>;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use quota_transport::enforce::{Observation, Observer, Outcome};
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Counts every decision in [`Metrics`].
 pub(crate) struct MetricsObserver {

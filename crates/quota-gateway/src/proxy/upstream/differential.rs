@@ -22,8 +22,8 @@ use hyper_util::rt::TokioIo;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use quota_gateway::http1::client::{parse_head, Decoded, Decoder};
-use quota_gateway::http1::hop;
+use crate::http1::client::{parse_head, Decoded, Decoder};
+use crate::http1::hop;
 
 /// What a client made of an answer.
 #[derive(Debug, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Pool;
-use crate::serve::respond::BoxError;
-use quota_gateway::http1::client::{self as wire, Decoded, Decoder, Head, WireError};
+use crate::http1::client::{self as wire, Decoded, Decoder, Head, WireError};
+use crate::respond::BoxError;
 
 /// Bytes read from the socket at a time (at least).
 const READ_SIZE: usize = 8 * 1024;

@@ -17,7 +17,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-use crate::serve::respond::BoxError;
+use crate::respond::BoxError;
 
 /// The client sent no body bytes for the client timeout.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Exchange;
-use quota_gateway::http1::request::{self, Parsed};
+use crate::http1::request::{self, Parsed};
 
 /// What a parser made of a head: the method, the target and the fields
 /// (lower-case names, in order per name).

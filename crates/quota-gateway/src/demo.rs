@@ -15,15 +15,17 @@ use quota_core::account::{AccountAdmin, NewAccount};
 use quota_core::policy::Money;
 use tokio::net::TcpListener;
 
-use super::accounts::{new_account_id, new_api_key};
-use super::admin::SIGNUP_CREDIT;
-use super::respond::{json, Body};
-use super::{now, Shared};
+use crate::admin::SIGNUP_CREDIT;
+use crate::error::Error;
+use crate::gateway::now;
+use crate::ids::{new_account_id, new_api_key};
+use crate::respond::{json, Body};
+use crate::Gateway;
 
 /// Starts the mock upstream on a free loopback port: it answers every
 /// request with a small JSON body naming the endpoint, after reading the
 /// request body (so uploads work).
-pub(crate) async fn start_mock_upstream() -> anyhow::Result<SocketAddr> {
+pub async fn start_mock_upstream() -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -74,17 +76,18 @@ async fn answer(req: Request<Incoming>) -> Response<Body> {
 }
 
 /// A demo account's id and key.
-pub(crate) struct DemoAccount {
+pub struct DemoAccount {
     /// Id.
-    pub(crate) id: String,
+    pub id: String,
     /// API key.
-    pub(crate) key: String,
+    pub key: String,
     /// Tier.
-    pub(crate) tier: String,
+    pub tier: String,
 }
 
 /// Creates one account on the signup tier and one on the payment tier (a $10 payment).
-pub(crate) async fn create_accounts(shared: &Shared) -> anyhow::Result<Vec<DemoAccount>> {
+pub async fn create_accounts(gateway: &Gateway) -> Result<Vec<DemoAccount>, Error> {
+    let shared = gateway.shared();
     let policy = shared.policy.load();
     let signup = policy.signup_tier().map(|t| t.name().to_owned());
     let payment = policy.payment_tier().map(|t| t.name().to_owned());
@@ -94,7 +97,7 @@ pub(crate) async fn create_accounts(shared: &Shared) -> anyhow::Result<Vec<DemoA
             .clone()
             .or_else(|| policy.tiers().first().map(|t| t.name().to_owned()))
         else {
-            anyhow::bail!("the policy has no tier");
+            return Err(Error::Setup("the policy has no tier".into()));
         };
         if label == "premium" && paid_tier.is_none() {
             continue;
@@ -107,12 +110,17 @@ pub(crate) async fn create_accounts(shared: &Shared) -> anyhow::Result<Vec<DemoA
             tier,
             credit: SIGNUP_CREDIT,
         };
-        let mut account = shared.accounts.create(new, now()).await?;
+        let mut account = shared
+            .accounts
+            .create(new, now())
+            .await
+            .map_err(|e| Error::Setup(format!("demo account: {e}")))?;
         if let Some(t) = paid_tier {
             account = shared
                 .accounts
                 .record_payment(&id, Money::from_dollars(10), &t)
-                .await?;
+                .await
+                .map_err(|e| Error::Setup(format!("demo payment: {e}")))?;
         }
         out.push(DemoAccount {
             id,
@@ -124,7 +132,7 @@ pub(crate) async fn create_accounts(shared: &Shared) -> anyhow::Result<Vec<DemoA
 }
 
 /// The lines printed for a newcomer.
-pub(crate) fn banner(
+pub fn banner(
     gateway: SocketAddr,
     upstream: SocketAddr,
     admin_token: &str,

@@ -2,7 +2,7 @@
 //!
 //! Every route needs `Authorization: Bearer <admin token>`, compared in
 //! constant time. Wrong tokens are limited per client address
-//! ([`AdminGuard`](super::admin_guard::AdminGuard)): past the limit, 429
+//! ([`AdminGuard`](guard::AdminGuard)): past the limit, 429
 //! with `Retry-After`, whatever the token. API keys are returned once, at
 //! creation, and never logged.
 //!
@@ -25,9 +25,13 @@ use serde::Deserialize as _;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::accounts::{new_account_id, new_api_key};
-use super::respond::{self, json, message, server_error, Body, BoxError};
-use super::{limits, now, Shared};
+mod guard;
+
+use crate::gateway::{now, Shared};
+use crate::ids::{new_account_id, new_api_key};
+use crate::limits;
+use crate::respond::{self, json, message, server_error, Body, BoxError};
+pub(crate) use guard::{AdminGuard, MAX_FAILURES, WINDOW};
 use quota_transport::response::TEMPORARILY_UNAVAILABLE;
 
 /// The credit of a new account: $5, given at sign-up (`docs/contract.md`, section 6).

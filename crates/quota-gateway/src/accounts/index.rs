@@ -1,7 +1,7 @@
 //! The accounts database's contents in memory: what every read answers from.
 //!
 //! The gateway is the only process that can open its redb file (redb locks
-//! it), and every write goes through [`RedbAccounts`](super::accounts::RedbAccounts),
+//! it), and every write goes through [`RedbAccounts`](RedbAccounts),
 //! which commits to the file first and then puts the committed record here.
 //! So resolving an API key on each request is one SHA-256 of the key and
 //! two hash lookups instead of a read transaction and a JSON decode. Like

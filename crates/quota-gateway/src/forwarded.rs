@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 /// A block of addresses: `10.0.0.0/8`, `fd00::/8`, or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cidr {
+pub struct Cidr {
     /// The first address (host bits cleared).
     net: IpAddr,
     /// How many leading bits every address of the block shares.
@@ -31,7 +31,7 @@ pub(crate) struct Cidr {
 impl Cidr {
     /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as
     /// its IPv4 address).
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 u32::from(ip) & mask_v4(self.prefix) == u32::from(net)
@@ -97,7 +97,7 @@ impl fmt::Display for Cidr {
 /// The proxies whose `X-Forwarded-For` the gateway believes
 /// (`--trusted-proxies`); none by default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
     /// The blocks `list` names (`10.0.0.0/8`, `::1`, ...); blank entries are
@@ -105,7 +105,7 @@ impl TrustedProxies {
     ///
     /// # Errors
     /// The first entry that is not an address block, and why.
-    pub(crate) fn parse<S: AsRef<str>>(list: &[S]) -> Result<Self, String> {
+    pub fn parse<S: AsRef<str>>(list: &[S]) -> Result<Self, String> {
         list.iter()
             .map(AsRef::as_ref)
             .filter(|s| !s.trim().is_empty())
@@ -115,7 +115,7 @@ impl TrustedProxies {
     }
 
     /// Whether `ip` is a trusted proxy.
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))
     }
 
@@ -125,7 +125,7 @@ impl TrustedProxies {
     /// is not trusted. An entry that is not an address ends the walk at the
     /// trusted hop that passed it on; a chain of trusted addresses only
     /// gives its leftmost.
-    pub(crate) fn client<'a>(&self, peer: IpAddr, xff: impl Iterator<Item = &'a [u8]>) -> IpAddr {
+    pub fn client<'a>(&self, peer: IpAddr, xff: impl Iterator<Item = &'a [u8]>) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.contains(peer) {
             return peer;

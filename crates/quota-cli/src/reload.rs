@@ -8,14 +8,12 @@
 //! algorithm), not by its position in the file.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use quota_transport::enforce::PolicyHandle;
+use quota_gateway::PolicyReloader;
 use tokio::sync::mpsc;
 
-use super::metrics::Metrics;
 use crate::policy_file;
 
 /// Why a reload was asked for.
@@ -29,8 +27,7 @@ enum Trigger {
 /// which must be kept alive.
 pub(crate) fn spawn(
     path: PathBuf,
-    handle: PolicyHandle,
-    metrics: Arc<Metrics>,
+    reloader: PolicyReloader,
 ) -> anyhow::Result<notify::RecommendedWatcher> {
     let (tx, rx) = mpsc::unbounded_channel::<Trigger>();
     let file_name = path.file_name().map(ToOwned::to_owned);
@@ -69,14 +66,13 @@ pub(crate) fn spawn(
     }
     drop(tx);
     let current = std::fs::read(&path).ok();
-    tokio::spawn(run(path, handle, metrics, rx, current));
+    tokio::spawn(run(path, reloader, rx, current));
     Ok(watcher)
 }
 
 async fn run(
     path: PathBuf,
-    handle: PolicyHandle,
-    metrics: Arc<Metrics>,
+    reloader: PolicyReloader,
     mut rx: mpsc::UnboundedReceiver<Trigger>,
     mut current: Option<Vec<u8>>,
 ) {
@@ -90,21 +86,20 @@ async fn run(
             // Mid-rename, or deleted: wait for the next event.
             if matches!(trigger, Trigger::Signal) {
                 tracing::error!(file = %path.display(), "policy reload refused: cannot read the file; the running policy stays");
-                metrics.record_reload(false);
+                reloader.refused();
             }
             continue;
         };
         if matches!(trigger, Trigger::FileChanged) && current.as_deref() == Some(bytes.as_slice()) {
             continue;
         }
-        match reload(&path, &bytes, &handle) {
+        match reload(&path, &bytes, &reloader) {
             Ok(summary) => {
                 tracing::info!(file = %path.display(), trigger = ?trigger, %summary, "policy reloaded");
-                metrics.record_reload(true);
             }
             Err(reason) => {
                 tracing::error!(file = %path.display(), trigger = ?trigger, %reason, "policy reload refused; the running policy stays");
-                metrics.record_reload(false);
+                reloader.refused();
             }
         }
         current = Some(bytes);
@@ -112,7 +107,7 @@ async fn run(
 }
 
 /// Validates `bytes` and, when good, puts the policy in force.
-fn reload(path: &Path, bytes: &[u8], handle: &PolicyHandle) -> Result<String, String> {
+fn reload(path: &Path, bytes: &[u8], reloader: &PolicyReloader) -> Result<String, String> {
     let src = std::str::from_utf8(bytes)
         .map_err(|_| format!("{}: the file is not UTF-8", path.display()))?;
     let policy = policy_file::parse(path, src).map_err(|e| e.to_string())?;
@@ -121,6 +116,6 @@ fn reload(path: &Path, bytes: &[u8], handle: &PolicyHandle) -> Result<String, St
         policy.endpoints().len(),
         policy.tiers().len()
     );
-    handle.replace(policy);
+    reloader.reload(policy);
     Ok(summary)
 }

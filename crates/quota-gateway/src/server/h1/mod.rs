@@ -4,7 +4,7 @@
 //! A connection starts here. Each request is parsed where it was read,
 //! checked by the enforcement layer ([`EnforceLayer::check_head`], the same
 //! checks, answers and metrics as the tower layer), forwarded with the
-//! upstream client's raw path ([`Proxy::forward_head`](super::proxy::Proxy::forward_head)) and answered in one
+//! upstream client's raw path ([`Proxy::forward_head`](crate::proxy::Proxy::forward_head)) and answered in one
 //! write with the upstream's fields and the rate-limit headers, without
 //! building `http` requests and responses or going through hyper's
 //! connection state machine. The first request this path does not answer
@@ -32,13 +32,13 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::respond::{BoxError, ClientAddr};
-use super::routes::Route;
-use super::Gateway;
-use quota_gateway::http1::answer::{Framing, HeadWriter};
-use quota_gateway::http1::edge::Refusal;
-use quota_gateway::http1::hop::pairs;
-use quota_gateway::http1::request::{self, Parsed, Simple};
+use crate::gateway::Handler;
+use crate::http1::answer::{Framing, HeadWriter};
+use crate::http1::edge::Refusal;
+use crate::http1::hop::pairs;
+use crate::http1::request::{self, Parsed, Simple};
+use crate::respond::{BoxError, ClientAddr};
+use crate::routes::Route;
 pub(crate) use rewind::Rewind;
 
 /// How much the read buffer grows by.
@@ -66,7 +66,7 @@ pub(crate) enum Ended {
 /// finishes it first.
 pub(crate) async fn serve(
     mut stream: TcpStream,
-    gw: &Gateway,
+    gw: &Handler,
     client: &ClientAddr,
     accepted: Instant,
     closing: &mut watch::Receiver<bool>,
@@ -147,7 +147,7 @@ pub(crate) async fn serve(
 /// Answers a request refused at the edge, then closes the connection
 /// (its body, if any, is not read: see [`linger`]).
 async fn refuse(refusal: Refusal, head: bool, mut stream: TcpStream, out: &mut Vec<u8>) {
-    let (parts, body) = super::respond::refusal(refusal, true).into_parts();
+    let (parts, body) = crate::respond::refusal(refusal, true).into_parts();
     out.clear();
     let answer = Answer {
         status: parts.status,
@@ -229,7 +229,7 @@ impl<'b> Exchange<'b> {
     /// connection cannot carry another one.
     async fn answer(
         &self,
-        gw: &Gateway,
+        gw: &Handler,
         client: &ClientAddr,
         upstream_timer: Pin<&mut Sleep>,
         stream: &mut TcpStream,

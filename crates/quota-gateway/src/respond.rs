@@ -2,10 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::http1::edge::Refusal;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
-use quota_gateway::http1::edge::Refusal;
 use quota_transport::response::RequestId;
 
 /// Any error a body can fail with.

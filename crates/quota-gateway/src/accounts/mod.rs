@@ -29,11 +29,11 @@ use quota_core::account::{
 };
 use quota_core::policy::Money;
 use quota_core::Timestamp;
-use rand::RngCore;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 
-use super::account_index::Index;
+use index::Index;
 
+mod index;
 mod migration;
 
 const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
@@ -41,11 +41,11 @@ const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("account
 const KEY_DIGESTS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("key_digests");
 
 /// The database file's name inside the data folder.
-pub(crate) const DB_FILE: &str = "accounts.redb";
+pub const DB_FILE: &str = "accounts.redb";
 
 /// Accounts in a redb file. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct RedbAccounts {
+pub struct RedbAccounts {
     db: Arc<Database>,
     /// Everything in the database, for reads.
     index: Arc<RwLock<Index>>,
@@ -67,26 +67,14 @@ fn unavailable(e: impl std::fmt::Display) -> AccountError {
     AccountError::Unavailable(format!("accounts database: {e}"))
 }
 
-/// A new random API key: `qk_` and 32 hex digits (128 bits).
-pub(crate) fn new_api_key() -> String {
-    format!("qk_{}", random_hex(16))
-}
-
-/// A new random account id: `acct_` and 16 hex digits.
-pub(crate) fn new_account_id() -> String {
-    format!("acct_{}", random_hex(8))
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl RedbAccounts {
     /// Opens (or creates) the database in `dir`, migrating one that an
     /// older version wrote (see [`migration`]).
-    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path) -> Result<Self, crate::Error> {
+        Self::open_inner(dir).map_err(|e| crate::Error::Accounts(e.into()))
+    }
+
+    fn open_inner(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", dir.display()))?;
         let path = dir.join(DB_FILE);
@@ -112,12 +100,12 @@ impl RedbAccounts {
     }
 
     /// The database file.
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Makes every commit so far durable (an fsync), if any was not.
-    pub(crate) fn flush(&self) -> Result<(), AccountError> {
+    pub fn flush(&self) -> Result<(), AccountError> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -127,7 +115,7 @@ impl RedbAccounts {
     }
 
     /// The number of accounts.
-    pub(crate) fn count(&self) -> Result<u64, AccountError> {
+    pub fn count(&self) -> Result<u64, AccountError> {
         Ok(self.read().len() as u64)
     }
 
@@ -361,6 +349,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::ids::new_api_key;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("quota-redb-test-{}-{name}", std::process::id()));

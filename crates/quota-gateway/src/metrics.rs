@@ -17,7 +17,7 @@
 //!   `quota_redis_decisions_total`, `quota_redis_fallback_decisions_total`,
 //!   `quota_redis_errors_total`, `quota_redis_timeouts_total`.
 
-use quota_gateway::http1::edge::Refusal;
+use crate::http1::edge::Refusal;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};

@@ -1,0 +1,137 @@
+//! `quota serve`: configures the gateway library (`quota-gateway`) from the
+//! settings, watches the policy file, and serves until SIGINT or SIGTERM.
+
+use quota_gateway::accounts::RedbAccounts;
+use quota_gateway::backend::{GatewayAccounts, GatewayStore};
+use quota_gateway::{demo, ids, shutdown_signal, Gateway};
+use tokio::net::TcpListener;
+
+use crate::config::{Settings, StoreSetting};
+use crate::{policy_file, reload};
+
+/// Runs `quota serve` until SIGINT or SIGTERM.
+pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    let policy = policy_file::load_or_seed(settings.policy.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let mut demo_dir = None;
+    if settings.demo && !settings.data_dir_given {
+        let dir = std::env::temp_dir().join(format!("quota-demo-{}", std::process::id()));
+        demo_dir = Some(dir.clone());
+        settings.data_dir = dir;
+    }
+    let mut demo_upstream = None;
+    if settings.demo {
+        let addr = demo::start_mock_upstream().await?;
+        demo_upstream = Some(addr);
+        if settings.upstream.is_none() {
+            settings.upstream = Some(format!("http://{addr}").parse()?);
+        }
+        if settings.admin_token.is_none() {
+            settings.admin_token = Some(ids::new_api_key().replacen("qk_", "admin_", 1));
+        }
+    }
+    let Some(upstream) = settings.upstream.clone() else {
+        anyhow::bail!("no upstream: pass --upstream URL")
+    };
+    let (store, accounts) = open_backends(&settings).await?;
+
+    let mut builder = Gateway::builder(policy)
+        .store(store)
+        .accounts(accounts)
+        .upstream(upstream.clone())
+        .shadow(settings.shadow)
+        .ietf_headers(settings.ietf_headers)
+        .path_action(settings.path_action)
+        .forward_credentials(settings.forward_credentials)
+        .trusted_proxies(settings.trusted_proxies.clone())
+        .upstream_timeout(settings.upstream_timeout)
+        .client_timeout(settings.client_timeout)
+        .shutdown_timeout(settings.shutdown_timeout)
+        .max_connections(settings.max_connections)
+        .workers(settings.workers)
+        .http1(settings.http1);
+    if let Some(token) = &settings.admin_token {
+        builder = builder.admin_token(token.clone());
+    }
+    let gateway = builder.build()?;
+
+    let _watcher = match &settings.policy {
+        Some(path) => Some(reload::spawn(path.clone(), gateway.reloader())?),
+        None => None,
+    };
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        listen = %local,
+        upstream = %upstream,
+        policy = %settings.policy.as_ref().map_or("built-in seed".to_owned(), |p| p.display().to_string()),
+        store = gateway.store().backend(),
+        accounts = gateway.accounts().backend(),
+        shadow = settings.shadow,
+        admin_api = settings.admin_token.is_some(),
+        trusted_proxies = %settings.trusted_proxies,
+        http1 = %settings.http1,
+        "quota gateway started"
+    );
+    if let Some(up) = demo_upstream {
+        let accounts = demo::create_accounts(&gateway).await?;
+        let token = settings.admin_token.as_deref().unwrap_or("");
+        print!("{}", demo::banner(local, up, token, &accounts));
+    }
+    println!("quota: listening on http://{local}");
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    }
+
+    gateway.serve(listener, shutdown_signal()).await?;
+    if let Some(dir) = demo_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    tracing::info!("quota gateway stopped");
+    Ok(())
+}
+
+async fn open_backends(settings: &Settings) -> anyhow::Result<(GatewayStore, GatewayAccounts)> {
+    match &settings.store {
+        StoreSetting::Memory => {
+            let accounts = RedbAccounts::open(&settings.data_dir)?;
+            tracing::info!(db = %accounts.path().display(), accounts = accounts.count().unwrap_or(0), "accounts database open");
+            Ok((quota_core::MemoryStore::new().into(), accounts.into()))
+        }
+        StoreSetting::Redis(url) => {
+            let mut config =
+                quota_redis::RedisConfig::default().with_failure_policy(settings.redis_failure);
+            if let Some(prefix) = &settings.redis_prefix {
+                config = config.with_prefix(prefix.clone());
+            }
+            let store = quota_redis::RedisStore::connect(url, config)
+                .await
+                .map_err(|e| anyhow::anyhow!("--store {}: {e}", redacted(url)))?;
+            let health = store.health();
+            tracing::info!(
+                redis = %redacted(url),
+                prefix = store.keys().prefix(),
+                failure_policy = %health.failure_policy,
+                redis_ok = health.redis_ok,
+                "redis store connected"
+            );
+            let accounts = store.accounts();
+            Ok((store.into(), accounts.into()))
+        }
+    }
+}
+
+/// A Redis URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,557 @@
+//! The gateway as a value: what it is built from ([`GatewayBuilder`]), what
+//! every route shares ([`Shared`]), and how one request finds its route
+//! ([`Handler`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use quota_core::account::MemoryAccounts;
+use quota_core::path::PathAction;
+use quota_core::policy::Policy;
+use quota_core::{MemoryStore, Timestamp};
+use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
+use quota_transport::fields::HeaderFields as _;
+use quota_transport::identity::KeyHeaders;
+use tokio::net::TcpListener;
+use tower::{Layer, ServiceExt};
+
+use crate::admin::{self, AdminGuard};
+use crate::app::App;
+use crate::backend::{GatewayAccounts, GatewayStore};
+use crate::error::Error;
+use crate::forwarded::TrustedProxies;
+use crate::http1::edge;
+use crate::metrics::Metrics;
+use crate::respond::{self, json, text, Body};
+use crate::routes::{self, Route};
+use crate::{observe, proxy, server};
+
+/// The time now, as the engine counts it.
+pub(crate) fn now() -> Timestamp {
+    quota_transport::enforce::system_clock()
+}
+
+/// What every route shares.
+pub(crate) struct Shared {
+    /// The policy in force (replaced on reload).
+    pub(crate) policy: PolicyHandle,
+    /// Limit counters.
+    pub(crate) store: Arc<GatewayStore>,
+    /// Accounts.
+    pub(crate) accounts: Arc<GatewayAccounts>,
+    /// Counters for `/metrics`.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The admin token, if the admin API is on.
+    pub(crate) admin_token: Option<String>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub(crate) trusted: Arc<TrustedProxies>,
+    /// Failed admin authentications per client address.
+    pub(crate) admin_guard: AdminGuard,
+}
+
+/// Which code serves HTTP/1.1 connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Http1 {
+    /// The gateway's own path (see [`crate::http1`]) for the requests it
+    /// takes (bodiless, canonical targets), handing the connection to hyper
+    /// for anything else. The default: it wins the load bench.
+    #[default]
+    Own,
+    /// hyper's HTTP/1.1 server for every request.
+    Hyper,
+}
+
+impl std::str::FromStr for Http1 {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "own" => Ok(Http1::Own),
+            "hyper" => Ok(Http1::Hyper),
+            other => Err(format!(
+                "unknown HTTP/1.1 server {other:?}: use own or hyper"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Http1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Http1::Own => "own",
+            Http1::Hyper => "hyper",
+        })
+    }
+}
+
+/// How the gateway serves: connections, timeouts, threads.
+#[derive(Clone, Debug)]
+pub(crate) struct Serving {
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) client_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) workers: usize,
+    pub(crate) http1: Http1,
+}
+
+/// Builds a [`Gateway`]: the policy, then what differs from the defaults.
+///
+/// Defaults: the in-memory store and accounts, no admin API, enforcing (not
+/// shadow), canonical paths only ([`PathAction::Refuse`]), credentials not
+/// forwarded, no trusted proxies, a 30 s upstream timeout, a 60 s client
+/// timeout, 30 s to drain on shutdown, 10,000 connections, one worker per
+/// CPU, the own HTTP/1.1 path.
+#[must_use = "a builder does nothing until built"]
+pub struct GatewayBuilder {
+    policy: Policy,
+    store: GatewayStore,
+    accounts: GatewayAccounts,
+    upstream: Option<Uri>,
+    admin_token: Option<String>,
+    shadow: bool,
+    ietf_headers: bool,
+    path_action: PathAction,
+    forward_credentials: bool,
+    trusted_proxies: TrustedProxies,
+    serving: Serving,
+}
+
+impl GatewayBuilder {
+    /// Where limit counters live: a [`MemoryStore`] (the default) or a
+    /// Redis store (`quota_redis::RedisStore`, shared by a fleet).
+    pub fn store(mut self, store: impl Into<GatewayStore>) -> Self {
+        self.store = store.into();
+        self
+    }
+
+    /// Where accounts live: [`MemoryAccounts`] (the default), the Redis
+    /// store's accounts, or (feature `redb`) a database on disk.
+    pub fn accounts(mut self, accounts: impl Into<GatewayAccounts>) -> Self {
+        self.accounts = accounts.into();
+        self
+    }
+
+    /// The API the gateway forwards admitted requests to: `http://host[:port][/base]`.
+    pub fn upstream(mut self, upstream: Uri) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Turns the admin API (`/admin/...`) on, behind this bearer token.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// Shadow mode: decide and report, never refuse.
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// Also send the IETF `RateLimit-Policy` / `RateLimit` fields.
+    pub fn ietf_headers(mut self, on: bool) -> Self {
+        self.ietf_headers = on;
+        self
+    }
+
+    /// What to do with request paths that are not canonical.
+    pub fn path_action(mut self, action: PathAction) -> Self {
+        self.path_action = action;
+        self
+    }
+
+    /// Forward the API key headers to the upstream (removed by default).
+    pub fn forward_credentials(mut self, on: bool) -> Self {
+        self.forward_credentials = on;
+        self
+    }
+
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub fn trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
+        self
+    }
+
+    /// How long the upstream gets to answer, from when the request was sent.
+    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
+        self.serving.upstream_timeout = timeout;
+        self
+    }
+
+    /// How long a client gets to send a request head (and a body's next bytes).
+    pub fn client_timeout(mut self, timeout: Duration) -> Self {
+        self.serving.client_timeout = timeout;
+        self
+    }
+
+    /// How long requests in flight get to finish on shutdown.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.serving.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Client connections open at once (at least 1); more wait in the
+    /// listen queue.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.serving.max_connections = n.max(1);
+        self
+    }
+
+    /// Threads serving connections (at least 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.serving.workers = n.max(1);
+        self
+    }
+
+    /// Which code serves HTTP/1.1.
+    pub fn http1(mut self, http1: Http1) -> Self {
+        self.serving.http1 = http1;
+        self
+    }
+
+    /// Checks the settings and builds the gateway.
+    ///
+    /// # Errors
+    /// [`Error::NoUpstream`] without an upstream, [`Error::Upstream`] when
+    /// it is not a URL the gateway can forward to.
+    pub fn build(self) -> Result<Gateway, Error> {
+        let upstream = self.upstream.ok_or(Error::NoUpstream)?;
+        proxy::Proxy::check_upstream(&upstream)?;
+        let metrics = Arc::new(Metrics::default());
+        let policy = PolicyHandle::new(self.policy);
+        let store = Arc::new(self.store);
+        let accounts = Arc::new(self.accounts);
+        let shared = Arc::new(Shared {
+            policy: policy.clone(),
+            store: Arc::clone(&store),
+            accounts: Arc::clone(&accounts),
+            metrics: Arc::clone(&metrics),
+            admin_token: self.admin_token,
+            trusted: Arc::new(self.trusted_proxies),
+            admin_guard: AdminGuard::new(admin::MAX_FAILURES, admin::WINDOW)
+                .map_err(|e| Error::Setup(e.to_string()))?,
+        });
+        let layer = EnforceLayer::new(policy, store, accounts)
+            .shadow(self.shadow)
+            .ietf_headers(self.ietf_headers)
+            .path_action(self.path_action)
+            .observer(observe::MetricsObserver::new(metrics))
+            .prefix(routes::API_PREFIX)
+            .unmetered(Route::UNMETERED);
+        let forwarding = proxy::Forwarding {
+            hide_credentials: (!self.forward_credentials).then(KeyHeaders::default),
+            trusted: Arc::clone(&shared.trusted),
+        };
+        Ok(Gateway {
+            factory: HandlerFactory {
+                shared,
+                layer,
+                upstream,
+                serving: self.serving.clone(),
+                forwarding,
+            },
+        })
+    }
+}
+
+/// The gateway: the routes, the enforcement layer and the proxy, ready to
+/// serve a listener.
+///
+/// ```no_run
+/// use quota_core::policy::Policy;
+/// use quota_gateway::Gateway;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let gateway = Gateway::builder(Policy::seed())
+///         .upstream("http://127.0.0.1:9000".parse()?)
+///         .build()?;
+///     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+///     gateway.serve(listener, quota_gateway::shutdown_signal()).await?;
+///     Ok(())
+/// }
+/// ```
+pub struct Gateway {
+    factory: HandlerFactory,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstream", &self.factory.upstream)
+            .field("store", &self.factory.shared.store.backend())
+            .field("accounts", &self.factory.shared.accounts.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A builder for a gateway enforcing `policy`.
+    pub fn builder(policy: Policy) -> GatewayBuilder {
+        GatewayBuilder {
+            policy,
+            store: GatewayStore::Memory(MemoryStore::new()),
+            accounts: GatewayAccounts::Memory(MemoryAccounts::new()),
+            upstream: None,
+            admin_token: None,
+            shadow: false,
+            ietf_headers: false,
+            path_action: PathAction::Refuse,
+            forward_credentials: false,
+            trusted_proxies: TrustedProxies::default(),
+            serving: Serving {
+                upstream_timeout: Duration::from_secs(30),
+                client_timeout: Duration::from_secs(60),
+                shutdown_timeout: Duration::from_secs(30),
+                max_connections: 10_000,
+                workers: std::thread::available_parallelism().map_or(1, usize::from),
+                http1: Http1::Own,
+            },
+        }
+    }
+
+    /// Where the policy in force can be replaced while the gateway serves
+    /// (a reload counted in `/metrics`).
+    pub fn reloader(&self) -> PolicyReloader {
+        PolicyReloader {
+            handle: self.factory.shared.policy.clone(),
+            metrics: Arc::clone(&self.factory.shared.metrics),
+        }
+    }
+
+    /// The gateway's accounts (to create some before serving, say).
+    pub fn accounts(&self) -> &Arc<GatewayAccounts> {
+        &self.factory.shared.accounts
+    }
+
+    /// The gateway's limit store.
+    pub fn store(&self) -> &Arc<GatewayStore> {
+        &self.factory.shared.store
+    }
+
+    /// The upstream admitted requests go to.
+    pub fn upstream(&self) -> &Uri {
+        &self.factory.upstream
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.factory.shared
+    }
+
+    /// Serves `listener` until `shutdown` completes, then stops accepting,
+    /// lets requests in flight finish (up to the shutdown timeout) and makes
+    /// the accounts durable. Call it inside a tokio runtime: the first
+    /// worker runs on it, the others on threads of their own.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when a worker thread cannot start.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let accounts = Arc::clone(&self.factory.shared.accounts);
+        let flusher = spawn_flusher(Arc::clone(&accounts));
+        let served = server::serve(listener, &self.factory, shutdown).await;
+        flusher.abort();
+        match tokio::task::spawn_blocking(move || accounts.flush()).await {
+            Ok(Ok(())) => tracing::info!("accounts flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot flush the accounts database"),
+            Err(e) => tracing::error!(error = %e, "cannot flush the accounts database"),
+        }
+        served
+    }
+}
+
+/// Replaces the policy of a running [`Gateway`].
+#[derive(Clone)]
+pub struct PolicyReloader {
+    handle: PolicyHandle,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for PolicyReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyReloader").finish_non_exhaustive()
+    }
+}
+
+impl PolicyReloader {
+    /// Puts `policy` in force for every request that starts from now on.
+    /// Counts are kept for every limit whose definition did not change
+    /// (stores key them by the limit's fingerprint).
+    pub fn reload(&self, policy: Policy) {
+        self.handle.replace(policy);
+        self.metrics.record_reload(true);
+    }
+
+    /// Counts a reload that was refused (a bad file): the policy stays.
+    pub fn refused(&self) {
+        self.metrics.record_reload(false);
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<Policy> {
+        self.handle.load()
+    }
+}
+
+/// Makes cheap (non-fsync) account writes durable every second.
+fn spawn_flusher(accounts: Arc<GatewayAccounts>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let a = Arc::clone(&accounts);
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.flush()).await {
+                tracing::error!(error = %e, "cannot flush the accounts database");
+            }
+        }
+    })
+}
+
+/// What each worker builds its own [`Handler`] from.
+#[derive(Clone)]
+pub(crate) struct HandlerFactory {
+    pub(crate) shared: Arc<Shared>,
+    layer: EnforceLayer<GatewayStore, GatewayAccounts>,
+    upstream: Uri,
+    pub(crate) serving: Serving,
+    forwarding: proxy::Forwarding,
+}
+
+impl HandlerFactory {
+    /// A handler with its own upstream connections. Call inside the runtime
+    /// that serves it (the upstream pool's reaper is spawned there).
+    pub(crate) fn build(&self) -> Result<Handler, Error> {
+        let proxy = proxy::Proxy::new(
+            &self.upstream,
+            self.serving.upstream_timeout,
+            self.serving.client_timeout,
+            Arc::clone(&self.shared.metrics),
+            self.forwarding.clone(),
+        )?;
+        let app = App::new(proxy.clone(), Arc::clone(&self.shared));
+        Ok(Handler {
+            shared: Arc::clone(&self.shared),
+            enforced: self.layer.layer(app),
+            layer: self.layer.clone(),
+            proxy,
+            client_timeout: self.serving.client_timeout,
+            http1: self.serving.http1,
+        })
+    }
+}
+
+/// One worker's view of the gateway: shared state, the enforced service,
+/// and its own upstream connections.
+pub(crate) struct Handler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) enforced: Enforced,
+    /// The enforcement layer and the proxy, for the own HTTP/1.1 path.
+    pub(crate) layer: EnforceLayer<GatewayStore, GatewayAccounts>,
+    pub(crate) proxy: proxy::Proxy,
+    /// How long a client connection may take to send a request head.
+    pub(crate) client_timeout: Duration,
+    /// Which code serves HTTP/1.1.
+    pub(crate) http1: Http1,
+}
+
+/// The enforced service, as each connection holds it.
+pub(crate) type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
+
+/// The body of every answer: the enforced service's, or the gateway's own
+/// routes' (boxed once either way).
+pub(crate) type RouteBody = ResponseBody<Body>;
+
+/// Routes one request from the connection's `peer` ([`Route`]: the one
+/// table of routes).
+pub(crate) async fn route(
+    gw: Arc<Handler>,
+    enforced: Enforced,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Result<Response<RouteBody>, Infallible> {
+    // The edge's refusals first, as the own path makes them (it sees
+    // every HTTP/1.1 connection's first head; these are the rest, and
+    // HTTP/2's).
+    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let version = req.version();
+    if let Err(refusal) = edge::check(
+        req.method().as_str().as_bytes(),
+        target.as_bytes(),
+        version,
+        req.headers(),
+    ) {
+        gw.shared.metrics.record_edge_refusal(refusal);
+        let close = version != Version::HTTP_2;
+        return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
+    }
+    let route = Route::of(req.uri().path());
+    if let Some(allow) = route.methods() {
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
+            let res = respond::method_not_allowed("method not allowed", allow);
+            return Ok(res.map(ResponseBody::inner));
+        }
+    }
+    let res = match route {
+        Route::Health => health(&gw.shared).await,
+        Route::Metrics => {
+            let s = &gw.shared;
+            let body = s
+                .metrics
+                .render(s.store.backend(), s.store.mode(), s.store.redis_health());
+            text(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        Route::Admin => {
+            // The client, as a trusted proxy may name it.
+            let forwarded_for = HeaderName::from_static("x-forwarded-for");
+            let client = gw
+                .shared
+                .trusted
+                .client(peer, req.headers().values_of(&forwarded_for));
+            // Boxed, so that the proxied requests' futures stay small.
+            let admin = Box::pin(admin::handle(&gw.shared, req, client));
+            admin.await
+        }
+        Route::Limits | Route::Proxy => return enforced.oneshot(req).await,
+    };
+    Ok(res.map(ResponseBody::inner))
+}
+
+/// `/healthz`: the store as it is now (on Redis, asked at most once a
+/// second), the accounts' backend and the policy's size.
+async fn health(shared: &Shared) -> Response<Body> {
+    shared.store.probe().await;
+    let policy = shared.policy.load();
+    let mode = shared.store.mode();
+    // Unavailable: every decision would be a 503; tell the load balancer.
+    let (status, word) = match mode {
+        "ok" => (StatusCode::OK, "ok"),
+        "fallback" => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let mut store = serde_json::json!({ "backend": shared.store.backend(), "mode": mode });
+    if let Some(h) = shared.store.redis_health() {
+        store["redis_ok"] = h.redis_ok.into();
+        store["failure_policy"] = h.failure_policy.to_string().into();
+    }
+    json(
+        status,
+        &serde_json::json!({
+            "status": word,
+            "store": store,
+            "accounts": { "backend": shared.accounts.backend() },
+            "policy": { "endpoints": policy.endpoints().len(), "tiers": policy.tiers().len() },
+        }),
+    )
+}
