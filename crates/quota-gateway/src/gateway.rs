@@ -226,8 +226,8 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, Error> {
         let upstream = self.upstream.ok_or(Error::NoUpstream)?;
         proxy::Proxy::check_upstream(&upstream)?;
-        let metrics = Arc::new(Metrics::default());
         let policy = PolicyHandle::new(self.policy);
+        let metrics = Arc::new(Metrics::new(policy.clone()));
         let store = Arc::new(self.store);
         let accounts = Arc::new(self.accounts);
         let shared = Arc::new(Shared {
@@ -510,7 +510,7 @@ pub(crate) async fn route(
             let body = s
                 .metrics
                 .render(s.store.backend(), s.store.mode(), s.store.redis_health());
-            text(StatusCode::OK, "text/plain; version=0.0.4", body)
+            text(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
         }
         Route::Admin => {
             // The client, as a trusted proxy may name it.
