@@ -20,10 +20,11 @@ mod h2;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service as _};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -126,10 +127,32 @@ impl Connections {
                 None => return,
                 // Served by the own path until a request it leaves to
                 // hyper (the watcher, held meanwhile, keeps the drain waiting).
-                Some(Sniffed::Http1) if own.http1 == Http1::Hyper => watcher
-                    .watch(http.http1.serve_connection(TokioIo::new(stream), svc))
-                    .await
-                    .map_err(Into::into),
+                // Served by hyper alone (`Http1::Hyper`). Its header timer
+                // starts when it starts reading, after the sniff: the first
+                // head gets the client timeout once from the accept here,
+                // as on the own path; later heads get hyper's timer.
+                Some(Sniffed::Http1) if own.http1 == Http1::Hyper => {
+                    let started = Arc::new(AtomicBool::new(false));
+                    let seen = Arc::clone(&started);
+                    let svc = service_fn(move |req| {
+                        seen.store(true, Ordering::Relaxed);
+                        svc.call(req)
+                    });
+                    let conn =
+                        watcher.watch(http.http1.serve_connection(TokioIo::new(stream), svc));
+                    let mut conn = pin!(conn);
+                    tokio::select! {
+                        ended = conn.as_mut() => ended.map_err(Into::into),
+                        () = tokio::time::sleep_until(accepted + client_timeout) => {
+                            if started.load(Ordering::Relaxed) {
+                                conn.await.map_err(Into::into)
+                            } else {
+                                // No head in time: the connection closes.
+                                Ok(())
+                            }
+                        }
+                    }
+                }
                 Some(Sniffed::Http1) => {
                     match h1::serve(stream, &own, &client, accepted, &mut closing).await {
                         h1::Ended::Closed => Ok(()),
