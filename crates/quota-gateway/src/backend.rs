@@ -35,7 +35,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// `/healthz`'s own look at Redis, so that it shows the store as it is now
 /// rather than as the last decision found it (a node taken out during an
 /// outage comes back without a request being sent to it): a `PING` at most
-/// once per [`PROBE_EVERY`], one at a time (callers meanwhile wait for its
+/// once per `PROBE_EVERY` (1 s), one at a time (callers meanwhile wait for its
 /// answer), bounded by the store's timeout. The time of the last one.
 #[derive(Debug, Default)]
 pub struct Probe(tokio::sync::Mutex<Option<Instant>>);
@@ -133,7 +133,7 @@ pub enum GatewayAccounts {
 /// cannot answer, so that the store's failure policy (`open`, `local:N`)
 /// can still decide for callers seen before. A tier changed meanwhile is
 /// seen once Redis answers again. Bounded: cleared when it grows past
-/// [`LastKnown::CAPACITY`] keys.
+/// `LastKnown::CAPACITY` (100,000) keys.
 #[derive(Debug, Default)]
 pub struct LastKnown(Mutex<HashMap<KeyDigest, Identity>>);
 

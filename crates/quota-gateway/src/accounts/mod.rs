@@ -12,11 +12,11 @@
 //! every second and at shutdown ([`RedbAccounts::flush`]) puts them on disk.
 //!
 //! Reads never touch the file: the whole database is loaded into an
-//! [`Index`] when it opens, and each write updates the index once its
+//! `Index` when it opens, and each write updates the index once its
 //! transaction has committed (writers go one at a time).
 //!
 //! Versions before the digests kept API keys in clear in a table `keys`.
-//! Opening such a database migrates it: see [`migration`].
+//! Opening such a database migrates it: see the `migration` module.
 
 use std::future::{ready, Future};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ fn unavailable(e: impl std::fmt::Display) -> AccountError {
 
 impl RedbAccounts {
     /// Opens (or creates) the database in `dir`, migrating one that an
-    /// older version wrote (see [`migration`]).
+    /// older version wrote (see the `migration` module).
     pub fn open(dir: &Path) -> Result<Self, crate::Error> {
         Self::open_inner(dir).map_err(|e| crate::Error::Accounts(e.into()))
     }
