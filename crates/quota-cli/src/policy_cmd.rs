@@ -6,7 +6,7 @@ use quota_core::policy::{Count, Granted, Policy};
 use quota_core::upload::FileKind;
 
 use crate::cli::{PolicyAction, PolicyFormat};
-use crate::policy_file;
+use quota_gateway::policy_file;
 
 /// Runs a `quota policy` action; returns the process exit code.
 pub(crate) fn run(action: &PolicyAction) -> i32 {

@@ -14,7 +14,7 @@ use notify::{RecursiveMode, Watcher};
 use quota_gateway::PolicyReloader;
 use tokio::sync::mpsc;
 
-use crate::policy_file;
+use quota_gateway::policy_file;
 
 /// Why a reload was asked for.
 #[derive(Clone, Copy, Debug)]

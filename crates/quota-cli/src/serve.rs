@@ -7,7 +7,8 @@ use quota_gateway::{demo, ids, shutdown_signal, Gateway};
 use tokio::net::TcpListener;
 
 use crate::config::{Settings, StoreSetting};
-use crate::{policy_file, reload};
+use crate::reload;
+use quota_gateway::policy_file;
 
 /// Runs `quota serve` until SIGINT or SIGTERM.
 pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {

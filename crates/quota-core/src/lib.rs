@@ -47,6 +47,7 @@ pub mod limiter;
 pub mod memory;
 pub mod path;
 pub mod policy;
+pub mod replay;
 pub mod store;
 pub mod time;
 pub mod upload;

@@ -12,7 +12,9 @@ use quota_gateway::{shutdown_signal, Gateway};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let upstream = std::env::var("UPSTREAM").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-    let gateway = Gateway::builder(Policy::seed()).upstream(upstream.parse()?).build()?;
+    let gateway = Gateway::builder(Policy::seed())
+        .upstream(upstream.parse()?)
+        .build()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     gateway.serve(listener, shutdown_signal()).await?;
     Ok(())

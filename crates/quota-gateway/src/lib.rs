@@ -47,6 +47,7 @@ pub mod ids;
 mod limits;
 mod metrics;
 mod observe;
+pub mod policy_file;
 mod proxy;
 mod respond;
 mod routes;

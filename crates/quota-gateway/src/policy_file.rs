@@ -7,13 +7,13 @@ use quota_core::policy::{Policy, PolicyError};
 
 /// Why a policy file could not be used: `FILE:LINE:COL: problem`.
 #[derive(Debug)]
-pub(crate) struct PolicyFileError {
+pub struct PolicyFileError {
     /// The file.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
     /// Line and column, when known.
-    pub(crate) at: Option<(usize, usize)>,
+    pub at: Option<(usize, usize)>,
     /// The problem.
-    pub(crate) problem: String,
+    pub problem: String,
 }
 
 impl fmt::Display for PolicyFileError {
@@ -30,7 +30,7 @@ impl fmt::Display for PolicyFileError {
 impl std::error::Error for PolicyFileError {}
 
 /// Reads and validates a policy file (TOML, or JSON when it starts with `{`).
-pub(crate) fn load(path: &Path) -> Result<Policy, PolicyFileError> {
+pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
     let src = std::fs::read_to_string(path).map_err(|e| PolicyFileError {
         path: path.to_owned(),
         at: None,
@@ -40,7 +40,7 @@ pub(crate) fn load(path: &Path) -> Result<Policy, PolicyFileError> {
 }
 
 /// Validates policy source text read from `path`.
-pub(crate) fn parse(path: &Path, src: &str) -> Result<Policy, PolicyFileError> {
+pub fn parse(path: &Path, src: &str) -> Result<Policy, PolicyFileError> {
     Policy::parse(src).map_err(|e| PolicyFileError {
         path: path.to_owned(),
         at: Policy::locate(src, &e).map(|lc| (lc.line, lc.column)),
@@ -49,7 +49,7 @@ pub(crate) fn parse(path: &Path, src: &str) -> Result<Policy, PolicyFileError> {
 }
 
 /// The policy, from a file or the built-in seed.
-pub(crate) fn load_or_seed(path: Option<&Path>) -> Result<Policy, PolicyFileError> {
+pub fn load_or_seed(path: Option<&Path>) -> Result<Policy, PolicyFileError> {
     match path {
         Some(p) => load(p),
         None => Ok(Policy::seed()),
