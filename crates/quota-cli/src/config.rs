@@ -193,7 +193,9 @@ fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Where a value came from, for error messages.
 enum Origin<'a> {
-    Flag(&'static str, &'static str),
+    /// A flag, or its environment variable.
+    Flag(&'static str),
+    /// The config file, at this span, under this key.
     File(&'a Loaded, std::ops::Range<usize>, &'static str),
     Default,
 }
@@ -201,24 +203,46 @@ enum Origin<'a> {
 impl Origin<'_> {
     fn error(&self, problem: impl fmt::Display) -> ConfigError {
         match self {
-            Origin::Flag(flag, env) => ConfigError(format!("--{flag} (or {env}): {problem}")),
+            Origin::Flag(flag) => {
+                let env = format!("QUOTA_{}", flag.replace('-', "_").to_ascii_uppercase());
+                ConfigError(format!("--{flag} (or {env}): {problem}"))
+            }
             Origin::File(loaded, span, key) => loaded.at(span.clone(), key, problem),
             Origin::Default => ConfigError(format!("default value: {problem}")),
         }
     }
 }
 
-/// Picks flag/env, else the file's value, with its origin.
-fn pick<'a, T: Clone>(
-    flag: Option<T>,
-    names: (&'static str, &'static str),
-    file: Option<(&'a Loaded, &Spanned<T>)>,
-    key: &'static str,
-) -> Option<(T, Origin<'a>)> {
-    if let Some(v) = flag {
-        return Some((v, Origin::Flag(names.0, names.1)));
-    }
-    file.map(|(l, s)| (s.get_ref().clone(), Origin::File(l, s.span(), key)))
+/// The config file's value of one key, with the file it came from.
+macro_rules! in_file {
+    ($loaded:expr, $key:ident) => {
+        (
+            $loaded.and_then(|l| l.file.$key.as_ref().map(|v| (l, v))),
+            stringify!($key),
+        )
+    };
+}
+
+/// One setting: the flag (or its environment variable, `flag` names both),
+/// else the config file's value, else `default`; `check` turns it into the
+/// setting, and its error names where the value came from.
+fn setting<T: Clone, U>(
+    flag: (Option<T>, &'static str),
+    file: (Option<(&Loaded, &Spanned<T>)>, &'static str),
+    check: impl FnOnce(T) -> Result<U, String>,
+    default: impl FnOnce() -> Result<U, String>,
+) -> Result<U, ConfigError> {
+    let (value, origin) = match (flag, file) {
+        ((Some(v), name), _) => (v, Origin::Flag(name)),
+        (_, (Some((l, s)), key)) => (s.get_ref().clone(), Origin::File(l, s.span(), key)),
+        _ => return default().map_err(|e| Origin::Default.error(e)),
+    };
+    check(value).map_err(|e| origin.error(e))
+}
+
+/// A value read by its type's `FromStr`.
+fn parsed<T: std::str::FromStr<Err = String>>(v: String) -> Result<T, String> {
+    v.trim().parse()
 }
 
 impl Settings {
@@ -226,117 +250,88 @@ impl Settings {
     pub(crate) fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
         let loaded = args.config.as_deref().map(load_file).transpose()?;
         let l = loaded.as_ref();
-        let f = |get: fn(&ConfigFile) -> Option<&Spanned<String>>| {
-            l.and_then(|l| get(&l.file).map(|s| (l, s)))
-        };
-
-        let listen = match pick(
-            args.listen.clone(),
-            ("listen", "QUOTA_LISTEN"),
-            f(|c| c.listen.as_ref()),
-            "listen",
-        ) {
-            Some((v, origin)) => parse_listen(&v).map_err(|e| origin.error(e))?,
-            None => parse_listen(DEFAULT_LISTEN).map_err(|e| Origin::Default.error(e))?,
-        };
-        let upstream = match pick(
-            args.upstream.clone(),
-            ("upstream", "QUOTA_UPSTREAM"),
-            f(|c| c.upstream.as_ref()),
-            "upstream",
-        ) {
-            Some((v, origin)) => Some(parse_upstream(&v).map_err(|e| origin.error(e))?),
-            None => None,
-        };
-        let policy = match (
-            &args.policy,
-            l.and_then(|l| l.file.policy.as_ref().map(|p| (l, p))),
-        ) {
+        let given = |v: String| Ok(Some(v));
+        let listen = setting(
+            (args.listen.clone(), "listen"),
+            in_file!(l, listen),
+            |v| parse_listen(&v),
+            || parse_listen(DEFAULT_LISTEN),
+        )?;
+        let upstream = setting(
+            (args.upstream.clone(), "upstream"),
+            in_file!(l, upstream),
+            |v| parse_upstream(&v).map(Some),
+            || Ok(None),
+        )?;
+        // Paths in the file are taken from the file's folder.
+        let path = |p: &Option<PathBuf>, f: Option<&Spanned<String>>| match (p, l.zip(f)) {
             (Some(p), _) => Some(p.clone()),
-            (None, Some((l, p))) => Some(l.path_value(p.get_ref())),
+            (None, Some((l, f))) => Some(l.path_value(f.get_ref())),
             (None, None) => None,
         };
-        let store = match pick(
-            args.store.clone(),
-            ("store", "QUOTA_STORE"),
-            f(|c| c.store.as_ref()),
-            "store",
-        ) {
-            Some((v, origin)) => parse_store(&v).map_err(|e| origin.error(e))?,
-            None => StoreSetting::Memory,
-        };
-        let redis_prefix = pick(
-            args.redis_prefix.clone(),
-            ("redis-prefix", "QUOTA_REDIS_PREFIX"),
-            f(|c| c.redis_prefix.as_ref()),
-            "redis_prefix",
-        )
-        .map(|(v, _)| v);
-        let redis_failure = match pick(
-            args.redis_failure.clone(),
-            ("redis-failure", "QUOTA_REDIS_FAILURE"),
-            f(|c| c.redis_failure.as_ref()),
-            "redis_failure",
-        ) {
-            Some((v, origin)) => v.parse().map_err(|e: String| origin.error(e))?,
-            None => quota_redis::FailurePolicy::default(),
-        };
-        let admin_token = match pick(
-            args.admin_token.clone(),
-            ("admin-token", "QUOTA_ADMIN_TOKEN"),
-            f(|c| c.admin_token.as_ref()),
-            "admin_token",
-        ) {
-            Some((v, origin)) if v.trim().len() < 8 => {
-                return Err(origin.error("the admin token must be at least 8 characters"))
-            }
-            Some((v, _)) => Some(v),
-            None => None,
-        };
-        let (data_dir, data_dir_given) = match (
-            &args.data_dir,
-            l.and_then(|l| l.file.data_dir.as_ref().map(|p| (l, p))),
-        ) {
-            (Some(p), _) => (p.clone(), true),
-            (None, Some((l, p))) => (l.path_value(p.get_ref()), true),
-            (None, None) => (PathBuf::from(DEFAULT_DATA_DIR), false),
-        };
-        let shadow = args
-            .shadow
-            .or_else(|| l.and_then(|l| l.file.shadow.as_ref().map(|s| *s.get_ref())))
-            .unwrap_or(false);
-        let ietf_headers = args
-            .ietf_headers
-            .or_else(|| l.and_then(|l| l.file.ietf_headers.as_ref().map(|s| *s.get_ref())))
-            .unwrap_or(false);
-        let path_action = match pick(
-            args.path_action.clone(),
-            ("path-action", "QUOTA_PATH_ACTION"),
-            f(|c| c.path_action.as_ref()),
-            "path_action",
-        ) {
-            Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
-            None => PathAction::Refuse,
-        };
-        let http1 = match pick(
-            args.http1.clone(),
-            ("http1", "QUOTA_HTTP1"),
-            f(|c| c.http1.as_ref()),
-            "http1",
-        ) {
-            Some((v, origin)) => v.trim().parse().map_err(|e: String| origin.error(e))?,
-            None => Http1::default(),
-        };
-        let forward_credentials = args
-            .forward_credentials
-            .or_else(|| l.and_then(|l| l.file.forward_credentials.as_ref().map(|s| *s.get_ref())))
-            .unwrap_or(false);
+        let policy = path(&args.policy, l.and_then(|l| l.file.policy.as_ref()));
+        let data_dir = path(&args.data_dir, l.and_then(|l| l.file.data_dir.as_ref()));
+        let store = setting(
+            (args.store.clone(), "store"),
+            in_file!(l, store),
+            |v| parse_store(&v),
+            || Ok(StoreSetting::Memory),
+        )?;
+        let redis_prefix = setting(
+            (args.redis_prefix.clone(), "redis-prefix"),
+            in_file!(l, redis_prefix),
+            given,
+            || Ok(None),
+        )?;
+        let redis_failure = setting(
+            (args.redis_failure.clone(), "redis-failure"),
+            in_file!(l, redis_failure),
+            parsed,
+            || Ok(quota_redis::FailurePolicy::default()),
+        )?;
+        let admin_token = setting(
+            (args.admin_token.clone(), "admin-token"),
+            in_file!(l, admin_token),
+            |v| match v.trim().len() {
+                ..8 => Err("the admin token must be at least 8 characters".to_owned()),
+                _ => Ok(Some(v)),
+            },
+            || Ok(None),
+        )?;
+        let flag = |v: bool| Ok(v);
+        let off = || Ok(false);
+        let shadow = setting((args.shadow, "shadow"), in_file!(l, shadow), flag, off)?;
+        let ietf_headers = setting(
+            (args.ietf_headers, "ietf-headers"),
+            in_file!(l, ietf_headers),
+            flag,
+            off,
+        )?;
+        let path_action = setting(
+            (args.path_action.clone(), "path-action"),
+            in_file!(l, path_action),
+            parsed,
+            || Ok(PathAction::Refuse),
+        )?;
+        let http1 = setting(
+            (args.http1.clone(), "http1"),
+            in_file!(l, http1),
+            parsed,
+            || Ok(Http1::default()),
+        )?;
+        let forward_credentials = setting(
+            (args.forward_credentials, "forward-credentials"),
+            in_file!(l, forward_credentials),
+            flag,
+            off,
+        )?;
         let trusted_proxies = match (
             &args.trusted_proxies,
-            l.and_then(|l| l.file.trusted_proxies.as_ref().map(|t| (l, t))),
+            l.zip(l.and_then(|l| l.file.trusted_proxies.as_ref())),
         ) {
-            (Some(list), _) => TrustedProxies::parse(list)
-                .map_err(|e| Origin::Flag("trusted-proxies", "QUOTA_TRUSTED_PROXIES").error(e))?,
+            (Some(list), _) => {
+                TrustedProxies::parse(list).map_err(|e| Origin::Flag("trusted-proxies").error(e))?
+            }
             (None, Some((l, list))) => {
                 for entry in list {
                     TrustedProxies::parse(&[entry.get_ref()])
@@ -347,60 +342,42 @@ impl Settings {
             }
             (None, None) => TrustedProxies::default(),
         };
-        let secs = |flag: Option<f64>,
-                    names: (&'static str, &'static str),
-                    file: Option<(&Loaded, &Spanned<f64>)>,
-                    key: &'static str,
-                    default: f64|
-         -> Result<Duration, ConfigError> {
-            match pick(flag, names, file, key) {
-                Some((v, origin)) => seconds(v).map_err(|e| origin.error(e)),
-                None => seconds(default).map_err(|e| Origin::Default.error(e)),
-            }
-        };
-        let upstream_timeout = secs(
-            args.upstream_timeout,
-            ("upstream-timeout", "QUOTA_UPSTREAM_TIMEOUT"),
-            l.and_then(|l| l.file.upstream_timeout.as_ref().map(|s| (l, s))),
-            "upstream_timeout",
-            30.0,
+        let upstream_timeout = setting(
+            (args.upstream_timeout, "upstream-timeout"),
+            in_file!(l, upstream_timeout),
+            seconds,
+            || seconds(30.0),
         )?;
-        let client_timeout = secs(
-            args.client_timeout,
-            ("client-timeout", "QUOTA_CLIENT_TIMEOUT"),
-            l.and_then(|l| l.file.client_timeout.as_ref().map(|s| (l, s))),
-            "client_timeout",
-            60.0,
+        let client_timeout = setting(
+            (args.client_timeout, "client-timeout"),
+            in_file!(l, client_timeout),
+            seconds,
+            || seconds(60.0),
         )?;
-        let shutdown_timeout = secs(
-            args.shutdown_timeout,
-            ("shutdown-timeout", "QUOTA_SHUTDOWN_TIMEOUT"),
-            l.and_then(|l| l.file.shutdown_timeout.as_ref().map(|s| (l, s))),
-            "shutdown_timeout",
-            30.0,
+        let shutdown_timeout = setting(
+            (args.shutdown_timeout, "shutdown-timeout"),
+            in_file!(l, shutdown_timeout),
+            seconds,
+            || seconds(30.0),
         )?;
-        let max_connections = match pick(
-            args.max_connections,
-            ("max-connections", "QUOTA_MAX_CONNECTIONS"),
-            l.and_then(|l| l.file.max_connections.as_ref().map(|s| (l, s))),
-            "max_connections",
-        ) {
-            Some((n, origin)) => max_connections(n).map_err(|e| origin.error(e))?,
-            None => DEFAULT_MAX_CONNECTIONS,
-        };
-        let workers = match pick(
-            args.workers,
-            ("workers", "QUOTA_WORKERS"),
-            l.and_then(|l| l.file.workers.as_ref().map(|s| (l, s))),
-            "workers",
-        ) {
-            Some((n, origin)) => workers(n).map_err(|e| origin.error(e))?,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
-        };
-        let log_format = args
-            .log_format
-            .or_else(|| l.and_then(|l| l.file.log_format.as_ref().map(|s| *s.get_ref())))
-            .unwrap_or_default();
+        let max_connections = setting(
+            (args.max_connections, "max-connections"),
+            in_file!(l, max_connections),
+            |n| between_1_and(MAX_MAX_CONNECTIONS, n),
+            || Ok(DEFAULT_MAX_CONNECTIONS),
+        )?;
+        let workers = setting(
+            (args.workers, "workers"),
+            in_file!(l, workers),
+            |n| between_1_and(MAX_WORKERS, n),
+            || Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+        )?;
+        let log_format = setting(
+            (args.log_format, "log-format"),
+            in_file!(l, log_format),
+            Ok,
+            || Ok(LogFormat::default()),
+        )?;
         if upstream.is_none() && !args.demo {
             return Err(ConfigError(
                 "no upstream: pass --upstream URL (or QUOTA_UPSTREAM, or `upstream` in the config file), or try --demo"
@@ -415,8 +392,8 @@ impl Settings {
             redis_prefix,
             redis_failure,
             admin_token,
-            data_dir,
-            data_dir_given,
+            data_dir_given: data_dir.is_some(),
+            data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             shadow,
             ietf_headers,
             path_action,
@@ -487,10 +464,6 @@ fn parse_store(v: &str) -> Result<StoreSetting, String> {
 /// The most worker threads accepted.
 const MAX_WORKERS: usize = 1024;
 
-fn workers(n: usize) -> Result<usize, String> {
-    between_1_and(MAX_WORKERS, n)
-}
-
 /// `n` if it is in `1..=max`.
 fn between_1_and(max: usize, n: usize) -> Result<usize, String> {
     if (1..=max).contains(&n) {
@@ -505,10 +478,6 @@ const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The most `max_connections` accepts (a semaphore's limit is far higher;
 /// this keeps a typo from meaning "no limit").
 const MAX_MAX_CONNECTIONS: usize = 1_000_000;
-
-fn max_connections(n: usize) -> Result<usize, String> {
-    between_1_and(MAX_MAX_CONNECTIONS, n)
-}
 
 fn seconds(v: f64) -> Result<Duration, String> {
     if v.is_finite() && v > 0.0 && v < 1e9 {
