@@ -48,12 +48,14 @@ pub mod memory;
 pub mod path;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod store;
 pub mod time;
 pub mod upload;
 
 pub use decision::{Decision, LimitStatus, TOO_MANY_ATTEMPTS_BODY};
 pub use memory::MemoryStore;
+pub use report::RateReport;
 pub use store::{Outcomes, Store, StoreError};
 pub use time::Timestamp;
 

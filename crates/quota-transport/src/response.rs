@@ -3,9 +3,13 @@
 //! Every refusal is JSON with a `message` (`{"message":"unknown API key"}`),
 //! except a rate-limit refusal, which is exactly the seed's 429: body
 //! `{"message":"Too Many Attempts."}` ([`TOO_MANY_ATTEMPTS_BODY`]) and the
-//! six `X-RateLimit-*`/`Retry-After` headers of [`Decision::headers`]. With
-//! [`ResponseStyle::problem_json`] the 429 carries the IETF draft's
-//! `application/problem+json` body instead.
+//! six `X-RateLimit-*`/`Retry-After` fields of the decision's
+//! [`RateReport`]. With [`ResponseStyle::problem_json`] the 429 carries the
+//! IETF draft's `application/problem+json` body instead.
+//!
+//! [`write_rate_headers`] is the one place a [`RateReport`] becomes
+//! `http` header fields: the 429 here, and the rate-limit headers the
+//! enforcement layer adds to the service's answer.
 //!
 //! Upload refusals (413, 422, 400) are rendered by
 //! [`UploadError::to_response`](crate::upload::UploadError::to_response).
@@ -30,9 +34,10 @@
 use core::fmt;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
-use quota_core::{Decision, TOO_MANY_ATTEMPTS_BODY};
+use quota_core::report::{FieldName, FieldValue, RateReport};
+use quota_core::TOO_MANY_ATTEMPTS_BODY;
 
 /// `application/json`.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -44,10 +49,10 @@ pub const APPLICATION_PROBLEM_JSON: HeaderValue =
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ResponseStyle {
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` fields
-    /// ([`Decision::ietf_headers`]) beside the seed's headers.
+    /// beside the seed's headers ([`RateReport::with_ietf`]).
     pub ietf_headers: bool,
     /// Answer a 429 with the IETF draft's `application/problem+json` body
-    /// ([`Decision::problem_body`]) instead of the seed's `message` body.
+    /// ([`RateReport::problem_body`]) instead of the seed's `message` body.
     pub problem_json: bool,
 }
 
@@ -65,11 +70,28 @@ pub fn json_message(status: StatusCode, message: &str) -> Response<Bytes> {
     with_body(status, APPLICATION_JSON, message_body(message))
 }
 
-/// The 429 for a refused decision: the seed's body (or the problem details
-/// body, by `style`), `Content-Type`, and the headers of
-/// [`Decision::headers`] (plus the IETF fields when asked).
-pub fn too_many_attempts(decision: &Decision<'_>, style: ResponseStyle) -> Response<Bytes> {
-    let mut res = match decision.problem_body().filter(|_| style.problem_json) {
+/// The 429 for a refused decision: the seed's body (or, with
+/// `problem_json`, the IETF problem details body), `Content-Type`, and the
+/// report's fields ([`write_rate_headers`]: the IETF fields too when the
+/// report has them).
+///
+/// ```
+/// use quota_core::policy::{Policy, Request};
+/// use quota_core::{MemoryStore, RateReport, Timestamp};
+/// use quota_transport::response::too_many_attempts;
+///
+/// let (policy, store) = (Policy::seed(), MemoryStore::new());
+/// let req = Request { account: "a", tier: "basic", endpoint: "txt2video", cost: 1 };
+/// let now = Timestamp::from_secs(1_700_000_000);
+/// store.check(&policy, &req, now)?;
+/// let refused = RateReport::new(&store.check(&policy, &req, now)?);
+/// let res = too_many_attempts(&refused, false);
+/// assert_eq!(res.status(), 429);
+/// assert_eq!(res.headers()["retry-after"], "40");
+/// # Ok::<(), quota_core::StoreError>(())
+/// ```
+pub fn too_many_attempts(report: &RateReport, problem_json: bool) -> Response<Bytes> {
+    let mut res = match report.problem_body().filter(|_| problem_json) {
         Some(problem) => with_body(
             StatusCode::TOO_MANY_REQUESTS,
             APPLICATION_PROBLEM_JSON,
@@ -81,16 +103,113 @@ pub fn too_many_attempts(decision: &Decision<'_>, style: ResponseStyle) -> Respo
             Bytes::from_static(TOO_MANY_ATTEMPTS_BODY.as_bytes()),
         ),
     };
-    let headers = res.headers_mut();
-    for (name, value) in decision.headers() {
-        append(headers, name, value);
-    }
-    if style.ietf_headers {
-        for (name, value) in decision.ietf_headers() {
-            append(headers, name, value);
+    write_rate_headers(report, res.headers_mut());
+    res
+}
+
+/// Sets `report`'s fields in `headers` (see [`RateReport::fields`]),
+/// replacing any of the same names. Counts up to 9999 and the usual limit
+/// names are taken from static text: nothing is formatted or allocated for
+/// them.
+pub fn write_rate_headers(report: &RateReport, headers: &mut HeaderMap) {
+    write_fields(report.fields(), headers);
+}
+
+/// Sets `fields` in `headers`, replacing any of the same names.
+pub(crate) fn write_fields<'r>(
+    fields: impl Iterator<Item = (FieldName, FieldValue<'r>)>,
+    headers: &mut HeaderMap,
+) {
+    for (name, value) in fields {
+        if let Some(value) = header_value(value) {
+            headers.insert(header_name(name), value);
         }
     }
-    res
+}
+
+/// The `http` name of a report's field (lower case).
+pub const fn header_name(name: FieldName) -> HeaderName {
+    match name {
+        FieldName::Limit => X_RATELIMIT_LIMIT,
+        FieldName::Remaining => X_RATELIMIT_REMAINING,
+        FieldName::DailyLimit => X_RATELIMIT_DAILY_LIMIT,
+        FieldName::DailyRemaining => X_RATELIMIT_DAILY_REMAINING,
+        FieldName::Type => X_RATELIMIT_TYPE,
+        FieldName::RetryAfter => RETRY_AFTER,
+        FieldName::RateLimitPolicy => RATELIMIT_POLICY,
+        FieldName::RateLimit => RATELIMIT,
+    }
+}
+
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_DAILY_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-daily-limit");
+const X_RATELIMIT_DAILY_REMAINING: HeaderName =
+    HeaderName::from_static("x-ratelimit-daily-remaining");
+const X_RATELIMIT_TYPE: HeaderName = HeaderName::from_static("x-ratelimit-type");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// A field value as an `http` one: numbers from a static table, static
+/// names without a copy; `None` for text no header may carry (a report
+/// renders none).
+fn header_value(value: FieldValue<'_>) -> Option<HeaderValue> {
+    if let Some(n) = value.as_number() {
+        return Some(int_value(n));
+    }
+    if let Some(s) = value.as_static() {
+        return Some(HeaderValue::from_static(s));
+    }
+    HeaderValue::try_from(value.into_string()).ok()
+}
+
+/// The decimal digits of 0..=9999, concatenated: small header values are
+/// slices of this table, so rendering them allocates nothing.
+static DIGITS: [u8; DIGITS_LEN] = digits();
+const DIGITS_LEN: usize = 10 + 90 * 2 + 900 * 3 + 9000 * 4;
+
+const fn digits() -> [u8; DIGITS_LEN] {
+    let mut out = [0u8; DIGITS_LEN];
+    let mut n = 0usize;
+    let mut at = 0usize;
+    while n < 10_000 {
+        let width = if n < 10 {
+            1
+        } else if n < 100 {
+            2
+        } else if n < 1000 {
+            3
+        } else {
+            4
+        };
+        let mut v = n;
+        let mut i = width;
+        while i > 0 {
+            i -= 1;
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        at += width;
+        n += 1;
+    }
+    out
+}
+
+/// `n` as a header value; from the static table up to 9999.
+fn int_value(n: u64) -> HeaderValue {
+    let (start, width) = match n {
+        0..=9 => (n, 1),
+        10..=99 => (10 + (n - 10) * 2, 2),
+        100..=999 => (190 + (n - 100) * 3, 3),
+        1000..=9999 => (2890 + (n - 1000) * 4, 4),
+        _ => return HeaderValue::from(n),
+    };
+    // Both are below DIGITS_LEN, which fits any usize.
+    let (start, width) = (start as usize, width as usize);
+    match core::str::from_utf8(&DIGITS[start..start + width]) {
+        Ok(s) => HeaderValue::from_static(s),
+        Err(_) => HeaderValue::from(n),
+    }
 }
 
 /// What a client is told when a store cannot answer: it says what kind of
@@ -160,15 +279,42 @@ fn with_body(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Resp
     res
 }
 
-fn append(headers: &mut http::HeaderMap, name: &'static str, value: String) {
-    // The core renders header names, integers and policy names (lowercase
-    // letters, digits, `-`, `_`, quotes): always valid header text.
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::try_from(value),
-    ) {
-        headers.append(name, value);
+/// The former `too_many_attempts`, kept for one commit to compare against.
+#[cfg(test)]
+pub(crate) fn too_many_attempts_old_for_test(
+    decision: &quota_core::Decision<'_>,
+    style: ResponseStyle,
+) -> Response<Bytes> {
+    let mut res = match decision.problem_body().filter(|_| style.problem_json) {
+        Some(problem) => with_body(
+            StatusCode::TOO_MANY_REQUESTS,
+            APPLICATION_PROBLEM_JSON,
+            Bytes::from(problem),
+        ),
+        None => with_body(
+            StatusCode::TOO_MANY_REQUESTS,
+            APPLICATION_JSON,
+            Bytes::from_static(TOO_MANY_ATTEMPTS_BODY.as_bytes()),
+        ),
+    };
+    let headers = res.headers_mut();
+    let append = |headers: &mut HeaderMap, name: &'static str, value: String| {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::try_from(value),
+        ) {
+            headers.append(name, value);
+        }
+    };
+    for (name, value) in decision.headers() {
+        append(headers, name, value);
     }
+    if style.ietf_headers {
+        for (name, value) in decision.ietf_headers() {
+            append(headers, name, value);
+        }
+    }
+    res
 }
 
 #[cfg(test)]
@@ -192,7 +338,7 @@ mod tests {
         let now = Timestamp::from_secs(1_700_000_000);
         store.check(&policy, &req, now).unwrap();
         let refused = store.check(&policy, &req, now).unwrap();
-        let res = too_many_attempts(&refused, ResponseStyle::default());
+        let res = too_many_attempts(&RateReport::new(&refused), false);
         assert_eq!(res.status(), 429);
         assert_eq!(res.body().as_ref(), TOO_MANY_ATTEMPTS_BODY.as_bytes());
         let h = res.headers();
@@ -203,5 +349,19 @@ mod tests {
         assert_eq!(h["x-ratelimit-type"], "minute");
         assert_eq!(h["retry-after"], "40");
         assert_eq!(h.len(), 7); // the six and Content-Type
+    }
+
+    #[test]
+    fn table_values_are_the_decimal_numbers() {
+        for n in (0..10_100).chain([u64::MAX]) {
+            assert_eq!(int_value(n), n.to_string().as_str(), "{n}");
+        }
+    }
+
+    #[test]
+    fn header_names_are_the_fields_names() {
+        for f in FieldName::ALL {
+            assert_eq!(header_name(f).as_str(), f.lowercase());
+        }
     }
 }

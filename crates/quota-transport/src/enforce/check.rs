@@ -412,7 +412,12 @@ fn conclude<S, A>(
         } else {
             Vec::new()
         },
-        refusal: (!decision.is_admitted()).then(|| too_many_attempts(&decision, config.style)),
+        refusal: (!decision.is_admitted()).then(|| {
+            too_many_attempts(
+                &quota_core::RateReport::new(&decision).with_ietf(config.style.ietf_headers),
+                config.style.problem_json,
+            )
+        }),
     })
 }
 
@@ -470,4 +475,9 @@ fn ietf_headers(decision: &Decision<'_>) -> Vec<(HeaderName, HeaderValue)> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+pub(crate) fn ietf_headers_for_test(decision: &Decision<'_>) -> Vec<(HeaderName, HeaderValue)> {
+    ietf_headers(decision)
 }

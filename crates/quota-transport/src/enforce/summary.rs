@@ -372,6 +372,91 @@ mod tests {
             .collect()
     }
 
+    /// The old renderers of this module against the new model and its
+    /// adapter (`response::write_rate_headers`, `RateReport::encode`).
+    #[test]
+    fn the_report_renders_what_rate_headers_and_answer_headers_did() {
+        use quota_core::report::RateReport;
+        let policy = Policy::seed();
+        let store = MemoryStore::new();
+        let mut compared = 0;
+        for (i, (tier, endpoint)) in [
+            ("basic", "txt2img"),
+            ("premium", "txt2img"),
+            ("basic", "prompt/x"),
+            ("basic", "txt2video"),
+            ("basic", "img2txt"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for step in 0..40u64 {
+                let req = Request {
+                    account: "a",
+                    tier,
+                    endpoint,
+                    cost: 1,
+                };
+                let now = Timestamp::from_millis(1_700_000_000_000 + step * 7_919 + i as u64);
+                let d = store.check(&policy, &req, now).unwrap();
+                for ietf in [false, true] {
+                    let old = AnswerHeaders {
+                        rate: Some(RateHeaders::from_decision(&d)),
+                        ietf: if ietf {
+                            super::super::check::ietf_headers_for_test(&d)
+                        } else {
+                            Vec::new()
+                        },
+                    };
+                    let report = RateReport::new(&d).with_ietf(ietf);
+                    let mut old_map = HeaderMap::new();
+                    old.write(&mut old_map);
+                    let mut new_map = HeaderMap::new();
+                    crate::response::write_rate_headers(&report, &mut new_map);
+                    assert_eq!(old_map, new_map);
+                    let old_pairs: Vec<_> = old_map.iter().collect();
+                    let new_pairs: Vec<_> = new_map.iter().collect();
+                    assert_eq!(old_pairs, new_pairs, "order");
+                    let (mut old_head, mut new_head) = (Vec::new(), Vec::new());
+                    old.encode(&mut old_head);
+                    report.encode(&mut new_head);
+                    assert_eq!(
+                        String::from_utf8(old_head).unwrap(),
+                        String::from_utf8(new_head).unwrap()
+                    );
+                    for name in [
+                        "x-ratelimit-limit",
+                        "X-RateLimit-Daily-Remaining",
+                        "RETRY-AFTER",
+                        "x-ratelimit-type",
+                        "RateLimit",
+                        "ratelimit-policy",
+                        "content-type",
+                    ] {
+                        assert_eq!(
+                            old.sets(name.as_bytes()),
+                            report.sets(name.as_bytes()),
+                            "{name}"
+                        );
+                    }
+                    assert_eq!(old.is_refused(), !report.is_admitted());
+                    let old_429 = crate::response::too_many_attempts_old_for_test(
+                        &d,
+                        crate::response::ResponseStyle {
+                            ietf_headers: ietf,
+                            problem_json: ietf,
+                        },
+                    );
+                    let new_429 = crate::response::too_many_attempts(&report, ietf);
+                    assert_eq!(old_429.headers(), new_429.headers());
+                    assert_eq!(old_429.body(), new_429.body());
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 400);
+    }
+
     #[test]
     fn written_headers_equal_the_core_headers_admitted_and_refused() {
         let policy = Policy::seed();
