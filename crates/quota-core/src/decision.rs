@@ -3,6 +3,8 @@
 //! A [`Decision`] is built from a [`Plan`] and the per-limit outcomes a store
 //! computed for it (in plan order). It is all-or-nothing: admitted only if
 //! every limit admits, and a refusal consumed nothing (the store made sure).
+//! It borrows the plan's limits; [`Decision::report`] turns it into the
+//! owned [`RateReport`] that every header is rendered from.
 //!
 //! ```
 //! use quota_core::{policy::{Policy, Request}, MemoryStore, Timestamp};
@@ -18,9 +20,12 @@
 //! assert!(!second.is_admitted());
 //! assert_eq!(second.refused_by().unwrap().name(), "minute");
 //! assert_eq!(second.retry_after_secs(), Some(40)); // 1_700_000_000 is 20 s into its minute
-//! let headers = second.headers();
-//! assert!(headers.contains(&("X-RateLimit-Type", "minute".to_string())));
-//! assert!(headers.contains(&("Retry-After", "40".to_string())));
+//!
+//! // What it reports, owned and rendered without allocating (see `report`).
+//! let report = second.report();
+//! let mut head = Vec::new();
+//! report.encode(&mut head);
+//! assert!(head.ends_with(b"x-ratelimit-type: minute\r\nretry-after: 40\r\n"));
 //! ```
 
 use core::time::Duration;
@@ -29,6 +34,7 @@ use smallvec::SmallVec;
 
 use crate::algorithm::LimitOutcome;
 use crate::policy::{Plan, PolicyLimit};
+use crate::report::{FieldName, RateReport};
 use crate::time::ceil_secs;
 
 /// One limit's status in a decision.
@@ -188,25 +194,24 @@ impl<'a> Decision<'a> {
             .min_by_key(|s| (s.outcome.remaining, s.limit.limit().window_ms()))
     }
 
+    /// What the decision reports, owned: the model every header and body
+    /// below is rendered from (see [`RateReport`]).
+    pub fn report(&self) -> RateReport {
+        RateReport::new(self)
+    }
+
     /// The seed's headers as name/value pairs: `X-RateLimit-Limit`,
     /// `X-RateLimit-Remaining`, `X-RateLimit-Daily-Limit`,
     /// `X-RateLimit-Daily-Remaining` (each pair only where such a limit
     /// applies) and, on a refusal, `X-RateLimit-Type` and `Retry-After`.
+    ///
+    /// A convenience over [`RateReport::fields`], which renders them
+    /// without allocating.
     pub fn headers(&self) -> SmallVec<[(&'static str, String); 6]> {
-        let mut out = SmallVec::new();
-        if let Some(m) = self.minute() {
-            out.push(("X-RateLimit-Limit", m.count().to_string()));
-            out.push(("X-RateLimit-Remaining", m.remaining().to_string()));
-        }
-        if let Some(d) = self.daily() {
-            out.push(("X-RateLimit-Daily-Limit", d.count().to_string()));
-            out.push(("X-RateLimit-Daily-Remaining", d.remaining().to_string()));
-        }
-        if let (Some(r), Some(secs)) = (self.refused_by(), self.retry_after_secs()) {
-            out.push(("X-RateLimit-Type", r.name().to_owned()));
-            out.push(("Retry-After", secs.to_string()));
-        }
-        out
+        self.report()
+            .fields()
+            .map(|(name, value)| (name.as_str(), value.into_string()))
+            .collect()
     }
 
     /// The structured fields of the IETF draft
@@ -214,46 +219,23 @@ impl<'a> Decision<'a> {
     /// every limit (`"minute";q=3;w=60, "daily";q=100;w=86400`) and
     /// `RateLimit` with each limit's remaining units and seconds to reset
     /// (`"minute";r=2;t=41`). Empty when no limit applies.
+    ///
+    /// A convenience over [`RateReport::with_ietf`] and
+    /// [`RateReport::value`].
     pub fn ietf_headers(&self) -> SmallVec<[(&'static str, String); 2]> {
-        let mut out = SmallVec::new();
-        if self.statuses.is_empty() {
-            return out;
-        }
-        let mut policy = String::new();
-        let mut current = String::new();
-        for (i, s) in self.statuses.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            let w = ceil_secs(s.limit.limit().window_ms()).max(1);
-            policy.push_str(&format!("{sep}\"{}\";q={};w={w}", s.name(), s.count()));
-            current.push_str(&format!(
-                "{sep}\"{}\";r={};t={}",
-                s.name(),
-                s.remaining(),
-                ceil_secs(s.outcome.reset_after_ms)
-            ));
-        }
-        out.push(("RateLimit-Policy", policy));
-        out.push(("RateLimit", current));
-        out
+        let report = self.report().with_ietf(true);
+        [FieldName::RateLimitPolicy, FieldName::RateLimit]
+            .into_iter()
+            .filter_map(|name| Some((name.as_str(), report.value(name)?.into_string())))
+            .collect()
     }
 
     /// The IETF draft's `quota-exceeded` problem details body
     /// (`application/problem+json`) for a refusal, naming the violated
-    /// policies; `None` when admitted.
+    /// policies; `None` when admitted. The same as
+    /// [`RateReport::problem_body`].
     pub fn problem_body(&self) -> Option<String> {
-        self.refused_by()?;
-        let violated: Vec<String> = self
-            .statuses
-            .iter()
-            .filter(|s| !s.admits())
-            .map(|s| format!("\"{}\"", s.name()))
-            .collect();
-        Some(format!(
-            "{{\"type\":\"https://iana.org/assignments/http-problem-types#quota-exceeded\",\
-             \"title\":\"Request cannot be satisfied as assigned quota has been exceeded\",\
-             \"status\":429,\"violated-policies\":[{}]}}",
-            violated.join(",")
-        ))
+        self.report().problem_body()
     }
 }
 

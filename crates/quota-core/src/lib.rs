@@ -10,7 +10,8 @@
 //! 2. Turn each request into a [`Plan`](policy::Plan) with [`Policy::plan`](policy::Policy::plan).
 //! 3. Let a [`Store`] decide it at `now` ([`MemoryStore`] here; the Redis store
 //!    in `quota-redis`), and build the [`Decision`].
-//! 4. Render the decision: [`Decision::headers`], [`Decision::retry_after_secs`].
+//! 4. Report the decision: [`Decision::report`] gives the owned
+//!    [`RateReport`] every transport renders the answer's headers from.
 //!
 //! ```
 //! use quota_core::{policy::{Policy, Request}, MemoryStore, Timestamp};
@@ -26,14 +27,15 @@
 //! let refused = store.check(&policy, &req, now).unwrap();
 //! assert!(!refused.is_admitted());
 //! assert_eq!(refused.retry_after_secs(), Some(20)); // the next UTC minute
-//! for (name, value) in refused.headers() {
+//! for (name, value) in refused.report().fields() {
 //!     println!("{name}: {value}");
 //! }
 //! ```
 //!
 //! Modules: [`policy`] (the model, validation, the seed), [`algorithm`] (the
-//! four window algorithms as pure steps), [`decision`] (the multi-limit answer
-//! and its headers), [`store`] and [`memory`] (state), [`upload`] (file
+//! four window algorithms as pure steps), [`decision`] (the multi-limit
+//! answer), [`report`] (what it reports: the headers, owned), [`store`] and
+//! [`memory`] (state), [`upload`] (file
 //! rules), [`client`] (retry and pacing state machines), [`path`] (the one
 //! canonical spelling of a request path), [`limiter`] (one limit over any
 //! keys, without a policy).

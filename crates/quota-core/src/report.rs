@@ -118,9 +118,27 @@ impl FieldName {
         }
     }
 
+    /// Whether this is one of the IETF draft's fields (`RateLimit-Policy`,
+    /// `RateLimit`) rather than one of the seed's.
+    pub const fn is_ietf(self) -> bool {
+        matches!(self, FieldName::RateLimitPolicy | FieldName::RateLimit)
+    }
+
     /// Whether `name` is this field's name, in any case.
     pub fn matches(self, name: &[u8]) -> bool {
         name.eq_ignore_ascii_case(self.lowercase().as_bytes())
+    }
+}
+
+impl AsRef<str> for FieldName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for FieldName {
+    fn as_ref(&self) -> &[u8] {
+        self.as_str().as_bytes()
     }
 }
 
@@ -152,6 +170,7 @@ impl<'r> FieldValue<'r> {
         FieldValue(Repr::Number(Digits::new(n)))
     }
 
+    #[allow(clippy::ptr_arg)] // the `Cow` says whether the text is static
     fn name(name: &'r Cow<'static, str>) -> Self {
         FieldValue(match name {
             Cow::Borrowed(s) => Repr::Static(s),
@@ -198,6 +217,18 @@ impl<'r> FieldValue<'r> {
             Repr::Owned(s) => s,
             other => FieldValue(other).as_str().to_owned(),
         }
+    }
+}
+
+impl AsRef<str> for FieldValue<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for FieldValue<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 

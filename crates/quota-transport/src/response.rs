@@ -88,7 +88,7 @@ pub fn json_message(status: StatusCode, message: &str) -> Response<Bytes> {
 /// let res = too_many_attempts(&refused, false);
 /// assert_eq!(res.status(), 429);
 /// assert_eq!(res.headers()["retry-after"], "40");
-/// # Ok::<(), quota_core::StoreError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn too_many_attempts(report: &RateReport, problem_json: bool) -> Response<Bytes> {
     let mut res = match report.problem_body().filter(|_| problem_json) {
@@ -276,44 +276,6 @@ fn with_body(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Resp
     let mut res = Response::new(body);
     *res.status_mut() = status;
     res.headers_mut().insert(CONTENT_TYPE, content_type);
-    res
-}
-
-/// The former `too_many_attempts`, kept for one commit to compare against.
-#[cfg(test)]
-pub(crate) fn too_many_attempts_old_for_test(
-    decision: &quota_core::Decision<'_>,
-    style: ResponseStyle,
-) -> Response<Bytes> {
-    let mut res = match decision.problem_body().filter(|_| style.problem_json) {
-        Some(problem) => with_body(
-            StatusCode::TOO_MANY_REQUESTS,
-            APPLICATION_PROBLEM_JSON,
-            Bytes::from(problem),
-        ),
-        None => with_body(
-            StatusCode::TOO_MANY_REQUESTS,
-            APPLICATION_JSON,
-            Bytes::from_static(TOO_MANY_ATTEMPTS_BODY.as_bytes()),
-        ),
-    };
-    let headers = res.headers_mut();
-    let append = |headers: &mut HeaderMap, name: &'static str, value: String| {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::try_from(value),
-        ) {
-            headers.append(name, value);
-        }
-    };
-    for (name, value) in decision.headers() {
-        append(headers, name, value);
-    }
-    if style.ietf_headers {
-        for (name, value) in decision.ietf_headers() {
-            append(headers, name, value);
-        }
-    }
     res
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -15,14 +15,13 @@ use quota_core::account::{Accounts, Charge, Identity};
 use quota_core::path::canonicalize;
 use quota_core::policy::{Money, Plan, PlanError, Request as PlanRequest};
 use quota_core::upload::UploadRules;
-use quota_core::{Decision, Outcomes, Store, StoreError};
+use quota_core::{Decision, Outcomes, RateReport, Store, StoreError};
 
 use super::body::RequestBody;
 use super::guard::guard;
 use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
-use super::summary::{AnswerHeaders, DecisionSummary, RateHeaders};
 use crate::fields::HeaderFields;
 use crate::identity::api_key;
 use crate::response::{
@@ -45,8 +44,9 @@ pub(crate) type Refund = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + S
 /// What an admitted request carries to its response.
 #[derive(Default)]
 pub(crate) struct Pass {
-    /// The decision's headers for the response.
-    pub(crate) headers: AnswerHeaders,
+    /// What the decision reports, for the response's headers (none for an
+    /// unmetered endpoint, or a refusal shadow mode lets through).
+    pub(crate) headers: Option<RateReport>,
     /// The rules the body is checked against while it streams.
     upload: Option<Arc<UploadRules>>,
     /// Whether the guarded body broke a rule, read after the service ran.
@@ -63,7 +63,7 @@ struct Trace<'p> {
 }
 
 /// An admitted request: what goes to the response, what to the extensions.
-pub(crate) type Admitted = (Pass, Option<DecisionSummary>);
+pub(crate) type Admitted = (Pass, Option<RateReport>);
 
 /// Runs every check on `req` (see the module docs of `enforce` for the order).
 ///
@@ -212,7 +212,7 @@ where
     };
     if let (Some(observer), Some(started)) = (&config.observer, started) {
         let (outcome, status) = match &result {
-            Ok((pass, _)) if pass.headers.is_refused() => {
+            Ok((pass, _)) if pass.headers.as_ref().is_some_and(|r| !r.is_admitted()) => {
                 (Outcome::Refused, StatusCode::TOO_MANY_REQUESTS)
             }
             Ok(_) => (Outcome::Admitted, StatusCode::OK),
@@ -361,7 +361,7 @@ where
     let now = (config.clock)();
     let outcomes = config.store.decide(&plan, now).await;
     let rated = conclude(config, &plan, outcomes, summarise).map_err(|res| (res, charged))?;
-    trace.limit = rated.rate.refused_name();
+    trace.limit = rated.report.refused_by().map(|l| l.name.clone());
     if let Some(refusal) = rated.refusal.filter(|_| !config.shadow) {
         return Err((refusal, charged));
     }
@@ -371,10 +371,7 @@ where
         Box::new(move || Box::pin(async move { refund_to(&*accounts, &account, price).await }))
     });
     let pass = Pass {
-        headers: AnswerHeaders {
-            rate: Some(rated.rate),
-            ietf: rated.ietf,
-        },
+        headers: Some(rated.report),
         upload: (!config.shadow).then(|| Arc::clone(&loaded.uploads)),
         verdict: None,
         refund,
@@ -384,9 +381,8 @@ where
 
 /// A rate-limit decision, owned: nothing borrowed from the plan survives.
 struct Rated {
-    rate: RateHeaders,
-    summary: Option<DecisionSummary>,
-    ietf: Vec<(HeaderName, HeaderValue)>,
+    report: RateReport,
+    summary: Option<RateReport>,
     /// The 429 when refused (built while the decision is at hand).
     refusal: Option<Response<Bytes>>,
 }
@@ -404,20 +400,12 @@ fn conclude<S, A>(
         Err(e) => Err(e.to_string()),
     }
     .map_err(|e| unavailable(&format!("cannot decide the request: {e}")))?;
+    let report = RateReport::new(&decision).with_ietf(config.style.ietf_headers);
     Ok(Rated {
-        rate: RateHeaders::from_decision(&decision),
-        summary: summarise.then(|| DecisionSummary::new(&decision)),
-        ietf: if config.style.ietf_headers {
-            ietf_headers(&decision)
-        } else {
-            Vec::new()
-        },
-        refusal: (!decision.is_admitted()).then(|| {
-            too_many_attempts(
-                &quota_core::RateReport::new(&decision).with_ietf(config.style.ietf_headers),
-                config.style.problem_json,
-            )
-        }),
+        summary: summarise.then(|| report.clone()),
+        refusal: (!report.is_admitted())
+            .then(|| too_many_attempts(&report, config.style.problem_json)),
+        report,
     })
 }
 
@@ -462,22 +450,4 @@ async fn refund_to<A: Accounts>(accounts: &A, account: &str, amount: Money) {
     if let Err(e) = accounts.refund(account, amount).await {
         tracing::warn!(account, %amount, error = %e, "cannot refund a refused request");
     }
-}
-
-fn ietf_headers(decision: &Decision<'_>) -> Vec<(HeaderName, HeaderValue)> {
-    decision
-        .ietf_headers()
-        .into_iter()
-        .filter_map(|(name, value)| {
-            Some((
-                HeaderName::from_bytes(name.as_bytes()).ok()?,
-                HeaderValue::try_from(value).ok()?,
-            ))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-pub(crate) fn ietf_headers_for_test(decision: &Decision<'_>) -> Vec<(HeaderName, HeaderValue)> {
-    ietf_headers(decision)
 }

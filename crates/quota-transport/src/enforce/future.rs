@@ -12,6 +12,7 @@ use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
 use super::check::{Checked, Pass};
+use crate::response::{write_fields, write_rate_headers};
 
 pub(crate) type BoxCheck<B> = Pin<Box<dyn Future<Output = Checked<RequestBody<B>>> + Send>>;
 type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -118,9 +119,11 @@ where
                     };
                     // The body broke an upload rule: answer that, whatever
                     // the service made of the failed read.
+                    // The seed's headers only: the request was counted.
                     let mut response = rejection;
-                    if let Some(rate) = &pass.headers.rate {
-                        rate.write(response.headers_mut());
+                    if let Some(report) = &pass.headers {
+                        let seed = report.fields().filter(|(name, _)| !name.is_ietf());
+                        write_fields(seed, response.headers_mut());
                     }
                     match pass.refund {
                         Some(refund) => this.state.set(State::Refund {
@@ -150,6 +153,8 @@ where
 /// Adds the decision's headers to the service's response.
 fn finish<ResBody>(res: Response<ResBody>, pass: Pass) -> Response<ResponseBody<ResBody>> {
     let (mut parts, body) = res.into_parts();
-    pass.headers.write(&mut parts.headers);
+    if let Some(report) = &pass.headers {
+        write_rate_headers(report, &mut parts.headers);
+    }
     Response::from_parts(parts, ResponseBody::inner(body))
 }

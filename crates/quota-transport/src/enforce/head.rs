@@ -5,12 +5,12 @@ use bytes::Bytes;
 use http::header::HeaderMap;
 use http::Response;
 use quota_core::account::{Accounts, Identity};
-use quota_core::Store;
+use quota_core::{RateReport, Store};
 
 use super::check::decide;
 use super::layer::EnforceLayer;
-use super::summary::AnswerHeaders;
 use crate::fields::HeaderFields;
+use crate::response::write_rate_headers;
 
 /// What [`EnforceLayer::check_head`] decided.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub enum HeadCheck {
 #[derive(Debug, Default)]
 pub struct Admission {
     identity: Option<Identity>,
-    headers: AnswerHeaders,
+    report: Option<RateReport>,
     path: Option<Box<str>>,
 }
 
@@ -48,11 +48,19 @@ impl Admission {
         self.path.as_deref()
     }
 
+    /// What the rate-limit decision reports (none for an unmetered
+    /// endpoint, or a refusal shadow mode lets through).
+    pub fn report(&self) -> Option<&RateReport> {
+        self.report.as_ref()
+    }
+
     /// Sets the admission's headers in `headers`, replacing any of the
     /// same names: what [`Enforce`](super::Enforce) does to the inner
     /// service's response.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        self.headers.write(headers);
+        if let Some(report) = &self.report {
+            write_rate_headers(report, headers);
+        }
     }
 
     /// The same headers as `name: value` lines of an HTTP/1.1 head, each
@@ -64,13 +72,15 @@ impl Admission {
     /// assert!(out.is_empty()); // nothing decided, nothing to say
     /// ```
     pub fn encode_headers(&self, out: &mut Vec<u8>) {
-        self.headers.encode(out);
+        if let Some(report) = &self.report {
+            report.encode(out);
+        }
     }
 
     /// Whether the admission sets a header named `name` (any case): a
     /// response header of that name is replaced by the admission's.
     pub fn sets(&self, name: &[u8]) -> bool {
-        self.headers.sets(name)
+        self.report.as_ref().is_some_and(|r| r.sets(name))
     }
 }
 
@@ -113,7 +123,7 @@ where
         match decided.result {
             Ok((pass, _)) => HeadCheck::Admitted(Admission {
                 identity: decided.identity,
-                headers: pass.headers,
+                report: pass.headers,
                 path: decided.path,
             }),
             Err(res) => HeadCheck::Refused(res),

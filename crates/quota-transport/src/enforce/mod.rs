@@ -71,11 +71,11 @@
 //!    `{"message":"Too Many Attempts."}` and `X-RateLimit-Limit`,
 //!    `X-RateLimit-Remaining`, `X-RateLimit-Daily-Limit`,
 //!    `X-RateLimit-Daily-Remaining`, `X-RateLimit-Type`, `Retry-After`
-//!    ([`Decision::headers`](quota_core::Decision::headers)). A store error is **503**
+//!    (the decision's [`RateReport`]). A store error is **503**
 //!    (whether it reaches the layer is the store's failure policy).
 //! 6. **Admitted**: the service is called with the resolved
-//!    [`Identity`](quota_core::account::Identity) and a [`DecisionSummary`]
-//!    in the request's extensions, and its response gets the
+//!    [`Identity`](quota_core::account::Identity) and the decision's
+//!    [`RateReport`] in the request's extensions, and its response gets the
 //!    `X-RateLimit-*` headers of the limits that apply (none for an
 //!    unlimited quantity: Premium has no daily pair).
 //! 7. **While the body streams**: the service reads a [`RequestBody`], the
@@ -111,7 +111,7 @@
 //! # Cost
 //! One boxed future per request (the checks run as one `async` block over
 //! the store's and the account source's futures), the identity and the
-//! summary inserted into the extensions, the upload guard for a non-empty
+//! report inserted into the extensions, the upload guard for a non-empty
 //! body, and header values taken from a static table for counts up to
 //! 9999: no string is formatted for an admitted request unless the IETF
 //! fields are on.
@@ -125,7 +125,6 @@ mod layer;
 mod observe;
 mod policy;
 mod service;
-mod summary;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
@@ -133,5 +132,5 @@ pub use head::{Admission, HeadCheck};
 pub use layer::{system_clock, Clock, EnforceLayer};
 pub use observe::{Observation, Observer, Outcome};
 pub use policy::PolicyHandle;
+pub use quota_core::report::{LimitReport, RateReport};
 pub use service::Enforce;
-pub use summary::{DecisionSummary, LimitSummary};

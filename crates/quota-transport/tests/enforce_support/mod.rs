@@ -20,7 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use quota_core::account::{AccountAdmin, Identity, MemoryAccounts, NewAccount};
 use quota_core::policy::{Money, Policy};
 use quota_core::{Store, Timestamp};
-use quota_transport::enforce::{DecisionSummary, EnforceLayer, RequestBody};
+use quota_transport::enforce::{EnforceLayer, RateReport, RequestBody};
 use tokio::net::TcpListener;
 use tower::{service_fn, Layer};
 
@@ -90,7 +90,7 @@ pub fn policy_with_price() -> Policy {
 }
 
 /// The identity and decision the service found in a request's extensions.
-pub type Extensions = (Option<Identity>, Option<DecisionSummary>);
+pub type Extensions = (Option<Identity>, Option<RateReport>);
 
 /// What the inner service saw: how often it was called, and the last
 /// identity and decision summary it found in the request's extensions.
@@ -138,7 +138,7 @@ where
         async move {
             seen.calls.fetch_add(1, Ordering::SeqCst);
             let identity = req.extensions().get::<Identity>().cloned();
-            let summary = req.extensions().get::<DecisionSummary>().cloned();
+            let summary = req.extensions().get::<RateReport>().cloned();
             *seen.last.lock().unwrap() = Some((identity, summary));
             // Stream the body, keeping nothing but a count and a checksum.
             let mut body = req.into_body();
