@@ -37,10 +37,12 @@
 //! answer), [`report`] (what it reports: the headers, owned), [`store`] and
 //! [`memory`] (state), [`upload`] (file
 //! rules), [`client`] (retry and pacing state machines), [`path`] (the one
-//! canonical spelling of a request path), [`limiter`] (one limit over any
-//! keys, without a policy).
+//! canonical spelling of a request path), [`admission`] (the checks of one
+//! request, in order, as a state machine a gateway drives), [`limiter`]
+//! (one limit over any keys, without a policy).
 
 pub mod account;
+pub mod admission;
 pub mod algorithm;
 mod bytes;
 pub mod client;

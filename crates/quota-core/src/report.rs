@@ -342,9 +342,11 @@ fn static_name(name: &str) -> Cow<'static, str> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RateReport {
     limits: SmallVec<[LimitReport; 3]>,
-    minute: Option<usize>,
-    daily: Option<usize>,
-    refused_by: Option<usize>,
+    // Indices into `limits` (a plan of more than 65,535 limits reports
+    // none of those beyond).
+    minute: Option<u16>,
+    daily: Option<u16>,
+    refused_by: Option<u16>,
     retry_after_secs: Option<u64>,
     ietf: bool,
 }
@@ -355,6 +357,7 @@ impl RateReport {
         let statuses = decision.statuses();
         let index = |s: Option<&LimitStatus<'_>>| {
             s.and_then(|s| statuses.iter().position(|t| core::ptr::eq(t, s)))
+                .and_then(|i| u16::try_from(i).ok())
         };
         RateReport {
             limits: statuses.iter().map(LimitReport::new).collect(),
@@ -410,8 +413,8 @@ impl RateReport {
         self.retry_after_secs
     }
 
-    fn get(&self, i: Option<usize>) -> Option<&LimitReport> {
-        i.and_then(|i| self.limits.get(i))
+    fn get(&self, i: Option<u16>) -> Option<&LimitReport> {
+        i.and_then(|i| self.limits.get(usize::from(i)))
     }
 
     /// The fields, in the order of [`FieldName::ALL`], each only where it

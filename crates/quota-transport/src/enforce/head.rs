@@ -5,9 +5,11 @@ use bytes::Bytes;
 use http::header::HeaderMap;
 use http::Response;
 use quota_core::account::{Accounts, Identity};
+use quota_core::admission::Verdict;
 use quota_core::{RateReport, Store};
 
-use super::check::decide;
+use super::answer::refusal_response;
+use super::drive::{drive, Driven};
 use super::layer::EnforceLayer;
 use crate::fields::HeaderFields;
 use crate::response::write_rate_headers;
@@ -119,14 +121,19 @@ where
     where
         H: HeaderFields + Sync + ?Sized,
     {
-        let decided = decide(&self.config, path, headers, false).await;
-        match decided.result {
-            Ok((pass, _)) => HeadCheck::Admitted(Admission {
-                identity: decided.identity,
-                report: pass.headers,
-                path: decided.path,
+        let loaded = self.config.policy.load_full();
+        let Driven { verdict, identity } = drive(&self.config, &loaded, path, headers).await;
+        match verdict {
+            Verdict::Admit(admit) => HeadCheck::Admitted(Admission {
+                identity,
+                report: admit.report,
+                path: admit.path,
             }),
-            Err(res) => HeadCheck::Refused(res),
+            Verdict::Refuse(refusal) => HeadCheck::Refused(refusal_response(
+                &self.config,
+                &refusal.reason,
+                refusal.report.as_ref(),
+            )),
         }
     }
 }

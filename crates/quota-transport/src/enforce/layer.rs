@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use quota_core::account::Accounts;
+use quota_core::admission::AdmissionConfig;
 use quota_core::path::PathAction;
 use quota_core::{Store, Timestamp};
 use tower_layer::Layer;
@@ -13,7 +14,6 @@ use super::observe::Observer;
 use super::policy::PolicyHandle;
 use super::service::Enforce;
 use crate::identity::KeyHeaders;
-use crate::response::ResponseStyle;
 
 /// A clock: the time of each decision.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -40,14 +40,13 @@ pub(crate) struct Config<S, A> {
     pub(crate) policy: PolicyHandle,
     pub(crate) store: Arc<S>,
     pub(crate) accounts: Arc<A>,
-    pub(crate) prefix: Box<str>,
+    /// The prefix, path action, unmetered endpoints, shadow mode and IETF
+    /// fields: what the core's admission runs under.
+    pub(crate) admission: AdmissionConfig,
     pub(crate) key_headers: KeyHeaders,
-    pub(crate) style: ResponseStyle,
-    pub(crate) shadow: bool,
+    pub(crate) problem_json: bool,
     pub(crate) clock: Clock,
     pub(crate) observer: Option<Arc<dyn Observer>>,
-    pub(crate) unmetered: Vec<Box<str>>,
-    pub(crate) path_action: PathAction,
 }
 
 impl<S, A> Clone for Config<S, A> {
@@ -56,14 +55,11 @@ impl<S, A> Clone for Config<S, A> {
             policy: self.policy.clone(),
             store: Arc::clone(&self.store),
             accounts: Arc::clone(&self.accounts),
-            prefix: self.prefix.clone(),
+            admission: self.admission.clone(),
             key_headers: self.key_headers,
-            style: self.style,
-            shadow: self.shadow,
+            problem_json: self.problem_json,
             clock: Arc::clone(&self.clock),
             observer: self.observer.clone(),
-            unmetered: self.unmetered.clone(),
-            path_action: self.path_action,
         }
     }
 }
@@ -80,13 +76,10 @@ impl<S, A> fmt::Debug for EnforceLayer<S, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
         f.debug_struct("EnforceLayer")
-            .field("prefix", &c.prefix)
+            .field("admission", &c.admission)
             .field("key_headers", &c.key_headers)
-            .field("style", &c.style)
-            .field("shadow", &c.shadow)
+            .field("problem_json", &c.problem_json)
             .field("observer", &c.observer.is_some())
-            .field("unmetered", &c.unmetered)
-            .field("path_action", &c.path_action)
             .finish_non_exhaustive()
     }
 }
@@ -107,14 +100,11 @@ impl<S: Store, A: Accounts> EnforceLayer<S, A> {
                 policy: policy.into(),
                 store,
                 accounts,
-                prefix: "/v1/".into(),
+                admission: AdmissionConfig::default(),
                 key_headers: KeyHeaders::BOTH,
-                style: ResponseStyle::default(),
-                shadow: false,
+                problem_json: false,
                 clock: Arc::new(system_clock),
                 observer: None,
-                unmetered: Vec::new(),
-                path_action: PathAction::Refuse,
             }),
         }
     }
@@ -126,17 +116,16 @@ impl<S, A> EnforceLayer<S, A> {
         self
     }
 
+    fn edit_admission(self, f: impl FnOnce(AdmissionConfig) -> AdmissionConfig) -> Self {
+        self.edit(|c| c.admission = f(core::mem::take(&mut c.admission)))
+    }
+
     /// The path prefix before endpoint names (default `/v1/`): with it,
     /// `/v1/prompt/enhance` is endpoint `prompt/enhance`. A path outside
     /// the prefix is 404. A missing trailing `/` is added.
     #[must_use]
     pub fn prefix(self, prefix: &str) -> Self {
-        let prefix: Box<str> = if prefix.ends_with('/') {
-            prefix.into()
-        } else {
-            format!("{prefix}/").into()
-        };
-        self.edit(|c| c.prefix = prefix)
+        self.edit_admission(|a| a.prefix(prefix))
     }
 
     /// What to do with a request path that is not canonical (see
@@ -146,7 +135,7 @@ impl<S, A> EnforceLayer<S, A> {
     /// the one the service sees are the same.
     #[must_use]
     pub fn path_action(self, action: PathAction) -> Self {
-        self.edit(|c| c.path_action = action)
+        self.edit_admission(|a| a.path_action(action))
     }
 
     /// Which headers may carry the API key (default: both).
@@ -158,14 +147,14 @@ impl<S, A> EnforceLayer<S, A> {
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` fields.
     #[must_use]
     pub fn ietf_headers(self, on: bool) -> Self {
-        self.edit(|c| c.style.ietf_headers = on)
+        self.edit_admission(|a| a.ietf_headers(on))
     }
 
     /// Answer a 429 with the IETF `application/problem+json` body instead
     /// of the seed's `{"message":"Too Many Attempts."}`.
     #[must_use]
     pub fn problem_json(self, on: bool) -> Self {
-        self.edit(|c| c.style.problem_json = on)
+        self.edit(|c| c.problem_json = on)
     }
 
     /// Shadow mode: decide and count every request, send the rate-limit
@@ -176,7 +165,7 @@ impl<S, A> EnforceLayer<S, A> {
     /// bodies are not limited.
     #[must_use]
     pub fn shadow(self, on: bool) -> Self {
-        self.edit(|c| c.shadow = on)
+        self.edit_admission(|a| a.shadow(on))
     }
 
     /// The clock decisions are taken at (default [`system_clock`]); tests
@@ -201,8 +190,7 @@ impl<S, A> EnforceLayer<S, A> {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        let names: Vec<Box<str>> = names.into_iter().map(|n| n.as_ref().into()).collect();
-        self.edit(|c| c.unmetered = names)
+        self.edit_admission(|a| a.unmetered(names))
     }
 
     /// The policy slot, to reload the policy while serving.

@@ -41,7 +41,12 @@
 //!
 //! # The checks, in order
 //! Each request is checked in this order; the first that fails answers, and
-//! the inner service is never called for a refused request.
+//! the inner service is never called for a refused request. The order and
+//! the answers are those of the core's sans-IO state machine,
+//! [`quota_core::admission`]: this layer reads the request's facts from its
+//! headers, answers the machine's steps through the store and the account
+//! source, and turns its verdict into the inner service's request or a
+//! refusal's response (the same driver serves [`EnforceLayer::check_head`]).
 //!
 //! 0. **Path**: the request's path is made canonical once
 //!    ([`quota_core::path`]): escapes of unreserved characters decoded, and
@@ -57,7 +62,7 @@
 //!    malformed or unknown: **401** `{"message": ...}`.
 //! 2. **Endpoint**: the path after the prefix (default `/v1/`) must be an
 //!    endpoint of the policy: else **404**.
-//! 3. **Upload precheck** ([`upload::precheck`](crate::upload::precheck)):
+//! 3. **Upload precheck** (the rules of [`upload::precheck`](crate::upload::precheck)):
 //!    a `Content-Length` over the endpoint's largest body
 //!    ([`UploadRules::max_body`](quota_core::upload::UploadRules::max_body))
 //!    is **413** before a byte is read; an unreadable `Content-Length` or a
@@ -116,8 +121,10 @@
 //! 9999: no string is formatted for an admitted request unless the IETF
 //! fields are on.
 
+mod answer;
 mod body;
 mod check;
+mod drive;
 mod future;
 mod guard;
 mod head;

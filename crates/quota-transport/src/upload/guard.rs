@@ -39,7 +39,7 @@ pub fn precheck<H: HeaderFields + ?Sized>(
 }
 
 /// The boundary of a `multipart/form-data` body; `None` for any other content type.
-fn multipart_boundary<H: HeaderFields + ?Sized>(
+pub(crate) fn multipart_boundary<H: HeaderFields + ?Sized>(
     headers: &H,
 ) -> Option<Result<String, UploadError>> {
     let value = headers.value_of(&header::CONTENT_TYPE)?;

@@ -1,0 +1,141 @@
+//! The one driver of the core's [`Admission`]: it reads the request's
+//! facts from its headers, answers each step through the store and the
+//! account source, and tells the observer. [`Enforce`](super::Enforce) and
+//! [`EnforceLayer::check_head`](super::EnforceLayer::check_head) both run
+//! it.
+
+use core::error::Error;
+use std::time::Instant;
+
+use http::{header, StatusCode};
+use quota_core::account::{Accounts, Identity};
+use quota_core::admission::{Admission, Reason, RequestFacts, Step, Verdict};
+use quota_core::policy::Money;
+use quota_core::Store;
+
+use super::answer::refusal_response;
+use super::layer::Config;
+use super::observe::{Observation, Outcome};
+use super::policy::Loaded;
+use crate::fields::{text, HeaderFields};
+use crate::identity::api_key;
+use crate::upload::{multipart_boundary, UploadError};
+
+/// What the admission of a request ended in.
+pub(crate) struct Driven {
+    pub(crate) verdict: Verdict,
+    /// The caller, once resolved.
+    pub(crate) identity: Option<Identity>,
+}
+
+/// Runs the admission of a request for `path` (without its query) with
+/// `headers` under `loaded`, to its verdict, and tells the observer.
+pub(crate) async fn drive<S, A, H>(
+    config: &Config<S, A>,
+    loaded: &Loaded,
+    path: &str,
+    headers: &H,
+) -> Driven
+where
+    S: Store,
+    A: Accounts,
+    H: HeaderFields + Sync + ?Sized,
+{
+    let started = config.observer.as_ref().map(|_| Instant::now());
+    let key = api_key(headers, config.key_headers);
+    let length = declared_length(headers);
+    let framing = multipart_boundary(headers).transpose();
+    let facts = RequestFacts {
+        path,
+        api_key: key.as_ref().map(|k| *k).map_err(as_error),
+        declared_length: length.as_ref().map(|l| *l).map_err(as_error),
+        framing: framing.as_ref().map(drop).map_err(as_error),
+    };
+    let mut admission = Admission::new(&config.admission, &loaded.policy, facts);
+    let verdict = loop {
+        match admission.step() {
+            Step::Resolve(key) => {
+                let answer = config.accounts.resolve(key).await;
+                admission.resolved(answer);
+            }
+            Step::Charge { account, price } => {
+                let answer = config.accounts.charge(account, price).await;
+                admission.charged(answer);
+            }
+            Step::Decide(plan) => {
+                let now = (config.clock)();
+                let answer = config.store.decide(&plan, now).await;
+                admission.decided(answer);
+            }
+            Step::Refund { account, amount } => {
+                refund(&*config.accounts, account, amount).await;
+                admission.refunded();
+            }
+            Step::Done(verdict) => break verdict,
+        }
+    };
+    if let (Some(observer), Some(started)) = (&config.observer, started) {
+        let (outcome, status, report) = match &verdict {
+            Verdict::Refuse(refusal) => (
+                outcome_of(&refusal.reason),
+                refusal.status(),
+                refusal.report.as_ref(),
+            ),
+            Verdict::Admit(admit) => match &admit.shadowed {
+                Some(reason) => (outcome_of(reason), reason.status(), admit.report.as_ref()),
+                None => (Outcome::Admitted, 200, admit.report.as_ref()),
+            },
+        };
+        observer.observe(&Observation {
+            tier: admission.identity().map(|i| i.tier.as_str()),
+            endpoint: admission.endpoint(),
+            outcome,
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            limit: report.and_then(|r| r.refused_by()).map(|l| &*l.name),
+            latency: started.elapsed(),
+            shadow: config.admission.is_shadow(),
+        });
+    }
+    // A failure shadow mode lets through is still logged, as it is when
+    // answered.
+    if let Verdict::Admit(admit) = &verdict {
+        if let Some(reason) = admit.shadowed.as_ref().filter(|r| r.is_server_error()) {
+            drop(refusal_response(config, reason, None));
+        }
+    }
+    Driven {
+        verdict,
+        identity: admission.take_identity(),
+    }
+}
+
+fn as_error<E: Error + Send + Sync>(e: &E) -> &(dyn Error + Send + Sync) {
+    e
+}
+
+fn outcome_of(reason: &Reason) -> Outcome {
+    if reason.is_server_error() {
+        Outcome::Error
+    } else {
+        Outcome::Refused
+    }
+}
+
+/// The declared `Content-Length`, if any: one decimal number of bytes.
+fn declared_length<H: HeaderFields + ?Sized>(headers: &H) -> Result<Option<u64>, UploadError> {
+    let Some(value) = headers.value_of(&header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    text(value)
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| UploadError::malformed("content-length is not a number of bytes"))
+}
+
+/// Gives a charge back; a failure is logged (the refusal stands).
+pub(crate) async fn refund<A: Accounts + ?Sized>(accounts: &A, account: &str, amount: Money) {
+    if let Err(e) = accounts.refund(account, amount).await {
+        tracing::warn!(account, %amount, error = %e, "cannot refund a refused request");
+    }
+}
