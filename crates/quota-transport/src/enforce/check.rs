@@ -73,10 +73,10 @@ where
                 return Checked::Refuse(res);
             }
         };
-        let account = identity.as_ref().map(|who| who.account.clone());
+        // Only a charged request needs its account again, to give back.
         let refund_of = |price: Money| -> Option<Refund> {
             let accounts = Arc::clone(&config.accounts);
-            let account = account.clone()?;
+            let account = identity.as_ref()?.account.clone();
             Some(Box::new(move || {
                 Box::pin(async move { refund(&*accounts, &account, price).await })
             }))
@@ -93,6 +93,7 @@ where
                 }
             }
         }
+        let refund = admit.charged.and_then(refund_of);
         if let Some(identity) = identity {
             parts.extensions.insert(identity);
         }
@@ -109,7 +110,7 @@ where
         let pass = Pass {
             headers: admit.report,
             verdict,
-            refund: admit.charged.and_then(refund_of),
+            refund,
         };
         Checked::Proceed {
             req: Request::from_parts(parts, body),
