@@ -33,12 +33,15 @@
 //! # }
 //! ```
 
+use core::fmt;
 use core::future::{ready, Future};
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::error::Error;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::policy::Money;
-use crate::Timestamp;
+use crate::store::{source_of, BoxError, ErrorSource};
+use crate::{StoreError, Timestamp};
 
 mod key_digest;
 
@@ -104,18 +107,114 @@ pub enum Charge {
 }
 
 /// Why an account operation failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+///
+/// [`AccountError::Unavailable`] keeps the backend's error as its
+/// [`source`](std::error::Error::source) and says whether trying again
+/// later may help ([`AccountError::is_transient`]).
+///
+/// ```
+/// use quota_core::account::AccountError;
+/// use quota_core::StoreError;
+///
+/// let e = AccountError::from_store(StoreError::timeout(250));
+/// assert_eq!(e.to_string(), "account store unavailable: store timed out after 250 ms");
+/// assert!(e.is_transient());
+/// assert!(!AccountError::corrupt("account \"a\" has an unreadable credit field").is_transient());
+/// assert!(!AccountError::NotFound("a".into()).is_transient());
+/// ```
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum AccountError {
     /// No such account.
-    #[error("account {0:?} not found")]
     NotFound(String),
     /// The id or API key is taken.
-    #[error("account {0:?} already exists")]
     Exists(String),
     /// The backend cannot be reached or failed.
-    #[error("account store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable {
+        /// What went wrong, as shown.
+        message: String,
+        /// Whether the same call may succeed later (the backend was
+        /// unreachable or slow), rather than fail the same way (it answered
+        /// something unreadable).
+        transient: bool,
+        /// The backend's error, when there is one.
+        source: Option<ErrorSource>,
+    },
+}
+
+impl AccountError {
+    /// [`AccountError::Unavailable`], transient, without a source: the
+    /// backend could not be reached.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        AccountError::Unavailable {
+            message: message.into(),
+            transient: true,
+            source: None,
+        }
+    }
+
+    /// [`AccountError::Unavailable`], not transient: the backend answered
+    /// something this version cannot read (a corrupt record, an unexpected
+    /// reply), and will answer it again.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        AccountError::Unavailable {
+            message: message.into(),
+            transient: false,
+            source: None,
+        }
+    }
+
+    /// [`AccountError::Unavailable`] for a store that could not answer:
+    /// the store's message, its transience, and the error itself as the source.
+    pub fn from_store(e: StoreError) -> Self {
+        AccountError::Unavailable {
+            message: e.to_string(),
+            transient: e.is_transient(),
+            source: Some(Arc::new(e)),
+        }
+    }
+
+    /// The same error, keeping `cause` as its source (replacing any). Only
+    /// [`AccountError::Unavailable`] has a source: the other variants are
+    /// answers, returned unchanged.
+    #[must_use]
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        if let AccountError::Unavailable { source, .. } = &mut self {
+            *source = Some(Arc::from(cause.into()));
+        }
+        self
+    }
+
+    /// Whether the same call may succeed later: only an
+    /// [`Unavailable`](AccountError::Unavailable) backend that was
+    /// unreachable or slow. A missing or taken account is an answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AccountError::Unavailable { transient, .. } => *transient,
+            AccountError::NotFound(_) | AccountError::Exists(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for AccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountError::NotFound(id) => write!(f, "account {id:?} not found"),
+            AccountError::Exists(id) => write!(f, "account {id:?} already exists"),
+            AccountError::Unavailable { message, .. } => {
+                write!(f, "account store unavailable: {message}")
+            }
+        }
+    }
+}
+
+impl Error for AccountError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            AccountError::Unavailable { source, .. } => source_of(source.as_ref()),
+            AccountError::NotFound(_) | AccountError::Exists(_) => None,
+        }
+    }
 }
 
 /// What the enforcement layer needs: resolve a key, charge a price.

@@ -12,7 +12,10 @@
 //! [`Limit::commit`]: crate::algorithm::Limit::commit
 //! [`MemoryStore`]: crate::MemoryStore
 
+use core::fmt;
 use core::future::Future;
+use std::error::Error;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -24,19 +27,140 @@ use crate::Timestamp;
 /// One outcome per limit of a plan, in plan order.
 pub type Outcomes = SmallVec<[LimitOutcome; 3]>;
 
+/// A backend's error, as [`StoreError::with_source`] and
+/// [`AccountError::with_source`](crate::account::AccountError::with_source)
+/// take it: anything that converts into it (any `Error + Send + Sync`, a
+/// `String`, a `&str`) will do.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// A backend's error kept as the cause of a [`StoreError`] or an
+/// [`AccountError`](crate::account::AccountError): shared, so the error
+/// stays `Clone`. [`Error::source`] hands out the backend's error itself,
+/// so it downcasts to its own type.
+pub type ErrorSource = Arc<dyn Error + Send + Sync + 'static>;
+
 /// Why a store could not decide.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+///
+/// Built with [`StoreError::unavailable`], [`StoreError::timeout`] or
+/// [`StoreError::protocol`], and [`StoreError::with_source`] to keep the
+/// backend's own error (a Redis error, an I/O error) as the
+/// [`source`](Error::source). The message is the one shown: it already
+/// says what the source says.
+///
+/// ```
+/// use std::error::Error as _;
+/// use quota_core::StoreError;
+///
+/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let e = StoreError::unavailable("connection refused").with_source(refused);
+/// assert_eq!(e.to_string(), "store unavailable: connection refused");
+/// assert!(e.is_transient()); // worth another try later
+/// let source = e.source().unwrap();
+/// assert_eq!(source.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::ConnectionRefused);
+/// assert!(!StoreError::protocol("unexpected reply").is_transient());
+/// ```
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend cannot be reached (connection refused, closed).
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable {
+        /// What went wrong, as shown.
+        message: String,
+        /// The backend's error, when there is one.
+        source: Option<ErrorSource>,
+    },
     /// The backend did not answer in time.
-    #[error("store timed out after {0} ms")]
-    Timeout(u64),
+    Timeout {
+        /// How long the call was given, in milliseconds.
+        after_ms: u64,
+        /// The backend's error, when the timeout was its own.
+        source: Option<ErrorSource>,
+    },
     /// The backend answered something this version does not understand.
-    #[error("store protocol error: {0}")]
-    Protocol(String),
+    Protocol {
+        /// What went wrong, as shown.
+        message: String,
+        /// The backend's error, when there is one.
+        source: Option<ErrorSource>,
+    },
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] without a source.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Timeout`] after `after_ms` milliseconds, without a source.
+    pub fn timeout(after_ms: u64) -> Self {
+        StoreError::Timeout {
+            after_ms,
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Protocol`] without a source.
+    pub fn protocol(message: impl Into<String>) -> Self {
+        StoreError::Protocol {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, keeping `source` as its cause (replacing any).
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        let slot = match &mut self {
+            StoreError::Unavailable { source, .. }
+            | StoreError::Timeout { source, .. }
+            | StoreError::Protocol { source, .. } => source,
+        };
+        *slot = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// Whether the same call may succeed later: the backend was unreachable
+    /// or slow ([`Unavailable`](StoreError::Unavailable),
+    /// [`Timeout`](StoreError::Timeout)). A [`Protocol`](StoreError::Protocol)
+    /// error is not: the backend answered, and will answer the same.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } | StoreError::Timeout { .. } => true,
+            StoreError::Protocol { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable { message, .. } => write!(f, "store unavailable: {message}"),
+            StoreError::Timeout { after_ms, .. } => {
+                write!(f, "store timed out after {after_ms} ms")
+            }
+            StoreError::Protocol { message, .. } => write!(f, "store protocol error: {message}"),
+        }
+    }
+}
+
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        let (StoreError::Unavailable { source, .. }
+        | StoreError::Timeout { source, .. }
+        | StoreError::Protocol { source, .. }) = self;
+        source_of(source.as_ref())
+    }
+}
+
+/// The backend's error itself (not the `Arc` around it), so it downcasts.
+pub(crate) fn source_of(source: Option<&ErrorSource>) -> Option<&(dyn Error + 'static)> {
+    source.map(|e| {
+        let e: &(dyn Error + 'static) = &**e;
+        e
+    })
 }
 
 /// A place that keeps limit state and decides plans atomically.
@@ -71,5 +195,69 @@ pub async fn decide<'p, S: Store + ?Sized>(
     now: Timestamp,
 ) -> Result<Decision<'p>, StoreError> {
     let outcomes = store.decide(plan, now).await?;
-    Decision::from_outcomes(plan, &outcomes).map_err(|e| StoreError::Protocol(e.to_string()))
+    Decision::from_outcomes(plan, &outcomes)
+        .map_err(|e| StoreError::protocol(e.to_string()).with_source(e))
+}
+
+#[cfg(test)]
+mod tests {
+    // tests may panic
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::account::AccountError;
+
+    #[test]
+    fn messages_are_unchanged_by_a_source() {
+        let cause = || std::io::Error::other("reset by peer");
+        for (e, shown) in [
+            (
+                StoreError::unavailable("refused"),
+                "store unavailable: refused",
+            ),
+            (StoreError::timeout(250), "store timed out after 250 ms"),
+            (
+                StoreError::protocol("odd reply"),
+                "store protocol error: odd reply",
+            ),
+        ] {
+            assert_eq!(e.to_string(), shown);
+            assert!(e.source().is_none());
+            let with = e.with_source(cause());
+            assert_eq!(with.to_string(), shown);
+            let source = with.source().expect("kept");
+            assert!(
+                source.downcast_ref::<std::io::Error>().is_some(),
+                "{source:?}"
+            );
+            // A clone shares the same source.
+            assert!(with.clone().source().is_some());
+        }
+    }
+
+    #[test]
+    fn only_unreachable_or_slow_backends_are_transient() {
+        assert!(StoreError::unavailable("x").is_transient());
+        assert!(StoreError::timeout(1).is_transient());
+        assert!(!StoreError::protocol("x").is_transient());
+        assert!(AccountError::unavailable("x").is_transient());
+        assert!(!AccountError::corrupt("x").is_transient());
+        assert!(!AccountError::NotFound("a".into()).is_transient());
+        assert!(!AccountError::Exists("a".into()).is_transient());
+    }
+
+    #[test]
+    fn an_account_error_from_a_store_keeps_it() {
+        let e = AccountError::from_store(StoreError::protocol("odd reply"));
+        assert_eq!(
+            e.to_string(),
+            "account store unavailable: store protocol error: odd reply"
+        );
+        assert!(!e.is_transient());
+        let source = e.source().expect("kept");
+        assert!(matches!(
+            source.downcast_ref::<StoreError>(),
+            Some(StoreError::Protocol { .. })
+        ));
+    }
 }

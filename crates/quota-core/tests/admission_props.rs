@@ -376,7 +376,7 @@ fn drive(case: &Case, policy: &Policy, ask_twice: bool) -> Run {
                     ResolveKind::Basic => Ok(Some(identity("basic"))),
                     ResolveKind::GhostTier => Ok(Some(identity("ghost"))),
                     ResolveKind::Unknown => Ok(None),
-                    ResolveKind::Fails => Err(AccountError::Unavailable("down".into())),
+                    ResolveKind::Fails => Err(AccountError::unavailable("down")),
                 });
             }
             Step::Charge { account, price } => {
@@ -390,7 +390,7 @@ fn drive(case: &Case, policy: &Policy, ask_twice: bool) -> Run {
                         credit: Money::from_dollars(1),
                         price,
                     }),
-                    ChargeKind::Fails => Err(AccountError::Unavailable("down".into())),
+                    ChargeKind::Fails => Err(AccountError::unavailable("down")),
                 });
             }
             Step::Decide(plan) => {
@@ -434,7 +434,7 @@ fn store_answer(kind: StoreKind, limits: usize) -> Result<Outcomes, StoreError> 
                 retry_after_ms: 30_000,
             };
         }
-        StoreKind::Fails => return Err(StoreError::Timeout(50)),
+        StoreKind::Fails => return Err(StoreError::timeout(50)),
         StoreKind::Mismatch => outcomes.push(admitted),
     }
     Ok(outcomes)
@@ -530,7 +530,7 @@ proptest! {
         // Asking for a step again before answering it changes nothing.
         if case.ask_twice {
             let again = drive(&case, &policy, true);
-            prop_assert_eq!(again.verdict, verdict);
+            prop_assert_eq!(format!("{:?}", again.verdict), format!("{verdict:?}"));
             prop_assert_eq!(again.seen, seen);
         }
     }
@@ -545,7 +545,7 @@ fn answers_out_of_turn_are_ignored() {
     admission.charged(Ok(Charge::Charged {
         remaining: Money::ZERO,
     }));
-    admission.decided(Err(StoreError::Timeout(1)));
+    admission.decided(Err(StoreError::timeout(1)));
     admission.refunded();
     assert!(matches!(admission.step(), Step::Resolve("k-1")));
     admission.resolved(Ok(Some(identity("basic"))));

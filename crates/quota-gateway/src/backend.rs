@@ -187,12 +187,12 @@ async fn resolve_redis(
             last.forget(&digest);
             Ok(None)
         }
-        Err(AccountError::Unavailable(e)) => match last.recall(&digest) {
+        Err(e @ AccountError::Unavailable { .. }) => match last.recall(&digest) {
             Some(who) => {
                 tracing::debug!(error = %e, "redis unavailable: using the last known identity");
                 Ok(Some(who))
             }
-            None => Err(AccountError::Unavailable(e)),
+            None => Err(e),
         },
         Err(other) => Err(other),
     }

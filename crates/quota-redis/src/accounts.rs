@@ -65,8 +65,9 @@ const FIELDS: [&str; 7] = [
     "created_at",
 ];
 
+/// A store error as an account error: same message, same transience, kept as the source.
 fn unavailable(e: StoreError) -> AccountError {
-    AccountError::Unavailable(e.to_string())
+    AccountError::from_store(e)
 }
 
 impl RedisAccounts {
@@ -193,7 +194,7 @@ impl RedisAccounts {
             s.and_then(|s| s.parse::<u64>().ok())
                 .map(Money::from_micros)
                 .ok_or_else(|| {
-                    AccountError::Unavailable(format!("unreadable credit of account {account:?}"))
+                    AccountError::corrupt(format!("unreadable credit of account {account:?}"))
                 })
         };
         match reply.first().map(String::as_str) {
@@ -205,7 +206,7 @@ impl RedisAccounts {
                 price,
             }),
             Some("missing") => Err(AccountError::NotFound(account.to_owned())),
-            _ => Err(AccountError::Unavailable(format!(
+            _ => Err(AccountError::corrupt(format!(
                 "unexpected reply from the charge script: {reply:?}"
             ))),
         }
@@ -294,7 +295,7 @@ fn parse_account(id: &str, fields: &[Option<String>]) -> Result<Option<Account>,
         return Ok(None);
     }
     let corrupt = |field: &str| {
-        AccountError::Unavailable(format!("account {id:?} has an unreadable {field} field"))
+        AccountError::corrupt(format!("account {id:?} has an unreadable {field} field"))
     };
     let text = |i: usize| {
         fields

@@ -83,7 +83,7 @@ impl Conn {
         if pong == "PONG" {
             Ok(())
         } else {
-            Err(StoreError::Protocol(format!(
+            Err(StoreError::protocol(format!(
                 "unexpected answer to PING: {pong:?}"
             )))
         }
@@ -108,8 +108,8 @@ impl Conn {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(map_error(&e, limit)),
-            Err(_) => Err(StoreError::Timeout(millis(limit))),
+            Ok(Err(e)) => Err(map_error(e, limit)),
+            Err(elapsed) => Err(StoreError::timeout(millis(limit)).with_source(elapsed)),
         }
     }
 }
@@ -121,9 +121,10 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// Connection trouble is `Unavailable` or `Timeout` (the failure policy
 /// applies); anything else Redis says is `Protocol` (a bug or a
 /// misconfiguration, such as an ACL that forbids scripts: never hidden).
-pub(crate) fn map_error(e: &RedisError, limit: Duration) -> StoreError {
+/// The Redis error is kept as the source.
+pub(crate) fn map_error(e: RedisError, limit: Duration) -> StoreError {
     if e.is_timeout() {
-        return StoreError::Timeout(millis(limit));
+        return StoreError::timeout(millis(limit)).with_source(e);
     }
     let unavailable = e.is_io_error()
         || e.is_connection_refusal()
@@ -140,9 +141,40 @@ pub(crate) fn map_error(e: &RedisError, limit: Duration) -> StoreError {
                         | ServerErrorKind::ReadOnly
                 )
         );
-    if unavailable {
-        StoreError::Unavailable(e.to_string())
+    let error = if unavailable {
+        StoreError::unavailable(e.to_string())
     } else {
-        StoreError::Protocol(e.to_string())
+        StoreError::protocol(e.to_string())
+    };
+    error.with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_mapped_error_keeps_the_redis_error_and_says_whether_it_is_transient() {
+        let limit = Duration::from_millis(250);
+        let refused = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        let shown = refused.to_string();
+        let e = map_error(refused, limit);
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("store unavailable: {shown}"));
+        assert!(e.is_transient());
+        assert!(e
+            .source()
+            .is_some_and(|s| s.downcast_ref::<RedisError>().is_some()));
+
+        let refused_script = RedisError::from((ErrorKind::Client, "scripts are forbidden"));
+        let e = map_error(refused_script, limit);
+        assert!(matches!(e, StoreError::Protocol { .. }), "{e:?}");
+        assert!(!e.is_transient());
+        assert!(e.source().is_some());
     }
 }

@@ -115,10 +115,11 @@ impl Health {
     /// transition); other errors are only counted and logged.
     pub(crate) fn record_error(&self, error: &StoreError) {
         self.errors.fetch_add(1, Relaxed);
-        if matches!(error, StoreError::Timeout(_)) {
+        if matches!(error, StoreError::Timeout { .. }) {
             self.timeouts.fetch_add(1, Relaxed);
         }
-        if !is_connection_trouble(error) {
+        // Connection trouble is transient; anything else Redis said is not.
+        if !error.is_transient() {
             tracing::error!(target: "quota_redis", %error, "redis refused the decision");
             return;
         }
@@ -151,9 +152,4 @@ impl Health {
     pub(crate) fn record_fallback(&self) {
         self.fallback_decisions.fetch_add(1, Relaxed);
     }
-}
-
-/// Errors the failure policy handles; the rest are returned as they are.
-pub(crate) fn is_connection_trouble(e: &StoreError) -> bool {
-    matches!(e, StoreError::Unavailable(_) | StoreError::Timeout(_))
 }

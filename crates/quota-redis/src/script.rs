@@ -55,7 +55,7 @@ pub(crate) fn prepare<'s>(
 /// Reads the reply `{now, admits, remaining, reset_after, retry_after, ...}`.
 pub(crate) fn parse(reply: &[i64], limits: usize) -> Result<(Timestamp, Outcomes), StoreError> {
     let bad =
-        |what: &str| StoreError::Protocol(format!("decision script: {what} (reply {reply:?})"));
+        |what: &str| StoreError::protocol(format!("decision script: {what} (reply {reply:?})"));
     if reply.len() != 1 + 4 * limits {
         return Err(bad(&format!(
             "expected {} numbers for {limits} limits",
@@ -89,16 +89,16 @@ mod tests {
     fn a_reply_of_the_wrong_length_is_a_protocol_error() {
         assert!(matches!(
             parse(&[1, 1, 2, 3], 1),
-            Err(StoreError::Protocol(_))
+            Err(StoreError::Protocol { .. })
         ));
         assert!(matches!(parse(&[1, 1, 2, 3, 4], 1), Ok((_, o)) if o.len() == 1));
         assert!(matches!(
             parse(&[1, 2, 2, 3, 4], 1),
-            Err(StoreError::Protocol(_))
+            Err(StoreError::Protocol { .. })
         ));
         assert!(matches!(
             parse(&[1, 1, -2, 3, 4], 1),
-            Err(StoreError::Protocol(_))
+            Err(StoreError::Protocol { .. })
         ));
     }
 }

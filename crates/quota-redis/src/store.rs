@@ -7,7 +7,7 @@ use quota_core::policy::Plan;
 use quota_core::{Outcomes, Store, StoreError, Timestamp};
 
 use crate::conn::{millis, Conn};
-use crate::health::{is_connection_trouble, Health, StoreHealth};
+use crate::health::{Health, StoreHealth};
 use crate::local::LocalFallback;
 use crate::script::{self, Mode};
 use crate::{Clock, Error, FailurePolicy, KeySpace, RedisAccounts, RedisConfig};
@@ -211,14 +211,16 @@ impl RedisStore {
                 }
                 Err(e) => {
                     inner.health.record_error(&e);
-                    if !is_connection_trouble(&e) {
+                    // Only transient errors (connection trouble,
+                    // timeouts) go to the failure policy.
+                    if !e.is_transient() {
                         return Err(e);
                     }
                     e
                 }
             }
         } else {
-            StoreError::Unavailable("redis is unreachable; waiting for the next probe".to_owned())
+            StoreError::unavailable("redis is unreachable; waiting for the next probe")
         };
         match (inner.config.failure, &inner.local) {
             (FailurePolicy::Open, _) => {

@@ -90,7 +90,8 @@ async fn closed_policy_returns_unavailable_quickly() {
         let r = store
             .decide_detailed(&plan, Timestamp::from_millis(T0))
             .await;
-        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(matches!(r, Err(StoreError::Unavailable { .. })), "{r:?}");
+        assert!(r.as_ref().is_err_and(StoreError::is_transient), "{r:?}");
         assert!(
             started.elapsed() <= TIMEOUT + SLACK,
             "took {:?}",
@@ -123,7 +124,11 @@ async fn closed_policy_times_out_on_a_server_that_never_answers() {
         let r = store
             .decide_detailed(&plan, Timestamp::from_millis(T0))
             .await;
-        assert!(matches!(r, Err(StoreError::Timeout(250))), "{r:?}");
+        assert!(
+            matches!(r, Err(StoreError::Timeout { after_ms: 250, .. })),
+            "{r:?}"
+        );
+        assert!(r.as_ref().is_err_and(StoreError::is_transient), "{r:?}");
         assert!(
             started.elapsed() <= TIMEOUT + SLACK,
             "took {:?}",
@@ -294,7 +299,17 @@ async fn redis_errors_are_returned_whatever_the_policy() {
         .query(&mut c)
         .unwrap();
     let r = store.decide_detailed(&plan, Timestamp::EPOCH).await;
-    assert!(matches!(r, Err(StoreError::Protocol(_))), "{r:?}");
+    assert!(matches!(r, Err(StoreError::Protocol { .. })), "{r:?}");
+    let e = r.unwrap_err();
+    assert!(
+        !e.is_transient(),
+        "Redis answered: trying again changes nothing"
+    );
+    let source = std::error::Error::source(&e).expect("the Redis error is kept");
+    assert!(
+        source.downcast_ref::<redis::RedisError>().is_some(),
+        "{source:?}"
+    );
     let health = store.health();
     assert!(health.redis_ok, "Redis answered; it is not down");
     assert_eq!(health.fallback_decisions, 0);

@@ -169,7 +169,10 @@ async fn kill_and_restart(failure: FailurePolicy) {
     );
     for c in &outage {
         match (failure, &c.result) {
-            (FailurePolicy::Closed, Err(StoreError::Unavailable(_) | StoreError::Timeout(_))) => {}
+            (
+                FailurePolicy::Closed,
+                Err(StoreError::Unavailable { .. } | StoreError::Timeout { .. }),
+            ) => {}
             (FailurePolicy::Open, Ok(Source::Open))
             | (FailurePolicy::Local { .. }, Ok(Source::Local)) => {}
             (policy, result) => panic!("{policy}: a call during the outage gave {result:?}"),

@@ -234,7 +234,7 @@ impl Store for DownStore {
         _: &'a Plan<'_>,
         _: Timestamp,
     ) -> impl std::future::Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
-        std::future::ready(Err(StoreError::Unavailable("connection refused".into())))
+        std::future::ready(Err(StoreError::unavailable("connection refused")))
     }
     fn peek<'a>(
         &'a self,

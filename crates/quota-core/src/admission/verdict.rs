@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use crate::upload::UploadRefusal;
 
 /// The end of an admission.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // `Admit` is the common case; boxing it would allocate per request
 pub enum Verdict {
     /// Serve the request.
@@ -20,7 +20,7 @@ pub enum Verdict {
 }
 
 /// An admitted request: what its answer and its service need.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Admit {
     /// What the rate limits reported, for the answer's headers and the
@@ -43,7 +43,7 @@ pub struct Admit {
 }
 
 /// A refused request: why, and what the rate limits reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Refusal {
     /// Why; it gives the status and the message.
@@ -73,7 +73,7 @@ impl Refusal {
 /// The [`Display`](core::fmt::Display) text is the client's JSON `message`
 /// for a 4xx; for a 5xx it is the detail for the log, and the client is
 /// told only that the service is unavailable.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Reason {
     /// 400: the path has no canonical form that may be used.
@@ -165,7 +165,7 @@ impl Reason {
 }
 
 /// Why the store's answer gave no decision.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecideError {
     /// The store failed.

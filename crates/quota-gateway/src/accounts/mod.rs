@@ -64,7 +64,7 @@ impl std::fmt::Debug for RedbAccounts {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> AccountError {
-    AccountError::Unavailable(format!("accounts database: {e}"))
+    AccountError::unavailable(format!("accounts database: {e}"))
 }
 
 impl RedbAccounts {
