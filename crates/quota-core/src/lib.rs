@@ -35,7 +35,8 @@
 //! Modules: [`policy`] (the model, validation, the seed), [`algorithm`] (the
 //! four window algorithms as pure steps), [`decision`] (the multi-limit
 //! answer), [`report`] (what it reports: the headers, owned), [`store`] and
-//! [`memory`] (state), [`upload`] (file
+//! [`memory`] (state), [`dynamic`] (stores and accounts chosen at run time,
+//! as trait objects), [`replay`] (a trace through a policy), [`upload`] (file
 //! rules), [`client`] (retry and pacing state machines), [`path`] (the one
 //! canonical spelling of a request path), [`admission`] (the checks of one
 //! request, in order, as a state machine a gateway drives), [`limiter`]
@@ -47,6 +48,7 @@ pub mod algorithm;
 mod bytes;
 pub mod client;
 pub mod decision;
+pub mod dynamic;
 pub mod limiter;
 pub mod memory;
 pub mod path;
@@ -58,6 +60,7 @@ pub mod time;
 pub mod upload;
 
 pub use decision::{Decision, LimitStatus, TOO_MANY_ATTEMPTS_BODY};
+pub use dynamic::DynStore;
 pub use memory::MemoryStore;
 pub use report::RateReport;
 pub use store::{Outcomes, Store, StoreError};

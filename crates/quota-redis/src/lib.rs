@@ -34,6 +34,40 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Picking the store at run time
+//! A service that runs on Redis in production and in memory on a laptop
+//! holds an `Arc<dyn DynStore>` ([`quota_core::dynamic`]): it is a
+//! [`quota_core::Store`] itself, so it goes wherever a store does (the
+//! enforcement layer of `quota-transport`, [`quota_core::store::decide`]),
+//! with no enum of the service's own.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use quota_core::{DynStore, MemoryStore};
+//! use quota_redis::{RedisConfig, RedisStore};
+//!
+//! /// Redis when a URL is configured, memory otherwise.
+//! async fn pick_store(redis_url: Option<&str>) -> Result<Arc<dyn DynStore>, quota_redis::Error> {
+//!     Ok(match redis_url {
+//!         Some(url) => Arc::new(RedisStore::connect(url, RedisConfig::default()).await?),
+//!         None => Arc::new(MemoryStore::new()),
+//!     })
+//! }
+//! # use quota_core::policy::{Policy, Request};
+//! # use quota_core::Timestamp;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let account = format!("doc-pick-store-{}", std::process::id());
+//! # let policy = Policy::seed();
+//! # let plan = policy.plan(&Request { account: &account, tier: "premium", endpoint: "txt2img", cost: 1 })?;
+//! # for url in [None, Some("redis://127.0.0.1:6379")] {
+//! let store = pick_store(url).await?;
+//! let decision = quota_core::store::decide(&store, &plan, Timestamp::from_secs(1_700_000_000)).await?;
+//! assert!(decision.is_admitted());
+//! # }
+//! # Ok(()) }
+//! ```
+//!
 //! # The clock
 //! By default ([`Clock::Redis`]) the script reads Redis `TIME`
 //! (`seconds * 1000 + microseconds / 1000`): every gateway node decides with

@@ -415,3 +415,53 @@ async fn a_sha1_index_of_an_account_with_another_key_resolves_to_nobody() {
         "nothing moved"
     );
 }
+
+#[tokio::test]
+async fn accounts_behind_a_trait_object_answer_as_redis_does() {
+    use std::sync::Arc;
+
+    use quota_core::dynamic::{DynAccountAdmin, DynAccounts};
+
+    let keys = common::TestKeys::new("acct-dyn");
+    // What a service holds when it picks its accounts at run time.
+    let admin: Arc<dyn DynAccountAdmin> = Arc::new(accounts(&keys));
+    let created = admin
+        .create(
+            new("acct-1", "k-dyn", Money::from_dollars(1)),
+            Timestamp::EPOCH,
+        )
+        .await
+        .unwrap();
+    let price = Money::from_micros(400_000);
+    assert_eq!(
+        admin.charge("acct-1", price).await.unwrap(),
+        Charge::Charged {
+            remaining: Money::from_micros(600_000)
+        }
+    );
+    admin.refund("acct-1", price).await.unwrap();
+    let paid = admin
+        .record_payment("acct-1", Money::from_dollars(2), "premium")
+        .await
+        .unwrap();
+    assert_eq!(
+        (paid.tier.as_str(), paid.credit, paid.created_at),
+        ("premium", Money::from_dollars(3), created.created_at)
+    );
+    assert_eq!(admin.get("acct-1").await.unwrap(), Some(paid));
+
+    // Only the enforcement layer's half, over the same Redis.
+    let enforce_side: Box<dyn DynAccounts> = Box::new(accounts(&keys));
+    assert_eq!(
+        enforce_side.resolve("k-dyn").await.unwrap(),
+        Some(Identity {
+            account: "acct-1".into(),
+            tier: "premium".into()
+        })
+    );
+    let missing = enforce_side.charge("nobody", price).await;
+    assert!(
+        matches!(&missing, Err(AccountError::NotFound(id)) if id == "nobody"),
+        "{missing:?}"
+    );
+}
