@@ -1,10 +1,17 @@
-//! Reading the API key of a request.
+//! Who a request is from: the API key of a request, or another key the
+//! enforcement layer counts callers by.
 //!
-//! The key comes from `Authorization: Bearer KEY` or `X-API-Key: KEY`
-//! ([`KeyHeaders`] says which are accepted). This module only reads headers;
-//! the enforcement layer resolves the key to an account through
-//! [`Accounts`](quota_core::account::Accounts), so a client can never choose
-//! its own tier.
+//! By default the key comes from `Authorization: Bearer KEY` or
+//! `X-API-Key: KEY` ([`KeyHeaders`] says which are accepted). This module
+//! only reads requests; the enforcement layer resolves the key to an
+//! account through [`Accounts`](quota_core::account::Accounts), so a client
+//! can never choose its own tier.
+//!
+//! A [`KeyExtractor`] replaces the headers
+//! ([`EnforceLayer::key`](crate::enforce::EnforceLayer::key)): [`ClientIp`]
+//! counts callers by their address on a tier it names, and any closure
+//! `Fn(&RequestView<'_>) -> Option<Caller>` may name an API key or an
+//! identity ([`extract`] has the details).
 //!
 //! ```
 //! use http::HeaderMap;
@@ -29,6 +36,12 @@ use core::fmt;
 use http::header::{HeaderName, AUTHORIZATION};
 
 use crate::fields::{text, HeaderFields};
+
+mod client_ip;
+pub mod extract;
+
+pub use client_ip::ClientIp;
+pub use extract::{Caller, ExtractError, KeyExtractor, RequestView};
 
 /// The `X-API-Key` header.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");

@@ -54,7 +54,10 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(crate) fn new(reason: Reason) -> Self {
+    /// A refusal for `reason`, with no rate-limit report: what a driver
+    /// answers for a check it makes before the machine runs (see
+    /// [`Reason::UnknownCaller`]).
+    pub fn new(reason: Reason) -> Self {
         Refusal {
             reason,
             report: None,
@@ -89,6 +92,11 @@ pub enum Reason {
     /// in the words of the transport that read the headers.
     #[error("{0}")]
     UnusableKey(String),
+    /// 500: the server cannot tell who the caller is (its key extractor
+    /// needs something the server did not record, such as the client's
+    /// address): a configuration error, for the log.
+    #[error("cannot tell who the caller is: {0}")]
+    UnknownCaller(String),
     /// 401: no account has the key.
     #[error("unknown API key")]
     UnknownKey,
@@ -152,7 +160,7 @@ impl Reason {
             Reason::BodyTooLarge(refusal) => refusal.status_code(),
             Reason::Plan(PlanError::UnknownEndpoint(_)) => 404,
             Reason::Plan(PlanError::TooLong { .. }) => 400,
-            Reason::Plan(_) => 500,
+            Reason::Plan(_) | Reason::UnknownCaller(_) => 500,
             Reason::TooManyRequests => 429,
             Reason::ResolveFailed(_) | Reason::ChargeFailed(_) | Reason::DecideFailed(_) => 503,
         }

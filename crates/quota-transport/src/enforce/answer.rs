@@ -4,7 +4,6 @@ use bytes::Bytes;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use quota_core::admission::Reason;
-use quota_core::policy::PlanError;
 use quota_core::RateReport;
 
 use super::layer::Config;
@@ -30,7 +29,8 @@ pub(crate) fn refusal_response<S, A>(
         Reason::UnusableKey(_) | Reason::UnknownKey => unauthorized(config, &reason.to_string()),
         // The account's tier is not in the policy: a configuration error,
         // told to the operator (the log) and not to the client.
-        Reason::Plan(e) if reason.is_server_error() => cannot_plan(e),
+        Reason::Plan(e) if reason.is_server_error() => cannot_serve(e),
+        Reason::UnknownCaller(_) => cannot_serve(reason),
         _ if reason.is_server_error() => unavailable(&reason.to_string()),
         _ => json_message(status(reason.status()), &reason.to_string()),
     }
@@ -49,9 +49,11 @@ fn unauthorized<S, A>(config: &Config<S, A>, message: &str) -> Response<Bytes> {
     res
 }
 
-fn cannot_plan(e: &PlanError) -> Response<Bytes> {
+/// The 500 for a configuration error: told to the operator (the log, under
+/// a request id), not to the client.
+fn cannot_serve(e: &dyn std::fmt::Display) -> Response<Bytes> {
     let id = RequestId::new();
-    tracing::error!(request_id = %id, error = %e, "answering 500: cannot plan the request");
+    tracing::error!(request_id = %id, error = %e, "answering 500: a configuration error");
     server_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the service cannot serve this request now; try again later",

@@ -65,7 +65,7 @@ where
     async move {
         let loaded = config.policy.load_full();
         let Driven { verdict, identity } =
-            drive(&config, &loaded, parts.uri.path(), &parts.headers).await;
+            drive(&config, &loaded, parts.uri.path(), &parts.headers, Some(&parts.extensions)).await;
         let admit = match verdict {
             Verdict::Admit(admit) => admit,
             Verdict::Refuse(refusal) => {

@@ -7,9 +7,9 @@
 use core::error::Error;
 use std::time::Instant;
 
-use http::{header, StatusCode};
+use http::{header, Extensions, StatusCode};
 use quota_core::account::{Accounts, Identity};
-use quota_core::admission::{Admission, Reason, RequestFacts, Step, Verdict};
+use quota_core::admission::{Admission, Reason, Refusal, RequestFacts, Step, Verdict};
 use quota_core::policy::Money;
 use quota_core::Store;
 
@@ -18,7 +18,7 @@ use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
 use crate::fields::{text, HeaderFields};
-use crate::identity::api_key;
+use crate::identity::extract::{find_caller, Found};
 use crate::upload::{multipart_boundary, UploadError};
 
 /// What the admission of a request ended in.
@@ -29,12 +29,14 @@ pub(crate) struct Driven {
 }
 
 /// Runs the admission of a request for `path` (without its query) with
-/// `headers` under `loaded`, to its verdict, and tells the observer.
+/// `headers` (and, through tower, its `extensions`, for the layer's key
+/// extractor) under `loaded`, to its verdict, and tells the observer.
 pub(crate) async fn drive<S, A, H>(
     config: &Config<S, A>,
     loaded: &Loaded,
     path: &str,
     headers: &H,
+    extensions: Option<&Extensions>,
 ) -> Driven
 where
     S: Store,
@@ -42,12 +44,25 @@ where
     H: HeaderFields + Sync + ?Sized,
 {
     let started = config.observer.as_ref().map(|_| Instant::now());
-    let key = api_key(headers, config.key_headers);
+    // Who the caller is: the API key headers, or the layer's extractor.
+    let caller = find_caller(config.key.as_deref(), config.key_headers, headers, extensions);
+    let key = match &caller {
+        Ok(Found::ApiKey(key)) => Ok(&**key),
+        // Known already: the resolve step is answered with it below.
+        Ok(Found::Identity(who)) => Ok(who.account.as_str()),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(e),
+        Err(e) => {
+            return Driven {
+                verdict: Verdict::Refuse(Refusal::new(Reason::UnknownCaller(e.to_string()))),
+                identity: None,
+            }
+        }
+    };
     let length = declared_length(headers);
     let framing = multipart_boundary(headers).transpose();
     let facts = RequestFacts {
         path,
-        api_key: key.as_ref().map(|k| *k).map_err(as_error),
+        api_key: key.map_err(as_error),
         declared_length: length.as_ref().map(|l| *l).map_err(as_error),
         framing: framing.as_ref().map(drop).map_err(as_error),
     };
@@ -55,7 +70,10 @@ where
     let verdict = loop {
         match admission.step() {
             Step::Resolve(key) => {
-                let answer = config.accounts.resolve(key).await;
+                let answer = match &caller {
+                    Ok(Found::Identity(who)) => Ok(Some(who.clone())),
+                    _ => config.accounts.resolve(key).await,
+                };
                 admission.resolved(answer);
             }
             Step::Charge { account, price } => {

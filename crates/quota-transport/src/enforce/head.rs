@@ -122,7 +122,7 @@ where
         H: HeaderFields + Sync + ?Sized,
     {
         let loaded = self.config.policy.load_full();
-        let Driven { verdict, identity } = drive(&self.config, &loaded, path, headers).await;
+        let Driven { verdict, identity } = drive(&self.config, &loaded, path, headers, None).await;
         match verdict {
             Verdict::Admit(admit) => HeadCheck::Admitted(Admission {
                 identity,

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use super::observe::Observer;
 use super::policy::PolicyHandle;
 use super::service::Enforce;
-use crate::identity::KeyHeaders;
+use crate::identity::{KeyExtractor, KeyHeaders};
 
 /// A clock: the time of each decision.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -45,6 +45,8 @@ pub(crate) struct Config<S, A> {
     pub(crate) admission: AdmissionConfig,
     pub(crate) key_headers: KeyHeaders,
     pub(crate) problem_json: bool,
+    /// Who a request is counted against; `None`: the API key headers.
+    pub(crate) key: Option<Arc<dyn KeyExtractor>>,
     pub(crate) clock: Clock,
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
@@ -58,6 +60,7 @@ impl<S, A> Clone for Config<S, A> {
             admission: self.admission.clone(),
             key_headers: self.key_headers,
             problem_json: self.problem_json,
+            key: self.key.clone(),
             clock: Arc::clone(&self.clock),
             observer: self.observer.clone(),
         }
@@ -103,6 +106,7 @@ impl<S: Store, A: Accounts> EnforceLayer<S, A> {
                 admission: AdmissionConfig::default(),
                 key_headers: KeyHeaders::BOTH,
                 problem_json: false,
+                key: None,
                 clock: Arc::new(system_clock),
                 observer: None,
             }),
@@ -142,6 +146,37 @@ impl<S, A> EnforceLayer<S, A> {
     #[must_use]
     pub fn key_headers(self, accepted: KeyHeaders) -> Self {
         self.edit(|c| c.key_headers = accepted)
+    }
+
+    /// Who each request is counted against, instead of the API key headers
+    /// (the default). The [`KeyExtractor`] names an API key (resolved
+    /// through the accounts, as by default) or an identity already known
+    /// (counted as that account on that tier, the accounts not asked):
+    /// [`ClientIp`](crate::identity::ClientIp) limits callers by their
+    /// address, and a closure `Fn(&RequestView<'_>) -> Option<Caller>` by
+    /// anything in the request's headers or extensions (`None` is 401).
+    /// See [`identity::extract`](crate::identity::extract).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use http::HeaderName;
+    /// use quota_core::{account::{Identity, MemoryAccounts}, policy::Policy, MemoryStore};
+    /// use quota_transport::enforce::EnforceLayer;
+    /// use quota_transport::identity::{Caller, ClientIp, RequestView};
+    ///
+    /// let layer = || EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), Arc::new(MemoryAccounts::new()));
+    /// // By client address (IPv6 by /64), every caller on the Basic tier.
+    /// let by_ip = layer().key(ClientIp::new("basic"));
+    /// // By a header the service trusts (set by a proxy in front of it, say).
+    /// let by_tenant = layer().key(|request: &RequestView<'_>| {
+    ///     let tenant = request.header(&HeaderName::from_static("x-tenant"))?;
+    ///     Some(Caller::Identity(Identity { account: format!("tenant:{tenant}"), tier: "premium".into() }))
+    /// });
+    /// ```
+    #[must_use]
+    pub fn key(self, extractor: impl KeyExtractor) -> Self {
+        let extractor: Arc<dyn KeyExtractor> = Arc::new(extractor);
+        self.edit(|c| c.key = Some(extractor))
     }
 
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` fields.
