@@ -64,8 +64,14 @@ where
     let (mut parts, body) = req.into_parts();
     async move {
         let loaded = config.policy.load_full();
-        let Driven { verdict, identity } =
-            drive(&config, &loaded, parts.uri.path(), &parts.headers, Some(&parts.extensions)).await;
+        let Driven { verdict, identity } = drive(
+            &config,
+            &loaded,
+            parts.uri.path(),
+            &parts.headers,
+            Some(&parts.extensions),
+        )
+        .await;
         let admit = match verdict {
             Verdict::Admit(admit) => admit,
             Verdict::Refuse(refusal) => {

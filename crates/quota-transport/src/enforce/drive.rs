@@ -45,7 +45,12 @@ where
 {
     let started = config.observer.as_ref().map(|_| Instant::now());
     // Who the caller is: the API key headers, or the layer's extractor.
-    let caller = find_caller(config.key.as_deref(), config.key_headers, headers, extensions);
+    let caller = find_caller(
+        config.key.as_deref(),
+        config.key_headers,
+        headers,
+        extensions,
+    );
     let key = match &caller {
         Ok(Found::ApiKey(key)) => Ok(&**key),
         // Known already: the resolve step is answered with it below.
