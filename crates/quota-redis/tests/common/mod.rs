@@ -85,9 +85,12 @@ impl TestKeys {
     /// outlive the virtual windows (real time passes while virtual time
     /// stands still).
     pub(crate) fn virtual_time_config(&self) -> RedisConfig {
+        // A generous timeout: these tests check the arithmetic, and a
+        // loaded machine can hold a round trip past the default 250 ms.
         self.config()
             .with_clock(Clock::Caller)
             .with_ttl_grace(Duration::from_secs(120))
+            .with_timeout(Duration::from_secs(5))
     }
 
     /// A plain connection to the same Redis.
