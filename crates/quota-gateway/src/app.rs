@@ -16,11 +16,11 @@ use http::{Request, Response, StatusCode};
 use quota_core::account::{AccountAdmin, Identity};
 use quota_transport::response::RequestId;
 
-use crate::gateway::{now, Shared};
 use crate::limits;
 use crate::proxy::Proxy;
 use crate::respond::{json, message, server_error, Body, BoxError, ClientAddr};
 use crate::routes::Route;
+use crate::shared::{now, Shared};
 use quota_transport::response::TEMPORARILY_UNAVAILABLE;
 
 /// The inner service. Cheap to clone.

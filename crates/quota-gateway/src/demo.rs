@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 
 use crate::admin::SIGNUP_CREDIT;
 use crate::error::Error;
-use crate::gateway::now;
 use crate::ids::{new_account_id, new_api_key};
 use crate::respond::{json, Body};
+use crate::shared::now;
 use crate::Gateway;
 
 /// Starts the mock upstream on a free loopback port: it answers every

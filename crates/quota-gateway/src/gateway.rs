@@ -1,106 +1,29 @@
-//! The gateway as a value: what it is built from ([`GatewayBuilder`]), what
-//! every route shares ([`Shared`]), and how one request finds its route
-//! ([`Handler`]).
+//! The gateway as a value: what it is built from ([`GatewayBuilder`]) and
+//! what it does once built ([`Gateway::serve`]).
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::HeaderName;
-use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
+use http::Uri;
 use quota_core::account::MemoryAccounts;
 use quota_core::path::PathAction;
 use quota_core::policy::Policy;
-use quota_core::{MemoryStore, Timestamp};
-use quota_transport::enforce::{Enforce, EnforceLayer, PolicyHandle, ResponseBody};
-use quota_transport::fields::HeaderFields as _;
+use quota_core::MemoryStore;
+use quota_transport::enforce::{EnforceLayer, PolicyHandle};
 use quota_transport::identity::KeyHeaders;
 use tokio::net::TcpListener;
-use tower::{Layer, ServiceExt};
 
-use crate::admin::{self, AdminGuard};
-use crate::app::App;
+use crate::admin::guard::{self, AdminGuard};
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::error::Error;
 use crate::forwarded::TrustedProxies;
-use crate::http1::edge;
+use crate::handler::HandlerFactory;
 use crate::metrics::Metrics;
-use crate::respond::{self, json, text, Body};
+use crate::options::{Http1, Serving};
 use crate::routes::{self, Route};
+use crate::shared::Shared;
 use crate::{observe, proxy, server};
-
-/// The time now, as the engine counts it.
-pub(crate) fn now() -> Timestamp {
-    quota_transport::enforce::system_clock()
-}
-
-/// What every route shares.
-pub(crate) struct Shared {
-    /// The policy in force (replaced on reload).
-    pub(crate) policy: PolicyHandle,
-    /// Limit counters.
-    pub(crate) store: Arc<GatewayStore>,
-    /// Accounts.
-    pub(crate) accounts: Arc<GatewayAccounts>,
-    /// Counters for `/metrics`.
-    pub(crate) metrics: Arc<Metrics>,
-    /// The admin token, if the admin API is on.
-    pub(crate) admin_token: Option<String>,
-    /// The proxies whose `X-Forwarded-For` names the client.
-    pub(crate) trusted: Arc<TrustedProxies>,
-    /// Failed admin authentications per client address.
-    pub(crate) admin_guard: AdminGuard,
-}
-
-/// Which code serves HTTP/1.1 connections.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Http1 {
-    /// The gateway's own path (see [`crate::http1`]) for the requests it
-    /// takes (bodiless, canonical targets), handing the connection to hyper
-    /// for anything else. The default: it wins the load bench.
-    #[default]
-    Own,
-    /// hyper's HTTP/1.1 server for every request.
-    Hyper,
-}
-
-impl std::str::FromStr for Http1 {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "own" => Ok(Http1::Own),
-            "hyper" => Ok(Http1::Hyper),
-            other => Err(format!(
-                "unknown HTTP/1.1 server {other:?}: use own or hyper"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Http1 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Http1::Own => "own",
-            Http1::Hyper => "hyper",
-        })
-    }
-}
-
-/// How the gateway serves: connections, timeouts, threads.
-#[derive(Clone, Debug)]
-pub(crate) struct Serving {
-    pub(crate) upstream_timeout: Duration,
-    pub(crate) client_timeout: Duration,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) max_connections: usize,
-    pub(crate) workers: usize,
-    pub(crate) http1: Http1,
-}
 
 /// Builds a [`Gateway`]: the policy, then what differs from the defaults.
 ///
@@ -237,7 +160,7 @@ impl GatewayBuilder {
             metrics: Arc::clone(&metrics),
             admin_token: self.admin_token,
             trusted: Arc::new(self.trusted_proxies),
-            admin_guard: AdminGuard::new(admin::MAX_FAILURES, admin::WINDOW)
+            admin_guard: AdminGuard::new(guard::MAX_FAILURES, guard::WINDOW)
                 .map_err(|e| Error::Setup(e.to_string()))?,
         });
         let layer = EnforceLayer::new(policy, store, accounts)
@@ -417,141 +340,4 @@ fn spawn_flusher(accounts: Arc<GatewayAccounts>) -> tokio::task::JoinHandle<()> 
             }
         }
     })
-}
-
-/// What each worker builds its own [`Handler`] from.
-#[derive(Clone)]
-pub(crate) struct HandlerFactory {
-    pub(crate) shared: Arc<Shared>,
-    layer: EnforceLayer<GatewayStore, GatewayAccounts>,
-    upstream: Uri,
-    pub(crate) serving: Serving,
-    forwarding: proxy::Forwarding,
-}
-
-impl HandlerFactory {
-    /// A handler with its own upstream connections. Call inside the runtime
-    /// that serves it (the upstream pool's reaper is spawned there).
-    pub(crate) fn build(&self) -> Result<Handler, Error> {
-        let proxy = proxy::Proxy::new(
-            &self.upstream,
-            self.serving.upstream_timeout,
-            self.serving.client_timeout,
-            Arc::clone(&self.shared.metrics),
-            self.forwarding.clone(),
-        )?;
-        let app = App::new(proxy.clone(), Arc::clone(&self.shared));
-        Ok(Handler {
-            shared: Arc::clone(&self.shared),
-            enforced: self.layer.layer(app),
-            layer: self.layer.clone(),
-            proxy,
-            client_timeout: self.serving.client_timeout,
-            http1: self.serving.http1,
-        })
-    }
-}
-
-/// One worker's view of the gateway: shared state, the enforced service,
-/// and its own upstream connections.
-pub(crate) struct Handler {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) enforced: Enforced,
-    /// The enforcement layer and the proxy, for the own HTTP/1.1 path.
-    pub(crate) layer: EnforceLayer<GatewayStore, GatewayAccounts>,
-    pub(crate) proxy: proxy::Proxy,
-    /// How long a client connection may take to send a request head.
-    pub(crate) client_timeout: Duration,
-    /// Which code serves HTTP/1.1.
-    pub(crate) http1: Http1,
-}
-
-/// The enforced service, as each connection holds it.
-pub(crate) type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
-
-/// The body of every answer: the enforced service's, or the gateway's own
-/// routes' (boxed once either way).
-pub(crate) type RouteBody = ResponseBody<Body>;
-
-/// Routes one request from the connection's `peer` ([`Route`]: the one
-/// table of routes).
-pub(crate) async fn route(
-    gw: Arc<Handler>,
-    enforced: Enforced,
-    peer: IpAddr,
-    req: Request<Incoming>,
-) -> Result<Response<RouteBody>, Infallible> {
-    // The edge's refusals first, as the own path makes them (it sees
-    // every HTTP/1.1 connection's first head; these are the rest, and
-    // HTTP/2's).
-    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
-    let version = req.version();
-    if let Err(refusal) = edge::check(
-        req.method().as_str().as_bytes(),
-        target.as_bytes(),
-        version,
-        req.headers(),
-    ) {
-        gw.shared.metrics.record_edge_refusal(refusal);
-        let close = version != Version::HTTP_2;
-        return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
-    }
-    let route = Route::of(req.uri().path());
-    if let Some(allow) = route.methods() {
-        if !allow.split(", ").any(|m| m == req.method().as_str()) {
-            let res = respond::method_not_allowed("method not allowed", allow);
-            return Ok(res.map(ResponseBody::inner));
-        }
-    }
-    let res = match route {
-        Route::Health => health(&gw.shared).await,
-        Route::Metrics => {
-            let s = &gw.shared;
-            let body = s
-                .metrics
-                .render(s.store.backend(), s.store.mode(), s.store.redis_health());
-            text(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
-        }
-        Route::Admin => {
-            // The client, as a trusted proxy may name it.
-            let forwarded_for = HeaderName::from_static("x-forwarded-for");
-            let client = gw
-                .shared
-                .trusted
-                .client(peer, req.headers().values_of(&forwarded_for));
-            // Boxed, so that the proxied requests' futures stay small.
-            let admin = Box::pin(admin::handle(&gw.shared, req, client));
-            admin.await
-        }
-        Route::Limits | Route::Proxy => return enforced.oneshot(req).await,
-    };
-    Ok(res.map(ResponseBody::inner))
-}
-
-/// `/healthz`: the store as it is now (on Redis, asked at most once a
-/// second), the accounts' backend and the policy's size.
-async fn health(shared: &Shared) -> Response<Body> {
-    shared.store.probe().await;
-    let policy = shared.policy.load();
-    let mode = shared.store.mode();
-    // Unavailable: every decision would be a 503; tell the load balancer.
-    let (status, word) = match mode {
-        "ok" => (StatusCode::OK, "ok"),
-        "fallback" => (StatusCode::OK, "degraded"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    };
-    let mut store = serde_json::json!({ "backend": shared.store.backend(), "mode": mode });
-    if let Some(h) = shared.store.redis_health() {
-        store["redis_ok"] = h.redis_ok.into();
-        store["failure_policy"] = h.failure_policy.to_string().into();
-    }
-    json(
-        status,
-        &serde_json::json!({
-            "status": word,
-            "store": store,
-            "accounts": { "backend": shared.accounts.backend() },
-            "policy": { "endpoints": policy.endpoints().len(), "tiers": policy.tiers().len() },
-        }),
-    )
 }

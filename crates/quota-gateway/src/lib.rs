@@ -42,19 +42,23 @@ pub mod demo;
 mod error;
 pub mod forwarded;
 mod gateway;
+mod handler;
 pub mod http1;
 pub mod ids;
 mod limits;
 mod metrics;
 mod observe;
+mod options;
 pub mod policy_file;
 mod proxy;
 mod respond;
 mod routes;
 mod server;
+mod shared;
 
 pub use error::Error;
-pub use gateway::{Gateway, GatewayBuilder, Http1, PolicyReloader};
+pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
+pub use options::Http1;
 pub use server::shutdown_signal;
 
 /// This crate's README, its examples compiled and run as doctests.

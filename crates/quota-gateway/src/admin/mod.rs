@@ -25,13 +25,13 @@ use serde::Deserialize as _;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-mod guard;
+pub(crate) mod guard;
 
-use crate::gateway::{now, Shared};
 use crate::ids::{new_account_id, new_api_key};
 use crate::limits;
 use crate::respond::{self, json, message, server_error, Body, BoxError};
-pub(crate) use guard::{AdminGuard, MAX_FAILURES, WINDOW};
+use crate::shared::{now, Shared};
+
 use quota_transport::response::TEMPORARILY_UNAVAILABLE;
 
 /// The credit of a new account: $5, given at sign-up (`docs/contract.md`, section 6).

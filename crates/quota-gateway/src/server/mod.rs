@@ -32,7 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
-use crate::gateway::{route, Handler, HandlerFactory, Http1};
+use crate::handler::{route, Handler, HandlerFactory};
+use crate::options::Http1;
 use crate::respond::ClientAddr;
 
 /// The connections of one worker: its gateway, the HTTP settings, and the

@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::gateway::Handler;
+use crate::handler::Handler;
 use crate::http1::answer::{Framing, HeadWriter};
 use crate::http1::edge::Refusal;
 use crate::http1::hop::pairs;
