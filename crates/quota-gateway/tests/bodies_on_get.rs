@@ -5,7 +5,7 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,12 +13,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{gateway, raw, status_of, Http};
 use http::{Method, Request};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use support::{gateway, raw, status_of, Http};
 
 /// One piece of body, with no length announced (HTTP/2 sends it as DATA
 /// without `content-length`).
@@ -38,7 +38,7 @@ impl Body for Unsized {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_or_head_with_a_chunked_body_is_forwarded_with_it() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     for method in ["GET", "HEAD", "DELETE"] {
         let req = format!(
@@ -60,7 +60,7 @@ async fn a_get_or_head_with_a_chunked_body_is_forwarded_with_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_or_head_over_http2_with_data_but_no_length_is_forwarded_with_it() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     let h2 = Client::builder(TokioExecutor::new())
         .http2_only(true)

@@ -6,12 +6,13 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{gateway, gateway_to, Answer, Http, Quota, ADMIN_TOKEN};
 use http::Method;
+use quota_redis::FailurePolicy;
+use support::{gateway, setup, Answer, Gw, Http, ADMIN_TOKEN};
 
 /// A loopback port nothing listens on (free a moment ago).
 fn closed_port() -> u16 {
@@ -20,8 +21,10 @@ fn closed_port() -> u16 {
 }
 
 /// Checks that `a` is a `status` that says nothing internal, and that the
-/// gateway logged its request id; the id.
-fn generic(gw: &Quota, a: &Answer, status: u16, port: u16) -> String {
+/// gateway logged its request id; the id. (The gateways here run one
+/// worker, so that every request's log line is captured: see
+/// `support::Logs`.)
+async fn generic(gw: &Gw, a: &Answer, status: u16, port: u16) -> String {
     assert_eq!(a.status, status, "{:?}", a.body);
     let body = String::from_utf8_lossy(&a.body).to_lowercase();
     for secret in [
@@ -35,7 +38,7 @@ fn generic(gw: &Quota, a: &Answer, status: u16, port: u16) -> String {
     }
     let id = a.header("x-request-id").expect("X-Request-Id").to_owned();
     assert_eq!(a.json()["request_id"], id.as_str(), "{body}");
-    gw.wait_log(&id, Duration::from_secs(5));
+    gw.wait_log(&id, Duration::from_secs(5)).await;
     id
 }
 
@@ -43,13 +46,17 @@ fn generic(gw: &Quota, a: &Answer, status: u16, port: u16) -> String {
 async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
     let port = closed_port();
     let store = format!("redis://127.0.0.1:{port}");
-    let (gw, _dir) = gateway_to("http://127.0.0.1:9", &["--store", &store]).await;
+    let gw = setup("http://127.0.0.1:9")
+        .redis(&store, None, FailurePolicy::default())
+        .with(|b| b.workers(1))
+        .start()
+        .await;
     let http = Http::default();
 
     // The enforcement layer's 503 (the key cannot be resolved), on the own
     // path and on hyper's.
     let a = http.get(&gw.url("/v1/txt2img"), Some("qk_unknown")).await;
-    let first = generic(&gw, &a, 503, port);
+    let first = generic(&gw, &a, 503, port).await;
     let a = http
         .send(
             Method::POST,
@@ -58,7 +65,7 @@ async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
             "{}",
         )
         .await;
-    let second = generic(&gw, &a, 503, port);
+    let second = generic(&gw, &a, 503, port).await;
     assert_ne!(first, second, "one id per request");
 
     // The admin API's.
@@ -71,12 +78,12 @@ async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
             "",
         )
         .await;
-    generic(&gw, &a, 503, port);
+    generic(&gw, &a, 503, port).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_upstream_is_a_502_with_a_request_id_on_either_path() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b.workers(1)).await;
     // The upstream goes away (its listener with it) before any request.
     let port = up.addr.port();
     drop(up);
@@ -85,7 +92,7 @@ async fn an_unreachable_upstream_is_a_502_with_a_request_id_on_either_path() {
     let (_, key) = http.create_account(&gw).await;
 
     let a = http.get(&gw.url("/v1/slow"), Some(&key)).await;
-    generic(&gw, &a, 502, port);
+    generic(&gw, &a, 502, port).await;
     let a = http
         .send(
             Method::POST,
@@ -94,5 +101,5 @@ async fn an_unreachable_upstream_is_a_502_with_a_request_id_on_either_path() {
             "{\"prompt\":\"x\"}",
         )
         .await;
-    generic(&gw, &a, 502, port);
+    generic(&gw, &a, 502, port).await;
 }

@@ -4,16 +4,16 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{early_in_window, gateway, Http, ADMIN_TOKEN};
 use http::Method;
+use support::{early_in_window, gateway, Http, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_lifts_a_spent_basic_account_to_premium_at_once() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
 
@@ -62,7 +62,8 @@ async fn payment_lifts_a_spent_basic_account_to_premium_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_admin_token() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    // One worker: the log read below is captured from it (see `support::Logs`).
+    let (_up, gw) = gateway(|b| b.workers(1)).await;
     let http = Http::default();
     for auth in [
         None,
@@ -96,13 +97,13 @@ async fn admin_routes_need_the_admin_token() {
         )
         .await;
     assert_eq!(bad.status, 400);
-    assert!(gw.stderr().contains("account created"));
-    assert!(!gw.stderr().contains("qk_"), "API keys are never logged");
+    assert!(gw.logs().contains("account created"));
+    assert!(!gw.logs().contains("qk_"), "API keys are never logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_endpoint_reports_every_endpoint_without_consuming() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
     early_in_window(60_000, Duration::from_secs(5)).await;

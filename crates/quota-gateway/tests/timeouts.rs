@@ -5,11 +5,11 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::gateway;
+use support::gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,7 +24,7 @@ async fn closed_after(s: &mut TcpStream, start: Instant) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_head_gets_the_client_timeout_once_from_the_accept() {
-    let (_up, gw, _dir) = gateway(&["--client-timeout", "1"]).await;
+    let (_up, gw) = gateway(|b| b.client_timeout(Duration::from_secs(1))).await;
     // Silent for most of the timeout, then one byte (an HTTP/1.1 request,
     // or maybe HTTP/2's preface), then nothing: closed a timeout after the
     // accept (1 s), not a timeout after the byte (1.7 s). The bounds leave
@@ -100,8 +100,12 @@ async fn slow_upload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upstream_timeout_starts_once_the_body_is_sent_so_a_slow_upload_is_served() {
-    let (up, gw, _dir) = gateway(&["--upstream-timeout", "1", "--client-timeout", "2"]).await;
-    let (_, key) = common::Http::default().create_account(&gw).await;
+    let (up, gw) = gateway(|b| {
+        b.upstream_timeout(Duration::from_secs(1))
+            .client_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let (_, key) = support::Http::default().create_account(&gw).await;
     // 2.25 s of upload against a 1 s upstream timeout: read whole (64 KiB),
     // streamed (96 KiB), and streamed with no length (chunked).
     for (size, chunked) in [(64 * 1024, false), (96 * 1024, false), (96 * 1024, true)] {
@@ -126,8 +130,12 @@ async fn the_upstream_timeout_starts_once_the_body_is_sent_so_a_slow_upload_is_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_is_a_408_after_the_client_timeout_not_a_504() {
-    let (_up, gw, _dir) = gateway(&["--upstream-timeout", "1", "--client-timeout", "1"]).await;
-    let (_, key) = common::Http::default().create_account(&gw).await;
+    let (_up, gw) = gateway(|b| {
+        b.upstream_timeout(Duration::from_secs(1))
+            .client_timeout(Duration::from_secs(1))
+    })
+    .await;
+    let (_, key) = support::Http::default().create_account(&gw).await;
     // The first piece, then a stall of 3 s (the rest never comes in time).
     for (size, chunked) in [(1000, false), (96 * 1024, false), (96 * 1024, true)] {
         let body = vec![b'x'; size];

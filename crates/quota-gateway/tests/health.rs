@@ -6,17 +6,18 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 #[path = "../../quota-redis/tests/common/private_redis.rs"]
 mod private_redis;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{gateway_to, Http, Quota};
 use private_redis::PrivateRedis;
+use quota_redis::FailurePolicy;
+use support::{setup, Gw, Http};
 
 /// Polls `/healthz` until it answers `status`; how long that took.
-async fn until_health(http: &Http, gw: &Quota, status: u16, within: Duration) -> Duration {
+async fn until_health(http: &Http, gw: &Gw, status: u16, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let a = http.get(&gw.url("/healthz"), None).await;
@@ -37,8 +38,10 @@ async fn until_health(http: &Http, gw: &Quota, status: u16, within: Duration) ->
 async fn healthz_follows_redis_down_and_back_without_other_requests() {
     let mut redis = tokio::task::block_in_place(PrivateRedis::start);
     let store = format!("redis://127.0.0.1:{}", redis.port());
-    let extra = ["--store", &store, "--redis-prefix", "quota-e2e-health:"];
-    let (gw, _dir) = gateway_to("http://127.0.0.1:9", &extra).await;
+    let gw = setup("http://127.0.0.1:9")
+        .redis(&store, Some("quota-e2e-health:"), FailurePolicy::default())
+        .start()
+        .await;
     let http = Http::default();
     until_health(&http, &gw, 200, Duration::from_secs(5)).await;
 

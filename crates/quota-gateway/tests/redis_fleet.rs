@@ -1,15 +1,20 @@
-//! Two `quota serve` processes on one Redis (127.0.0.1:6379, started by
-//! `scripts/test.sh`): one budget and one set of accounts for both.
+//! Two gateways (in one process, each on its own thread and runtime) on one
+//! Redis (127.0.0.1:6379, started by `scripts/test.sh`): one budget and one
+//! set of accounts for both; and a gateway whose Redis goes away.
 
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+#[path = "../../quota-redis/tests/common/private_redis.rs"]
+mod private_redis;
+mod support;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{early_in_window, Http, Quota, TempDir, Upstream, ADMIN_TOKEN, TEST_POLICY};
+use private_redis::PrivateRedis;
+use quota_redis::FailurePolicy;
+use support::{early_in_window, setup, Gw, Http, Upstream};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -37,34 +42,20 @@ impl Drop for Prefix {
     }
 }
 
-fn node(up: &Upstream, dir: &TempDir, prefix: &Prefix, name: &str) -> Quota {
-    let policy = dir.path().join("policy.toml");
-    let data = dir.path().join(name);
-    Quota::serve(&[
-        "--upstream",
-        &up.url(),
-        "--policy",
-        policy.to_str().unwrap(),
-        "--store",
-        REDIS,
-        "--redis-prefix",
-        &prefix.0,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--admin-token",
-        ADMIN_TOKEN,
-    ])
+/// A gateway in front of `up`, its counters and accounts in the shared
+/// Redis under `prefix`.
+async fn node(up: &Upstream, prefix: &Prefix) -> Gw {
+    setup(&up.url())
+        .redis(REDIS, Some(&prefix.0), FailurePolicy::default())
+        .start()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_accounts_and_exactly_one_budget() {
     let up = Upstream::start().await;
-    let dir = TempDir::new("fleet");
-    dir.write("policy.toml", TEST_POLICY);
     let prefix = Prefix::new();
-    let (a, b) = tokio::task::block_in_place(|| {
-        (node(&up, &dir, &prefix, "a"), node(&up, &dir, &prefix, "b"))
-    });
+    let (a, b) = (node(&up, &prefix).await, node(&up, &prefix).await);
     let http = Http::default();
 
     // An account created on A is known to B.
@@ -119,73 +110,15 @@ async fn two_gateways_share_accounts_and_exactly_one_budget() {
     assert_eq!(health.json()["store"]["backend"], "redis");
 }
 
-/// A private redis-server on a free loopback port, killed on drop.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/ensure-redis.sh installs it)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        OwnRedis { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_switches_to_the_local_fallback_and_shows_it() {
     let up = Upstream::start().await;
-    let dir = TempDir::new("fallback");
-    let policy = dir.write("policy.toml", TEST_POLICY);
-    let mut redis = tokio::task::block_in_place(OwnRedis::start);
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let gw = tokio::task::block_in_place(|| {
-        Quota::serve(&[
-            "--upstream",
-            &up.url(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--store",
-            &url,
-            "--redis-failure",
-            "local:2",
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-    });
+    let mut redis = tokio::task::block_in_place(PrivateRedis::start);
+    let failure: FailurePolicy = "local:2".parse().unwrap();
+    let gw = setup(&up.url())
+        .redis(&redis.url(), None, failure)
+        .start()
+        .await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let (_, unseen) = http.create_account(&gw).await;
@@ -193,8 +126,7 @@ async fn redis_going_away_switches_to_the_local_fallback_and_shows_it() {
     assert_eq!(res.status, 200);
     assert_eq!(res.header("x-ratelimit-limit"), Some("100"));
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    tokio::task::block_in_place(|| redis.kill());
     // A caller seen before is still decided, by the local fallback.
     let res = http.post(&gw.url("/v1/slow"), Some(&key)).await;
     assert_eq!(res.status, 200, "{:?}", res.body);

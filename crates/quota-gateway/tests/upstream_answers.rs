@@ -6,13 +6,13 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::{gateway_to, h2_client, raw, status_of, Http, RawUpstream};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use std::time::Duration;
+use support::{gateway_to, h2_client, raw, status_of, Http, RawUpstream};
 
 /// A body over the size read whole: streamed through hyper's client.
 fn large() -> String {
@@ -46,7 +46,7 @@ async fn a_length_beside_chunked_is_dropped_and_the_whole_body_comes_through() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
     )
     .await;
-    let (gw, _dir) = gateway_to(&up.url(), &[]).await;
+    let gw = gateway_to(&up.url(), |b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let url = gw.url("/v1/slow");
@@ -94,7 +94,7 @@ async fn a_101_nobody_asked_for_is_a_502_on_every_path() {
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nraw bytes",
     )
     .await;
-    let (gw, _dir) = gateway_to(&up.url(), &[]).await;
+    let gw = gateway_to(&up.url(), |b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let url = gw.url("/v1/slow");

@@ -11,14 +11,15 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Http, Quota, TempDir, ADMIN_TOKEN};
 use http_body_util::{BodyExt, Full};
+use quota_core::path::PathAction;
+use support::{setup, Gw, Http, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -107,25 +108,24 @@ impl Drop for Nginx {
     }
 }
 
-/// The gateway on the seed policy in front of `nginx`.
-fn gateway(nginx: &Nginx, dir: &TempDir, extra: &[&str]) -> Quota {
-    let data = dir.path().join("data").display().to_string();
-    let upstream = nginx.url();
-    let mut args = vec![
-        "--upstream",
-        &upstream,
-        "--data-dir",
-        &data,
-        "--admin-token",
-        ADMIN_TOKEN,
-    ];
-    args.extend_from_slice(extra);
-    tokio::task::block_in_place(|| Quota::serve(&args))
+/// The gateway on the seed policy in front of `nginx`, refusing paths that
+/// are not canonical or (`normalize`) resolving them.
+async fn gateway(nginx: &Nginx, normalize: bool) -> Gw {
+    let action = if normalize {
+        PathAction::Normalize
+    } else {
+        PathAction::Refuse
+    };
+    setup(&nginx.url())
+        .seed_policy()
+        .with(move |b| b.path_action(action))
+        .start()
+        .await
 }
 
 /// Sends `GET target` as written (no client normalizes it) and returns the
 /// status, the `X-RateLimit-Limit` header and the body.
-async fn raw_get(gw: &Quota, target: &str, key: &str) -> (u16, Option<String>, String) {
+async fn raw_get(gw: &Gw, target: &str, key: &str) -> (u16, Option<String>, String) {
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let req = format!(
         "GET {target} HTTP/1.1\r\nHost: gw\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
@@ -151,7 +151,7 @@ async fn raw_get(gw: &Quota, target: &str, key: &str) -> (u16, Option<String>, S
 }
 
 /// Sends `POST target` with a body over HTTP/1.1 (hyper's path) or HTTP/2.
-async fn post(gw: &Quota, target: &str, key: &str, h2: bool) -> (u16, String) {
+async fn post(gw: &Gw, target: &str, key: &str, h2: bool) -> (u16, String) {
     let io = hyper_util::rt::TokioIo::new(TcpStream::connect(gw.addr).await.unwrap());
     let req = http::Request::post(target)
         .header("host", "gw")
@@ -190,8 +190,7 @@ const SPELLINGS: [&str; 6] = [
 #[tokio::test(flavor = "multi_thread")]
 async fn spellings_that_nginx_resolves_elsewhere_are_refused_on_every_path() {
     let nginx = Nginx::start();
-    let dir = TempDir::new("edge");
-    let gw = gateway(&nginx, &dir, &[]);
+    let gw = gateway(&nginx, false).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
 
@@ -222,8 +221,7 @@ async fn spellings_that_nginx_resolves_elsewhere_are_refused_on_every_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn normalizing_charges_the_endpoint_nginx_serves() {
     let nginx = Nginx::start();
-    let dir = TempDir::new("edge-normalize");
-    let gw = gateway(&nginx, &dir, &["--path-action", "normalize"]);
+    let gw = gateway(&nginx, true).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
 

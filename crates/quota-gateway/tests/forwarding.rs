@@ -7,10 +7,11 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
-use common::{gateway, Http, Seen, Upstream};
 use http::Method;
+use quota_gateway::forwarded::TrustedProxies;
+use support::{gateway, Http, Seen, Upstream};
 
 /// The last request the upstream saw.
 fn last(up: &Upstream) -> Seen {
@@ -21,7 +22,7 @@ fn last(up: &Upstream) -> Seen {
 /// with `auth` as its key header; what the upstream saw of each.
 async fn get_and_post(
     http: &Http,
-    gw: &common::Quota,
+    gw: &support::Gw,
     up: &Upstream,
     auth: (&str, &str),
 ) -> [Seen; 2] {
@@ -31,7 +32,7 @@ async fn get_and_post(
 /// As [`get_and_post`], with these headers.
 async fn get_and_post_with(
     http: &Http,
-    gw: &common::Quota,
+    gw: &support::Gw,
     up: &Upstream,
     headers: &[(&str, &str)],
 ) -> [Seen; 2] {
@@ -57,7 +58,7 @@ async fn get_and_post_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_key_is_not_forwarded_by_default_on_either_path() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
 
@@ -94,7 +95,7 @@ async fn the_api_key_is_not_forwarded_by_default_on_either_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_credentials_keeps_the_api_key_on_either_path() {
-    let (up, gw, _dir) = gateway(&["--forward-credentials"]).await;
+    let (up, gw) = gateway(|b| b.forward_credentials(true)).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
 
@@ -137,7 +138,7 @@ fn header<'s>(seen: &'s Seen, name: &str) -> Option<&'s str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_own_forwarding_headers_are_replaced_on_either_path() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
 
@@ -159,7 +160,8 @@ async fn a_clients_own_forwarding_headers_are_replaced_on_either_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_proxys_chain_is_kept_and_appended_to_on_either_path() {
     // The test client connects from 127.0.0.1: the trusted proxy here.
-    let (up, gw, _dir) = gateway(&["--trusted-proxies", "10.0.0.0/8,127.0.0.1"]).await;
+    let trusted = TrustedProxies::parse(&["10.0.0.0/8", "127.0.0.1"]).unwrap();
+    let (up, gw) = gateway(|b| b.trusted_proxies(trusted)).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
 

@@ -6,14 +6,15 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
-use common::{gateway, Http, ADMIN_TOKEN};
 use http::Method;
+use quota_gateway::forwarded::TrustedProxies;
+use support::{gateway, Http, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_is_not_an_exact_positive_amount_in_range_is_400_and_says_why() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, _) = http.create_account(&gw).await;
     let auth = format!("Bearer {ADMIN_TOKEN}");
@@ -64,7 +65,7 @@ async fn a_payment_that_is_not_an_exact_positive_amount_in_range_is_400_and_says
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_admin_token_is_told_apart_from_a_missing_one() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let url = gw.url("/admin/accounts");
     let missing = http.send(Method::POST, &url, &[], "").await;
@@ -89,7 +90,7 @@ async fn a_wrong_admin_token_is_told_apart_from_a_missing_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_405_names_the_routes_method_in_allow() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let auth = format!("Bearer {ADMIN_TOKEN}");
     for (method, path, allow) in [
@@ -114,10 +115,10 @@ async fn a_405_names_the_routes_method_in_allow() {
 /// `POST /admin/accounts` with `token` and these extra headers.
 async fn create_with(
     http: &Http,
-    gw: &common::Quota,
+    gw: &support::Gw,
     token: &str,
     extra: &[(&str, &str)],
-) -> common::Answer {
+) -> support::Answer {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("authorization", auth.as_str())];
     headers.extend_from_slice(extra);
@@ -127,7 +128,8 @@ async fn create_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eleventh_wrong_token_from_an_address_is_429_and_so_is_the_right_one_then() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    // One worker: the log read below is captured from it (see `support::Logs`).
+    let (_up, gw) = gateway(|b| b.workers(1)).await;
     let http = Http::default();
     // A client's own X-Forwarded-For does not make it someone else.
     for i in 0..10 {
@@ -152,12 +154,13 @@ async fn the_eleventh_wrong_token_from_an_address_is_429_and_so_is_the_right_one
             "{message}"
         );
     }
-    assert!(gw.stderr().contains("admin request with a wrong token"));
+    assert!(gw.logs().contains("admin request with a wrong token"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_wrong_tokens_count_against_the_client_it_names() {
-    let (_up, gw, _dir) = gateway(&["--trusted-proxies", "127.0.0.1"]).await;
+    let trusted = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    let (_up, gw) = gateway(|b| b.trusted_proxies(trusted)).await;
     let http = Http::default();
     let attacker = [("x-forwarded-for", "203.0.113.7")];
     for _ in 0..10 {

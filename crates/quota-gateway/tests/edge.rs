@@ -6,14 +6,14 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{gateway, h2_client, raw, status_of, Http, Quota};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
+use support::{gateway, h2_client, raw, status_of, Gw, Http};
 
 /// A request with a body first: the connection is hyper's from then on.
 fn handover_first(key: &str) -> String {
@@ -35,7 +35,7 @@ fn answers(text: &str) -> Vec<&str> {
 
 /// `bad` (a whole request) on a new connection, and after a request that
 /// hands the connection to hyper: both answers (status line onwards).
-async fn on_both_paths(gw: &Quota, key: &str, bad: &[u8]) -> [String; 2] {
+async fn on_both_paths(gw: &Gw, key: &str, bad: &[u8]) -> [String; 2] {
     let own = raw(gw.addr, bad).await;
     let mut second = handover_first(key).into_bytes();
     second.extend_from_slice(bad);
@@ -48,7 +48,7 @@ async fn on_both_paths(gw: &Quota, key: &str, bad: &[u8]) -> [String; 2] {
 
 /// Checks that both paths answer `bad` with `status` and a JSON message,
 /// and close the connection.
-async fn refused_on_both_paths(gw: &Quota, key: &str, bad: &str, status: u16) {
+async fn refused_on_both_paths(gw: &Gw, key: &str, bad: &str, status: u16) {
     for (path, answer) in ["own path", "hyper"]
         .into_iter()
         .zip(on_both_paths(gw, key, bad.as_bytes()).await)
@@ -80,7 +80,7 @@ async fn h2_status(method: Method, url: &str, key: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_codings_before_chunked_are_501_and_never_forwarded() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     for te in ["gzip, chunked", "identity, chunked", "chunked, chunked"] {
         let bad = format!(
@@ -102,7 +102,7 @@ async fn transfer_codings_before_chunked_are_501_and_never_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn methods_outside_the_list_are_405_with_allow_and_never_forwarded() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     for method in ["TRACE", "PROPFIND", "CONNECT"] {
         let target = if method == "CONNECT" {
@@ -134,7 +134,7 @@ async fn methods_outside_the_list_are_405_with_allow_and_never_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_repeated_or_invalid_host_is_400_and_never_forwarded() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     for host in [
         "",
@@ -164,7 +164,7 @@ async fn a_missing_repeated_or_invalid_host_is_400_and_never_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_with_a_fragment_or_bytes_beyond_ascii_is_400() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let (_, key) = Http::default().create_account(&gw).await;
     // A fragment: a connection's first request (the own path sees every
     // one as sent, with a body or not). hyper's parser drops fragments

@@ -5,13 +5,22 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{gateway, Http};
+use quota_gateway::Http1;
+use support::{Gw, Http, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// An upstream and a gateway on the own HTTP/1.1 path, whatever
+/// `QUOTA_TEST_HTTP1` says: these tests are about that path (its
+/// pipelining, its handover to hyper, its answers), which `Http1::Hyper`
+/// does not use.
+async fn gateway() -> (Upstream, Gw) {
+    support::gateway(|b| b.http1(Http1::Own)).await
+}
 
 /// One answer read off a raw connection.
 #[derive(Debug)]
@@ -103,7 +112,7 @@ async fn ask(s: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8], head: bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order_with_their_counts() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway().await;
     let (_, key) = Http::default().create_account(&gw).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let three = format!(
@@ -140,7 +149,7 @@ async fn pipelined_requests_are_answered_in_order_with_their_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_a_body_hands_the_connection_to_hyper_which_serves_the_rest() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway().await;
     let (_, key) = Http::default().create_account(&gw).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
@@ -160,7 +169,7 @@ async fn a_request_with_a_body_hands_the_connection_to_hyper_which_serves_the_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_head_requests_and_connection_close() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway().await;
     let (_, key) = Http::default().create_account(&gw).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
@@ -204,7 +213,7 @@ async fn refusals_head_requests_and_connection_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateways_own_routes_and_malformed_heads_go_to_hyper() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
     let healthz = b"GET /healthz HTTP/1.1\r\nHost: gw.test\r\n\r\n";

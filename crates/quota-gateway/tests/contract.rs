@@ -4,17 +4,17 @@
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{early_in_window, gateway, Http};
 use http::Method;
+use support::{early_in_window, gateway, Http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fourth_basic_request_in_a_minute_is_429_with_the_seed_body_and_six_headers() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     early_in_window(60_000, Duration::from_secs(5)).await;
@@ -44,7 +44,7 @@ async fn fourth_basic_request_in_a_minute_is_429_with_the_seed_body_and_six_head
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_unknown_key_is_401_with_a_json_message() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let none = http.post(&gw.url("/v1/txt2img"), None).await;
     assert_eq!(none.status, 401);
@@ -62,7 +62,7 @@ async fn missing_or_unknown_key_is_401_with_a_json_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_endpoint_is_404_not_forwarded_unmetered() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let res = http.post(&gw.url("/v1/not-an-endpoint"), Some(&key)).await;
@@ -73,7 +73,7 @@ async fn unknown_endpoint_is_404_not_forwarded_unmetered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_the_credit_cannot_pay_is_402() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
     // $5 of credit, $2 a request: two requests, then 402.
@@ -90,7 +90,7 @@ async fn request_the_credit_cannot_pay_is_402() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_body_over_the_upload_limit_is_413_before_it_is_sent() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     // Announce 200 MB and send none of it: the answer must come anyway.
@@ -112,7 +112,7 @@ async fn declared_body_over_the_upload_limit_is_413_before_it_is_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_forwards_path_query_and_body_and_drops_hop_by_hop_headers() {
-    let (up, gw, _dir) = gateway(&[]).await;
+    let (up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
     let auth = format!("Bearer {key}");
@@ -156,7 +156,7 @@ async fn proxy_forwards_path_query_and_body_and_drops_hop_by_hop_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
-    let (up, gw, _dir) = gateway(&["--upstream-timeout", "0.5"]).await;
+    let (up, gw) = gateway(|b| b.upstream_timeout(Duration::from_millis(500))).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let slow = http
@@ -189,7 +189,7 @@ async fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_body_growing_past_the_upload_limit_is_413() {
-    let (_up, gw, _dir) = gateway(&[]).await;
+    let (_up, gw) = gateway(|b| b).await;
     let http = Http::default();
     let (_, key) = http.create_account(&gw).await;
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -248,7 +248,7 @@ async fn every_worker_serves_http1_and_http2_with_prior_knowledge() {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let (up, gw, _dir) = gateway(&["--workers", "3"]).await;
+    let (up, gw) = gateway(|b| b.workers(3)).await;
     let http = Http::default();
     let (id, key) = http.create_account(&gw).await;
     // New connections are handed round-robin to the workers: six fresh
