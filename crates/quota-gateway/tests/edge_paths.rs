@@ -99,6 +99,20 @@ http {{
             .map(str::to_owned)
             .collect()
     }
+
+    /// What nginx served, once it has logged at least `n` requests (it
+    /// logs a request after its answer is sent, so the line may come a
+    /// moment after the client read the answer): waits up to 5 s.
+    async fn served_at_least(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let served = self.served();
+            if served.len() >= n || std::time::Instant::now() > deadline {
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for Nginx {
@@ -199,7 +213,7 @@ async fn spellings_that_nginx_resolves_elsewhere_are_refused_on_every_path() {
         assert_eq!(raw_get(&gw, "/v1/txt2img", &key).await.0, 200);
     }
     assert_eq!(raw_get(&gw, "/v1/txt2img", &key).await.0, 429);
-    let before = nginx.served();
+    let before = nginx.served_at_least(3).await;
     assert_eq!(before.len(), 3, "{before:?}");
 
     for target in SPELLINGS {
@@ -236,7 +250,7 @@ async fn normalizing_charges_the_endpoint_nginx_serves() {
     let (status, _) = post(&gw, "/v1/prompt/%2e%2e/txt2img", &key, false).await;
     assert_eq!(status, 429);
     // The upstream got the canonical spelling, never the raw one.
-    for line in nginx.served() {
+    for line in nginx.served_at_least(3).await {
         assert_eq!(line, "/v1/txt2img -> /v1/txt2img");
     }
     // Climbing out of /v1/ is refused even when normalizing.
