@@ -128,8 +128,7 @@ async fn create_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eleventh_wrong_token_from_an_address_is_429_and_so_is_the_right_one_then() {
-    // One worker: the log read below is captured from it (see `support::Logs`).
-    let (_up, gw) = gateway(|b| b.workers(1)).await;
+    let (_up, gw) = gateway(|b| b.workers(2)).await;
     let http = Http::default();
     // A client's own X-Forwarded-For does not make it someone else.
     for i in 0..10 {

@@ -62,8 +62,7 @@ async fn payment_lifts_a_spent_basic_account_to_premium_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_admin_token() {
-    // One worker: the log read below is captured from it (see `support::Logs`).
-    let (_up, gw) = gateway(|b| b.workers(1)).await;
+    let (_up, gw) = gateway(|b| b.workers(2)).await;
     let http = Http::default();
     for auth in [
         None,

@@ -48,7 +48,7 @@ async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
     let store = format!("redis://127.0.0.1:{port}");
     let gw = setup("http://127.0.0.1:9")
         .redis(&store, None, FailurePolicy::default())
-        .with(|b| b.workers(1))
+        .with(|b| b.workers(2))
         .start()
         .await;
     let http = Http::default();
@@ -83,7 +83,7 @@ async fn a_store_that_cannot_answer_is_a_503_that_names_nothing_internal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_upstream_is_a_502_with_a_request_id_on_either_path() {
-    let (up, gw) = gateway(|b| b.workers(1)).await;
+    let (up, gw) = gateway(|b| b.workers(2)).await;
     // The upstream goes away (its listener with it) before any request.
     let port = up.addr.port();
     drop(up);

@@ -218,9 +218,13 @@ fn spawn_worker(index: usize, factory: HandlerFactory, drain: Duration) -> Resul
         .map_err(|e| Error::Setup(format!("cannot start worker {index}: {e}")))?;
     let (handoff, mut rx) = mpsc::unbounded_channel::<Handoff>();
     let (done_tx, done) = oneshot::channel();
+    // The caller's log subscriber (an embedder's, or a test's) also hears
+    // this worker's requests: a new thread would start with the global one.
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     std::thread::Builder::new()
         .name(format!("quota-worker-{index}"))
         .spawn(move || {
+            let _logs = tracing::dispatcher::set_default(&dispatch);
             let drained = rt.block_on(async move {
                 let gateway = match factory.build() {
                     Ok(g) => Arc::new(g),

@@ -259,11 +259,10 @@ fn hold_default(dispatch: &Dispatch) {
 /// The log lines of one gateway, as `quota serve` writes them (text, `info`
 /// and up), captured in memory.
 ///
-/// What is captured: whatever the gateway logs on its own thread and its
-/// runtime's threads. The extra workers of a gateway built with
-/// `.workers(n)`, n > 1, run on threads the library starts without the
-/// caller's subscriber, so their lines are not captured: a test that reads
-/// the log of requests sets `.workers(1)`.
+/// What is captured: whatever the gateway logs, on its own thread and on
+/// its other workers' threads (they take the caller's subscriber). Tests
+/// that read the log of requests run two workers, so that the first
+/// connection is served by a worker the library started.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
