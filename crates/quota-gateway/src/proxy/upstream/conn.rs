@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use super::Pool;
 use crate::http1::client::{self as wire, Decoded, Decoder, Head, WireError};
-use crate::respond::BoxError;
+use crate::respond::{Body, BoxError};
 
 /// Bytes read from the socket at a time (at least).
 const READ_SIZE: usize = 8 * 1024;
@@ -185,6 +185,8 @@ pub(crate) enum UpstreamBody {
     Streaming(Box<Streaming>),
     /// Broken from the start.
     Failed(Option<WireError>),
+    /// From hyper's client.
+    Other(Body),
 }
 
 impl UpstreamBody {
@@ -273,6 +275,7 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => Poll::Ready(data.take().map(Ok)),
             UpstreamBody::Streaming(s) => s.poll_next(cx),
             UpstreamBody::Failed(e) => Poll::Ready(e.take().map(|e| Err(e.into()))),
+            UpstreamBody::Other(b) => return Pin::new(b).poll_frame(cx),
         };
         next.map(|n| n.map(|r| r.map(Frame::data)))
     }
@@ -282,6 +285,7 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => data.is_none(),
             UpstreamBody::Streaming(s) => s.pending.is_none() && s.conn.is_none(),
             UpstreamBody::Failed(e) => e.is_none(),
+            UpstreamBody::Other(b) => b.is_end_stream(),
         }
     }
 
@@ -290,6 +294,7 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+            UpstreamBody::Other(b) => b.size_hint(),
             _ => SizeHint::default(),
         }
     }

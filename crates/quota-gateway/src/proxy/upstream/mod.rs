@@ -42,8 +42,60 @@ pub(crate) use body::is_client_stall;
 use body::ClientBody;
 pub(crate) use conn::UpstreamBody;
 use conn::{Conn, ExchangeError};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use quota_transport::fields::HeaderFields;
-pub(crate) use wire::Head;
+use tokio::sync::Notify;
+
+/// Which client carries the requests to the upstream.
+///
+/// A measurement switch, read once per pool from the environment variable
+/// `QUOTA_UPSTREAM_CLIENT` (`own`, the default, or `hyper`): `own` sends
+/// requests without a body or with a small one of known length on the own
+/// client and streams the others through hyper's; `hyper` sends them all
+/// through hyper's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// The own client for whole requests, hyper's for streamed bodies.
+    #[default]
+    Own,
+    /// hyper's client for every request.
+    Hyper,
+}
+
+impl Client {
+    /// What `QUOTA_UPSTREAM_CLIENT` says (the default when unset or not
+    /// one of the two names).
+    fn from_env() -> Self {
+        match std::env::var("QUOTA_UPSTREAM_CLIENT").as_deref() {
+            Ok("hyper") => Client::Hyper,
+            _ => Client::Own,
+        }
+    }
+}
+
+/// A response head as the gateway's own server path writes it: its status
+/// and its end-to-end fields.
+pub(crate) struct Head {
+    /// The status (never 1xx).
+    pub(crate) status: StatusCode,
+    fields: HeadFields,
+}
+
+enum HeadFields {
+    Wire(wire::Head),
+    Map(HeaderMap),
+}
+
+impl Head {
+    /// The fields but the hop-by-hop ones, in order.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let (wire, map) = match &self.fields {
+            HeadFields::Wire(h) => (Some(h.fields()), None),
+            HeadFields::Map(m) => (None, Some(pairs(m))),
+        };
+        wire.into_iter().flatten().chain(map.into_iter().flatten())
+    }
+}
 
 /// How long an unused connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,6 +194,7 @@ pub(crate) struct Pool {
     client_timeout: Duration,
     conns: Idle<Conn>,
     streaming: Idle<streaming::Sender>,
+    client: Client,
 }
 
 impl Pool {
@@ -157,6 +210,7 @@ impl Pool {
             client_timeout,
             conns: Idle::new(),
             streaming: Idle::new(),
+            client: Client::from_env(),
         });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(reap(weak));
@@ -180,6 +234,10 @@ impl Pool {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        if self.client == Client::Hyper {
+            let streaming = Box::pin(self.send_hyper(req, edits));
+            return streaming.await;
+        }
         // No body: nothing of the client's to time (and no timer, box or
         // notifier to make for it).
         if req.body().is_end_stream() {
@@ -214,6 +272,40 @@ impl Pool {
                 streaming.await
             }
         }
+    }
+
+    /// Sends `req` through hyper's client, whatever its body.
+    async fn send_hyper<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        edits: &HeaderEdits<'_>,
+    ) -> Result<Response<Body>, ForwardError>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        edits.apply(&mut parts.headers);
+        if body.is_end_stream() {
+            let sent = Arc::new(Notify::new());
+            sent.notify_one();
+            let body = http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            return self
+                .send_streaming(Request::from_parts(parts, body), sent)
+                .await;
+        }
+        let body = ClientBody::new(body, self.client_timeout);
+        if body.size_hint().exact().is_none() {
+            parts.headers.insert(
+                http::header::TRANSFER_ENCODING,
+                http::HeaderValue::from_static("chunked"),
+            );
+        }
+        let sent = body.sent();
+        let req = Request::from_parts(parts, body.boxed_unsync());
+        self.send_streaming(req, sent).await
     }
 
     /// Reads the body (`len` bytes), then sends the request in one write.
@@ -273,6 +365,35 @@ impl Pool {
         fields: &[(&[u8], &[u8])],
         edits: &HeaderEdits<'_>,
     ) -> Result<(Head, UpstreamBody), ForwardError> {
+        if self.client == Client::Hyper {
+            let named = connection_named(fields);
+            let mut headers = HeaderMap::with_capacity(fields.len() + 8);
+            for (name, value) in edits.edited(fields.iter().copied(), &named) {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+                {
+                    headers.append(name, value);
+                }
+            }
+            let body = http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let mut req = Request::new(body);
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = target
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| ForwardError::RequestBody(e.into()))?;
+            *req.headers_mut() = headers;
+            let sent = Arc::new(Notify::new());
+            sent.notify_one();
+            let res = Box::pin(self.send_streaming(req, sent)).await?;
+            let (parts, body) = res.into_parts();
+            let head = Head {
+                status: parts.status,
+                fields: HeadFields::Map(parts.headers),
+            };
+            return Ok((head, UpstreamBody::Other(body)));
+        }
         let has_length = fields.value_of(&http::header::CONTENT_LENGTH).is_some();
         let body_len = body_len(method, 0, has_length);
         let named = connection_named(fields);
@@ -283,6 +404,10 @@ impl Pool {
             })
             .await?;
         let body = conn.body(&head, self);
+        let head = Head {
+            status: head.status,
+            fields: HeadFields::Wire(head),
+        };
         Ok((head, body))
     }
 
@@ -293,7 +418,7 @@ impl Pool {
         self: &Arc<Self>,
         method: &Method,
         encode: impl Fn(&mut Vec<u8>),
-    ) -> Result<(Conn, Head), ForwardError> {
+    ) -> Result<(Conn, wire::Head), ForwardError> {
         let mut request = Vec::new();
         // An idle connection the upstream closed meanwhile fails before a
         // response starts: the request goes again on the next one, when
@@ -332,7 +457,11 @@ impl Pool {
         Ok(stream)
     }
 
-    fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Result<Response<Body>, ForwardError> {
+    fn response(
+        self: &Arc<Self>,
+        conn: Conn,
+        head: wire::Head,
+    ) -> Result<Response<Body>, ForwardError> {
         let headers = head
             .header_map()
             .map_err(|e| ForwardError::Exchange(ExchangeError::Wire(e)))?;
