@@ -1,10 +1,12 @@
 //! The gateway's own HTTP/1.1 client connection to the upstream.
 //!
-//! For requests sent whole (no body, or a small one of known length: most
-//! API calls): the request goes out in one write and the response is read
-//! on the task that serves the client, with no connection task and no
-//! channel in between (what `hyper`'s client needs for its generality).
-//! The wire format is [`super::wire`]'s; this module does the I/O.
+//! A request sent whole (no body, or a small one of known length: most
+//! API calls) goes out in one write; a streamed body is written as the
+//! client sends it (with its length, or chunked) while the connection is
+//! watched for an early answer. Either way the response is read on the
+//! task that serves the client, with no connection task and no channel in
+//! between (what `hyper`'s client needs for its generality). The wire
+//! format is [`super::wire`]'s; this module does the I/O.
 
 use std::fmt;
 use std::future::Future;
@@ -12,16 +14,18 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::Pool;
+use super::{ForwardError, Pool};
 use crate::http1::client::{self as wire, Decoded, Decoder, Head, WireError};
-use crate::respond::{Body, BoxError};
+use crate::respond::BoxError;
 
 /// Bytes read from the socket at a time (at least).
 const READ_SIZE: usize = 8 * 1024;
@@ -101,6 +105,11 @@ impl Conn {
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
+    /// Writes `bytes` (a request head).
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// Writes `request` (head and body, encoded) and reads the head of the
     /// response to a request made with `method`.
     pub(crate) async fn exchange(
@@ -114,37 +123,49 @@ impl Conn {
                 error,
             });
         }
-        loop {
-            match wire::parse_head(&mut self.buf, method) {
-                Ok(Some(head)) => return Ok(head),
-                Ok(None) => {}
-                Err(e) => return Err(ExchangeError::Wire(e)),
+        read_head(&mut self.stream, &mut self.buf, method).await
+    }
+
+    /// Writes `body` after a request head already written (framed as
+    /// `framing` says, as it comes from the client) while it reads the head
+    /// of the response to a request made with `method`: an upstream may
+    /// answer before the body's end (refusing an upload), and that answer
+    /// is taken at once, the rest of the body left unsent. The upstream
+    /// gets `timeout` to answer from when the body has been written whole.
+    ///
+    /// The response's head, and whether the body was written whole (when
+    /// not, the connection carries no other request).
+    pub(crate) async fn exchange_streaming<B>(
+        &mut self,
+        body: Pin<&mut B>,
+        framing: BodyFraming,
+        method: &Method,
+        timeout: Duration,
+    ) -> Result<(Head, bool), ForwardError>
+    where
+        B: HttpBody<Data = Bytes, Error = BoxError>,
+    {
+        let (mut rd, mut wr) = self.stream.split();
+        let mut read = pin!(read_head(&mut rd, &mut self.buf, method));
+        let mut write = pin!(write_body(&mut wr, body, framing));
+        let written = tokio::select! {
+            biased;
+            head = &mut read => return Ok((head.map_err(ForwardError::Exchange)?, false)),
+            written = &mut write => written,
+        };
+        let whole = match written {
+            Ok(()) => true,
+            Err(BodyError::Client(e)) => return Err(ForwardError::RequestBody(e)),
+            // The upstream stopped taking the body: its answer may be on
+            // the way (read below), or it closed without one.
+            Err(BodyError::Io(e)) => {
+                tracing::debug!(error = %e, "the upstream stopped taking the request body");
+                false
             }
-            self.buf.reserve(READ_SIZE);
-            let nothing_yet = self.buf.is_empty();
-            match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) if nothing_yet => {
-                    let error = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
-                    return Err(ExchangeError::NoResponse {
-                        written: true,
-                        error,
-                    });
-                }
-                Ok(0) => {
-                    return Err(ExchangeError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed within the response head",
-                    )))
-                }
-                Ok(_) => {}
-                Err(error) if nothing_yet => {
-                    return Err(ExchangeError::NoResponse {
-                        written: true,
-                        error,
-                    })
-                }
-                Err(e) => return Err(ExchangeError::Io(e)),
-            }
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(head) => Ok((head.map_err(ForwardError::Exchange)?, whole)),
+            Err(_) => Err(ForwardError::Timeout),
         }
     }
 
@@ -177,6 +198,113 @@ impl Conn {
     }
 }
 
+/// How a streamed request body is framed on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// With a `Content-Length` of this many bytes.
+    Length(u64),
+    /// Chunked (its length is not known ahead).
+    Chunked,
+}
+
+/// Why a body could not be written whole.
+enum BodyError {
+    /// The client's body failed.
+    Client(BoxError),
+    /// Writing to the upstream failed.
+    Io(io::Error),
+}
+
+/// Reads the head of the response to a request made with `method` from
+/// `stream`, into `buf`.
+async fn read_head<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Head, ExchangeError> {
+    loop {
+        match wire::parse_head(buf, method) {
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) => {}
+            Err(e) => return Err(ExchangeError::Wire(e)),
+        }
+        buf.reserve(READ_SIZE);
+        let nothing_yet = buf.is_empty();
+        match stream.read_buf(buf).await {
+            Ok(0) if nothing_yet => {
+                let error = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
+                return Err(ExchangeError::NoResponse {
+                    written: true,
+                    error,
+                });
+            }
+            Ok(0) => {
+                return Err(ExchangeError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed within the response head",
+                )))
+            }
+            Ok(_) => {}
+            Err(error) if nothing_yet => {
+                return Err(ExchangeError::NoResponse {
+                    written: true,
+                    error,
+                })
+            }
+            Err(e) => return Err(ExchangeError::Io(e)),
+        }
+    }
+}
+
+/// Writes `body` to `stream` as it comes, framed as `framing` says (a
+/// chunked body ends with its last chunk; trailers are not sent).
+async fn write_body<W, B>(
+    stream: &mut W,
+    mut body: Pin<&mut B>,
+    framing: BodyFraming,
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+    B: HttpBody<Data = Bytes, Error = BoxError>,
+{
+    let mut sent = 0u64;
+    let mut chunk = Vec::new();
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame.map_err(BodyError::Client)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        match framing {
+            BodyFraming::Length(len) if sent > len => {
+                let e = format!("the request body has more than {len} bytes");
+                return Err(BodyError::Client(e.into()));
+            }
+            BodyFraming::Length(_) => stream.write_all(&data).await,
+            BodyFraming::Chunked => {
+                // Size line, data and CRLF in one write.
+                chunk.clear();
+                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                chunk.extend_from_slice(&data);
+                chunk.extend_from_slice(b"\r\n");
+                stream.write_all(&chunk).await
+            }
+        }
+        .map_err(BodyError::Io)?;
+    }
+    match framing {
+        BodyFraming::Length(len) if sent != len => {
+            let e = format!("the request body has {sent} bytes, not {len}");
+            Err(BodyError::Client(e.into()))
+        }
+        BodyFraming::Length(_) => Ok(()),
+        BodyFraming::Chunked => stream.write_all(b"0\r\n\r\n").await.map_err(BodyError::Io),
+    }
+}
+
 /// A response body from a [`Conn`].
 pub(crate) enum UpstreamBody {
     /// All of it (or nothing), already read.
@@ -185,8 +313,6 @@ pub(crate) enum UpstreamBody {
     Streaming(Box<Streaming>),
     /// Broken from the start.
     Failed(Option<WireError>),
-    /// From hyper's client.
-    Other(Body),
 }
 
 impl UpstreamBody {
@@ -275,7 +401,6 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => Poll::Ready(data.take().map(Ok)),
             UpstreamBody::Streaming(s) => s.poll_next(cx),
             UpstreamBody::Failed(e) => Poll::Ready(e.take().map(|e| Err(e.into()))),
-            UpstreamBody::Other(b) => return Pin::new(b).poll_frame(cx),
         };
         next.map(|n| n.map(|r| r.map(Frame::data)))
     }
@@ -285,7 +410,6 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => data.is_none(),
             UpstreamBody::Streaming(s) => s.pending.is_none() && s.conn.is_none(),
             UpstreamBody::Failed(e) => e.is_none(),
-            UpstreamBody::Other(b) => b.is_end_stream(),
         }
     }
 
@@ -294,7 +418,6 @@ impl HttpBody for UpstreamBody {
             UpstreamBody::Whole(data) => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            UpstreamBody::Other(b) => b.size_hint(),
             _ => SizeHint::default(),
         }
     }

@@ -1,31 +1,33 @@
 //! Kept-alive HTTP/1.1 connections to the upstream, and a pool of them.
 //!
-//! A request whose body is known and small (none, or at most
+//! One client, the gateway's own ([`conn`]), carries every request. A
+//! request whose body is known and small (none, or at most
 //! [`MAX_BUFFERED`] bytes with a `Content-Length`: most API calls) is read
-//! whole and sent on the gateway's own client connection ([`conn`]), in
-//! one write, its response read on the task serving the client. Any other
-//! body (an upload, or one of unknown length) is streamed to the upstream
-//! through `hyper`'s client ([`streaming`]), which writes it while it
-//! watches for an early answer. nginx does the same split with its
-//! request buffering.
+//! whole and sent in one write. Any other body (an upload, or one of
+//! unknown length) is streamed: the head is sent, then the body as the
+//! client sends it (with its length, or chunked), while the connection is
+//! watched for an early answer. nginx makes the same split with its
+//! request buffering. Either way the response is read on the task serving
+//! the client. (`hyper`'s `client::conn::http1` was measured against it
+//! and let go: see docs/performance.md, "One upstream client".)
 //!
-//! Either way a request takes an idle connection or opens one, and the
+//! A request takes an idle connection or opens one, and the
 //! response body puts the connection back once it has been read to its end.
 //! A connection whose body is dropped unread, whose request is abandoned
 //! (upstream timeout), that the upstream closed or that sent more than it
 //! was asked for is not reused. Idle connections are closed after
-//! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] of each kind are kept.
+//! [`IDLE_TIMEOUT`]; at most [`MAX_IDLE`] are kept.
 
 mod body;
 mod conn;
 #[cfg(test)]
 mod differential;
-mod streaming;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::io;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -36,71 +38,19 @@ use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
 use crate::http1::client as wire;
-use crate::http1::hop::{connection_named, pairs, HeaderEdits};
+use crate::http1::hop::{connection_named, pairs, write_field, HeaderEdits};
 use crate::respond::{Body, BoxError};
 pub(crate) use body::is_client_stall;
 use body::ClientBody;
 pub(crate) use conn::UpstreamBody;
-use conn::{Conn, ExchangeError};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use conn::{BodyFraming, Conn, ExchangeError};
 use quota_transport::fields::HeaderFields;
-use tokio::sync::Notify;
-
-/// Which client carries the requests to the upstream.
-///
-/// A measurement switch, read once per pool from the environment variable
-/// `QUOTA_UPSTREAM_CLIENT` (`own`, the default, or `hyper`): `own` sends
-/// requests without a body or with a small one of known length on the own
-/// client and streams the others through hyper's; `hyper` sends them all
-/// through hyper's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Client {
-    /// The own client for whole requests, hyper's for streamed bodies.
-    #[default]
-    Own,
-    /// hyper's client for every request.
-    Hyper,
-}
-
-impl Client {
-    /// What `QUOTA_UPSTREAM_CLIENT` says (the default when unset or not
-    /// one of the two names).
-    fn from_env() -> Self {
-        match std::env::var("QUOTA_UPSTREAM_CLIENT").as_deref() {
-            Ok("hyper") => Client::Hyper,
-            _ => Client::Own,
-        }
-    }
-}
-
-/// A response head as the gateway's own server path writes it: its status
-/// and its end-to-end fields.
-pub(crate) struct Head {
-    /// The status (never 1xx).
-    pub(crate) status: StatusCode,
-    fields: HeadFields,
-}
-
-enum HeadFields {
-    Wire(wire::Head),
-    Map(HeaderMap),
-}
-
-impl Head {
-    /// The fields but the hop-by-hop ones, in order.
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let (wire, map) = match &self.fields {
-            HeadFields::Wire(h) => (Some(h.fields()), None),
-            HeadFields::Map(m) => (None, Some(pairs(m))),
-        };
-        wire.into_iter().flatten().chain(map.into_iter().flatten())
-    }
-}
+pub(crate) use wire::Head;
 
 /// How long an unused connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The most idle connections kept, of each kind.
+/// The most idle connections kept.
 pub(crate) const MAX_IDLE: usize = 256;
 
 /// The largest request body read whole before it is sent (bytes).
@@ -118,8 +68,6 @@ pub(crate) enum ForwardError {
     RequestBody(BoxError),
     /// The exchange with the upstream failed.
     Exchange(ExchangeError),
-    /// The exchange through `hyper`'s client failed (a streamed body).
-    Http(hyper::Error),
     /// The upstream did not answer within its timeout, counted from when
     /// the request had been sent (its body included).
     Timeout,
@@ -131,9 +79,7 @@ impl fmt::Display for ForwardError {
             ForwardError::Connect(_) => f.write_str("cannot connect to the upstream"),
             ForwardError::ConnectTimeout => f.write_str("connecting to the upstream timed out"),
             ForwardError::RequestBody(_) => f.write_str("the request body could not be read"),
-            ForwardError::Exchange(_) | ForwardError::Http(_) => {
-                f.write_str("the upstream exchange failed")
-            }
+            ForwardError::Exchange(_) => f.write_str("the upstream exchange failed"),
             ForwardError::Timeout => f.write_str("the upstream did not answer in time"),
         }
     }
@@ -146,12 +92,11 @@ impl std::error::Error for ForwardError {
             ForwardError::ConnectTimeout | ForwardError::Timeout => None,
             ForwardError::RequestBody(e) => Some(&**e),
             ForwardError::Exchange(e) => Some(e),
-            ForwardError::Http(e) => Some(e),
         }
     }
 }
 
-/// Idle connections of one kind, newest last.
+/// Idle connections, newest last.
 struct Idle<C>(Mutex<Vec<(C, Instant)>>);
 
 impl<C> Idle<C> {
@@ -193,8 +138,6 @@ pub(crate) struct Pool {
     /// How long a client's request body may stall (see [`ClientBody`]).
     client_timeout: Duration,
     conns: Idle<Conn>,
-    streaming: Idle<streaming::Sender>,
-    client: Client,
 }
 
 impl Pool {
@@ -209,8 +152,6 @@ impl Pool {
             timeout,
             client_timeout,
             conns: Idle::new(),
-            streaming: Idle::new(),
-            client: Client::from_env(),
         });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(reap(weak));
@@ -234,16 +175,12 @@ impl Pool {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if self.client == Client::Hyper {
-            let streaming = Box::pin(self.send_hyper(req, edits));
-            return streaming.await;
-        }
         // No body: nothing of the client's to time (and no timer, box or
         // notifier to make for it).
         if req.body().is_end_stream() {
             return self.send_whole(req, edits, 0).await;
         }
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let body = ClientBody::new(body, self.client_timeout);
         let whole = body.size_hint().exact().filter(|&n| n <= MAX_BUFFERED);
         match whole {
@@ -252,60 +189,81 @@ impl Pool {
                 self.send_whole(req, edits, len).await
             }
             None => {
-                edits.apply(&mut parts.headers);
-                // Unknown length: chunked, said outright. hyper's client
-                // chooses it itself for a POST, but sends a GET's or HEAD's
-                // request without a length, that is without its body.
-                if body.size_hint().exact().is_none() {
-                    parts.headers.insert(
-                        http::header::TRANSFER_ENCODING,
-                        http::HeaderValue::from_static("chunked"),
-                    );
-                }
-                let sent = body.sent();
-                let req = Request::from_parts(parts, body.boxed_unsync());
-                // Boxed: hyper's client futures would make every request's
-                // future (moved into a box per request) kilobytes larger.
+                // Boxed: the streamed exchange's future would make every
+                // request's future (moved into a box per request) larger.
                 // (In a statement of its own: a temporary of the `await`'s
                 // statement would be kept in this future.)
-                let streaming = Box::pin(self.send_streaming(req, sent));
-                streaming.await
+                let streamed = Box::pin(self.send_streamed(parts, body, edits));
+                streamed.await
             }
         }
     }
 
-    /// Sends `req` through hyper's client, whatever its body.
-    async fn send_hyper<B>(
+    /// Sends a request whose body is streamed (over [`MAX_BUFFERED`], or
+    /// of unknown length: chunked): the head first, on an idle connection
+    /// or a new one, then the body as the client sends it, while the
+    /// connection is watched for an early answer. The upstream's timeout
+    /// starts once the body has been written whole.
+    async fn send_streamed<B>(
         self: &Arc<Self>,
-        req: Request<B>,
+        parts: http::request::Parts,
+        body: ClientBody<B>,
         edits: &HeaderEdits<'_>,
     ) -> Result<Response<Body>, ForwardError>
     where
-        B: HttpBody<Data = Bytes> + Send + 'static,
+        B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let (mut parts, body) = req.into_parts();
-        edits.apply(&mut parts.headers);
-        if body.is_end_stream() {
-            let sent = Arc::new(Notify::new());
-            sent.notify_one();
-            let body = http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed_unsync();
-            return self
-                .send_streaming(Request::from_parts(parts, body), sent)
-                .await;
+        let framing = match body.size_hint().exact() {
+            Some(len) => BodyFraming::Length(len),
+            None => BodyFraming::Chunked,
+        };
+        let method = &parts.method;
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let named = connection_named(&parts.headers);
+        let headers = edits.edited(pairs(&parts.headers), &named);
+        let mut head = Vec::new();
+        match framing {
+            BodyFraming::Length(len) => {
+                wire::encode_request(&mut head, method, target, headers, Some(len));
+            }
+            BodyFraming::Chunked => {
+                // Unknown length: chunked, said outright (also for a GET or
+                // HEAD). `encode_request` writes no framing field but a
+                // length: `Transfer-Encoding` goes before the final CRLF.
+                wire::encode_request(&mut head, method, target, headers, None);
+                head.truncate(head.len().saturating_sub(2));
+                write_field(&mut head, b"transfer-encoding", b"chunked");
+                head.extend_from_slice(b"\r\n");
+            }
         }
-        let body = ClientBody::new(body, self.client_timeout);
-        if body.size_hint().exact().is_none() {
-            parts.headers.insert(
-                http::header::TRANSFER_ENCODING,
-                http::HeaderValue::from_static("chunked"),
-            );
-        }
-        let sent = body.sent();
-        let req = Request::from_parts(parts, body.boxed_unsync());
-        self.send_streaming(req, sent).await
+        // The head goes again on another connection when an idle one
+        // fails to take it: none of the body has been taken yet.
+        let mut conn = loop {
+            let (mut conn, pooled) = match self.conns.take(Conn::is_reusable) {
+                Some(conn) => (conn, true),
+                None => (Conn::new(self.open().await?), false),
+            };
+            match conn.write(&head).await {
+                Ok(()) => break conn,
+                Err(_) if pooled => {}
+                Err(error) => {
+                    let e = ExchangeError::NoResponse {
+                        written: false,
+                        error,
+                    };
+                    return Err(ForwardError::Exchange(e));
+                }
+            }
+        };
+        let body = pin!(body);
+        let (mut head, whole) = conn
+            .exchange_streaming(body, framing, method, self.timeout)
+            .await?;
+        // A body left unsent (an early answer) leaves the connection
+        // in the middle of a request.
+        head.keep_alive &= whole;
+        self.response(conn, head)
     }
 
     /// Reads the body (`len` bytes), then sends the request in one write.
@@ -365,35 +323,6 @@ impl Pool {
         fields: &[(&[u8], &[u8])],
         edits: &HeaderEdits<'_>,
     ) -> Result<(Head, UpstreamBody), ForwardError> {
-        if self.client == Client::Hyper {
-            let named = connection_named(fields);
-            let mut headers = HeaderMap::with_capacity(fields.len() + 8);
-            for (name, value) in edits.edited(fields.iter().copied(), &named) {
-                if let (Ok(name), Ok(value)) =
-                    (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-                {
-                    headers.append(name, value);
-                }
-            }
-            let body = http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed_unsync();
-            let mut req = Request::new(body);
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = target
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| ForwardError::RequestBody(e.into()))?;
-            *req.headers_mut() = headers;
-            let sent = Arc::new(Notify::new());
-            sent.notify_one();
-            let res = Box::pin(self.send_streaming(req, sent)).await?;
-            let (parts, body) = res.into_parts();
-            let head = Head {
-                status: parts.status,
-                fields: HeadFields::Map(parts.headers),
-            };
-            return Ok((head, UpstreamBody::Other(body)));
-        }
         let has_length = fields.value_of(&http::header::CONTENT_LENGTH).is_some();
         let body_len = body_len(method, 0, has_length);
         let named = connection_named(fields);
@@ -404,10 +333,6 @@ impl Pool {
             })
             .await?;
         let body = conn.body(&head, self);
-        let head = Head {
-            status: head.status,
-            fields: HeadFields::Wire(head),
-        };
         Ok((head, body))
     }
 
@@ -418,7 +343,7 @@ impl Pool {
         self: &Arc<Self>,
         method: &Method,
         encode: impl Fn(&mut Vec<u8>),
-    ) -> Result<(Conn, wire::Head), ForwardError> {
+    ) -> Result<(Conn, Head), ForwardError> {
         let mut request = Vec::new();
         // An idle connection the upstream closed meanwhile fails before a
         // response starts: the request goes again on the next one, when
@@ -447,7 +372,7 @@ impl Pool {
     }
 
     /// A new TCP connection to the upstream, opened within the connect
-    /// timeout (for either kind of connection).
+    /// timeout.
     async fn open(&self) -> Result<TcpStream, ForwardError> {
         let stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
             .await
@@ -457,11 +382,7 @@ impl Pool {
         Ok(stream)
     }
 
-    fn response(
-        self: &Arc<Self>,
-        conn: Conn,
-        head: wire::Head,
-    ) -> Result<Response<Body>, ForwardError> {
+    fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Result<Response<Body>, ForwardError> {
         let headers = head
             .header_map()
             .map_err(|e| ForwardError::Exchange(ExchangeError::Wire(e)))?;
@@ -497,6 +418,5 @@ async fn reap(pool: Weak<Pool>) {
         tick.tick().await;
         let Some(pool) = pool.upgrade() else { return };
         pool.conns.reap(Conn::is_reusable);
-        pool.streaming.reap(|s| !s.is_closed());
     }
 }

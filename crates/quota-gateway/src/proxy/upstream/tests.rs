@@ -525,3 +525,142 @@ fn headers_are_edited_alike_whether_the_body_is_sent_whole_or_streamed() {
         assert_eq!(whole, streamed);
     });
 }
+
+#[test]
+fn a_streamed_body_goes_on_a_kept_connection_which_is_reused() {
+    run(async {
+        let (addr, accepted) = echo_upstream().await;
+        let pool = pool(&addr);
+        for _ in 0..2 {
+            let big = vec![b'a'; MAX_BUFFERED as usize + 1];
+            let res = send(&pool, request(Method::PUT, "/b", &addr, full(big)))
+                .await
+                .unwrap();
+            assert!(text(res).await.unwrap().starts_with("PUT /b len=65537"));
+            let body = chunks(&[Ok("ab"), Ok("cd")], None);
+            let res = send(&pool, request(Method::POST, "/u", &addr, body))
+                .await
+                .unwrap();
+            assert_eq!(text(res).await.unwrap(), "POST /u len=4 te=chunked cl=-");
+        }
+        assert_eq!(get_text(&pool, &addr).await, "GET /x len=0 te=- cl=-");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A body whose first piece comes at once and whose rest never does.
+struct Endless(bool);
+
+impl HttpBody for Endless {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Pending;
+        }
+        let piece = Bytes::from_static(b"the start of an upload");
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+}
+
+#[test]
+fn an_early_answer_is_taken_before_the_body_ends_and_retires_its_connection() {
+    run(async {
+        let (addr, accepted) = raw_upstream(|mut s, _| async move {
+            while let Some(head) = read_head(&mut s).await {
+                let answer: &[u8] = if head.starts_with("POST ") {
+                    b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                };
+                s.write_all(answer).await.unwrap();
+            }
+        })
+        .await;
+        let pool = pool(&addr);
+        let upload = request(Method::POST, "/up", &addr, Endless(false).boxed_unsync());
+        let res = send(&pool, upload).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(text(res).await.unwrap(), "big!");
+        // The upload's connection is in the middle of a request: not reused.
+        assert_eq!(get_text(&pool, &addr).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn the_upstream_timeout_of_a_streamed_body_starts_once_it_is_sent() {
+    run(async {
+        // Answers once the whole chunked body has arrived, never before.
+        let (addr, _) = raw_upstream(|mut s, _| async move {
+            read_head(&mut s).await.unwrap();
+            let mut seen = Vec::new();
+            let mut byte = [0u8; 1];
+            while !seen.ends_with(b"0\r\n\r\n") {
+                if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                seen.push(byte[0]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        })
+        .await;
+        let pool = Pool::new(
+            addr.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        );
+        // A body that takes longer than the upstream timeout to send.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        tokio::spawn(async move {
+            for piece in ["a", "b", "c"] {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                tx.send(Bytes::from_static(piece.as_bytes())).await.unwrap();
+            }
+        });
+        let body = Piecewise(rx).boxed_unsync();
+        let res = send(&pool, request(Method::POST, "/slow", &addr, body))
+            .await
+            .unwrap();
+        assert_eq!(text(res).await.unwrap(), "ok");
+        // The same upload to an upstream that never answers: a timeout.
+        let (addr, _) = raw_upstream(|mut s, _| async move {
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        })
+        .await;
+        let pool = Pool::new(
+            addr.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        );
+        let body = chunks(&[Ok("a")], None);
+        let start = tokio::time::Instant::now();
+        let res = send(&pool, request(Method::POST, "/slow", &addr, body)).await;
+        assert!(matches!(res, Err(ForwardError::Timeout)));
+        assert!(start.elapsed() >= Duration::from_millis(200));
+    });
+}
+
+/// A body whose pieces come from a channel (ends when it closes).
+struct Piecewise(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl HttpBody for Piecewise {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
