@@ -1,7 +1,7 @@
 //! Upstream answers the gateway must not pass on as they are, through
 //! every path a request can take: the own HTTP/1.1 path (no body), hyper's
 //! HTTP/1.1 server with a small body (read whole, the own client) and a
-//! large one (streamed, hyper's client), and HTTP/2.
+//! large one (streamed on the same client), and HTTP/2.
 
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use std::time::Duration;
 use support::{gateway_to, h2_client, raw, status_of, Http, RawUpstream};
 
-/// A body over the size read whole: streamed through hyper's client.
+/// A body over the size read whole: streamed (written as it arrives).
 fn large() -> String {
     "x".repeat(70 * 1024)
 }
