@@ -161,6 +161,12 @@ pub struct Admission<'a> {
     path: Cow<'a, str>,
     identity: Option<Identity>,
     endpoint: Option<&'a str>,
+    /// The index of the policy's endpoint, once found.
+    endpoint_index: usize,
+    /// The plan, built once when the metering checks pass, without the
+    /// account and the path it borrows from this admission: they are put
+    /// back into it ([`Plan::with_names`]) for the store and the decision.
+    plan: Option<Plan<'a>>,
     price: Money,
     charged: Option<Money>,
     state: State,
@@ -198,6 +204,8 @@ impl<'a> Admission<'a> {
             path: Cow::Borrowed(facts.path),
             identity: None,
             endpoint: None,
+            endpoint_index: 0,
+            plan: None,
             price: Money::ZERO,
             charged: None,
             state: State::Start,
@@ -221,19 +229,21 @@ impl<'a> Admission<'a> {
                 account: account_of(self.identity.as_ref()),
                 price: self.price,
             },
-            State::Deciding => {
-                let name = endpoint_name(&self.path, self.config);
-                match plan_for(self.policy, self.identity.as_ref(), name) {
-                    Ok(plan) => Step::Decide(plan),
-                    // The same request was planned before this state was
-                    // entered: planning is a pure function, so this does
-                    // not happen. Were it to, refuse rather than guess.
-                    Err(e) => {
-                        self.state = State::Spent;
-                        Step::Done(Verdict::Refuse(Refusal::new(Reason::Plan(e))))
-                    }
+            State::Deciding => match &self.plan {
+                Some(plan) => Step::Decide(plan.with_names(
+                    account_of(self.identity.as_ref()),
+                    endpoint_name(&self.path, self.config),
+                )),
+                // The plan is made before this state is entered, so this
+                // does not happen. Were it to, refuse rather than guess.
+                None => {
+                    self.state = State::Spent;
+                    let name = endpoint_name(&self.path, self.config).to_owned();
+                    Step::Done(Verdict::Refuse(Refusal::new(Reason::Plan(
+                        PlanError::UnknownEndpoint(name),
+                    ))))
                 }
-            }
+            },
             State::Refunding(_) => Step::Refund {
                 account: account_of(self.identity.as_ref()),
                 amount: self.charged.unwrap_or(Money::ZERO),
@@ -295,11 +305,14 @@ impl<'a> Admission<'a> {
             Err(e) => Err(Reason::DecideFailed(DecideError::Store(e))),
             Ok(outcomes) => {
                 let name = endpoint_name(&self.path, self.config);
-                match plan_for(self.policy, self.identity.as_ref(), name) {
-                    Ok(plan) => Decision::from_outcomes(&plan, &outcomes)
-                        .map(|d| RateReport::new(&d).with_ietf(ietf))
-                        .map_err(|e| Reason::DecideFailed(DecideError::Mismatch(e))),
-                    Err(e) => Err(Reason::Plan(e)),
+                match &self.plan {
+                    Some(plan) => {
+                        let plan = plan.with_names(account_of(self.identity.as_ref()), name);
+                        Decision::from_outcomes(&plan, &outcomes)
+                            .map(|d| RateReport::new(&d).with_ietf(ietf))
+                            .map_err(|e| Reason::DecideFailed(DecideError::Mismatch(e)))
+                    }
+                    None => Err(Reason::Plan(PlanError::UnknownEndpoint(name.to_owned()))),
                 }
             }
         };
@@ -404,11 +417,12 @@ impl<'a> Admission<'a> {
             }));
             return;
         }
-        let Some(endpoint) = self.policy.endpoint(name) else {
+        let Some((index, endpoint)) = self.policy.endpoint_with_index(name) else {
             let reason = Reason::UnknownEndpoint(name.to_owned());
             return self.refuse(reason);
         };
         self.endpoint = Some(endpoint.path());
+        self.endpoint_index = index;
         if !shadow {
             let body = match self.facts.declared_length {
                 Err(e) => Err(Reason::MalformedBody(e.to_string())),
@@ -437,12 +451,29 @@ impl<'a> Admission<'a> {
         }
     }
 
-    /// 5, first half: the plan must build before the store is asked.
+    /// 5, first half: the plan must build before the store is asked. It
+    /// is built here, once, and kept.
     fn plan_or_refuse(&mut self) {
-        let name = endpoint_name(&self.path, self.config);
-        let planned = plan_for(self.policy, self.identity.as_ref(), name).map(drop);
+        let policy = self.policy;
+        let (account, tier) = self
+            .identity
+            .as_ref()
+            .map_or(("", ""), |who| (who.account.as_str(), who.tier.as_str()));
+        let req = Request {
+            account,
+            tier,
+            endpoint: endpoint_name(&self.path, self.config),
+            cost: 1,
+        };
+        let planned = match policy.tier(tier) {
+            Some(found) => policy.plan_at(found, self.endpoint_index, &req),
+            None => Err(PlanError::UnknownTier(tier.to_owned())),
+        };
         match planned {
-            Ok(()) => self.state = State::Deciding,
+            Ok(plan) => {
+                self.plan = Some(plan);
+                self.state = State::Deciding;
+            }
             Err(e) => self.refuse(Reason::Plan(e)),
         }
     }
@@ -491,20 +522,4 @@ fn endpoint_name<'p>(path: &'p str, config: &AdmissionConfig) -> &'p str {
 
 fn account_of(identity: Option<&Identity>) -> &str {
     identity.map_or("", |who| who.account.as_str())
-}
-
-/// The request's plan: one unit of the caller's tier on `endpoint`.
-fn plan_for<'p>(
-    policy: &'p Policy,
-    identity: Option<&'p Identity>,
-    endpoint: &'p str,
-) -> Result<Plan<'p>, PlanError> {
-    let (account, tier) =
-        identity.map_or(("", ""), |who| (who.account.as_str(), who.tier.as_str()));
-    policy.plan(&Request {
-        account,
-        tier,
-        endpoint,
-        cost: 1,
-    })
 }

@@ -251,8 +251,15 @@ impl Policy {
         self.endpoint_index(path).map(|i| &self.endpoints[i])
     }
 
+    /// [`Policy::endpoint`] with its index, for [`Policy::plan_at`]: the
+    /// endpoint looked up once serves the check and the plan.
+    pub(crate) fn endpoint_with_index(&self, path: &str) -> Option<(usize, &Endpoint)> {
+        let i = self.endpoint_index(path)?;
+        self.endpoints.get(i).map(|e| (i, e))
+    }
+
     #[inline]
-    fn endpoint_index(&self, path: &str) -> Option<usize> {
+    pub(crate) fn endpoint_index(&self, path: &str) -> Option<usize> {
         // A few endpoints are found faster by comparing paths than by hashing.
         if self.endpoints.len() <= 16 {
             if let Some(i) = self.endpoints.iter().position(|e| {

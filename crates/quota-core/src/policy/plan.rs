@@ -124,11 +124,31 @@ impl Policy {
         let ei = self
             .endpoint_index(req.endpoint)
             .ok_or_else(|| PlanError::UnknownEndpoint(req.endpoint.to_owned()))?;
+        self.plan_at(tier, ei, req)
+            .map(|p| p.with_names(req.account, req.endpoint))
+    }
+
+    /// The plan for `req` whose tier is `tier` and whose endpoint is the
+    /// policy's endpoint `ei` (both found already), with no account and no
+    /// path yet: [`Plan::with_names`] gives it the request's. What
+    /// [`Policy::plan`] checks after the look-ups, in the same order.
+    pub(crate) fn plan_at<'p>(
+        &'p self,
+        tier: &'p Tier,
+        ei: usize,
+        req: &Request<'_>,
+    ) -> Result<Plan<'p>, PlanError> {
         if req.account.len() > MAX_KEY_PART || req.endpoint.len() > MAX_KEY_PART {
             return Err(too_long(req));
         }
-        let rules = &tier.rules[ei];
-        if req.cost > tier.max_cost[ei] {
+        let (Some(rules), Some(&max_cost), Some(endpoint)) = (
+            tier.rules.get(ei),
+            tier.max_cost.get(ei),
+            self.endpoints.get(ei),
+        ) else {
+            return Err(PlanError::UnknownEndpoint(req.endpoint.to_owned()));
+        };
+        if req.cost > max_cost {
             if let Some(l) = rules
                 .iter()
                 .flat_map(|r| &r.limits)
@@ -142,11 +162,11 @@ impl Policy {
             }
         }
         Ok(Plan {
-            account: req.account,
-            path: req.endpoint,
+            account: "",
+            path: "",
             cost: req.cost,
             tier,
-            endpoint: &self.endpoints[ei],
+            endpoint,
             rules,
         })
     }
@@ -163,6 +183,23 @@ fn too_long(req: &Request<'_>) -> PlanError {
 }
 
 impl<'a> Plan<'a> {
+    /// The same plan for `account` on the endpoint path `path`: what a
+    /// plan built once (by [`Policy::plan_at`]) is handed to a store and
+    /// to a decision with, at no cost.
+    pub(crate) fn with_names<'b>(&self, account: &'b str, path: &'b str) -> Plan<'b>
+    where
+        'a: 'b,
+    {
+        Plan {
+            account,
+            path,
+            cost: self.cost,
+            tier: self.tier,
+            endpoint: self.endpoint,
+            rules: self.rules,
+        }
+    }
+
     /// The account.
     pub fn account(&self) -> &'a str {
         self.account
