@@ -459,6 +459,21 @@ impl RateReport {
         }
     }
 
+    /// The number `field` renders, for the numeric fields (the four
+    /// counts and `Retry-After`) where the report renders them; `None`
+    /// for any other. What [`RateReport::value`] formats, for a transport
+    /// that takes the digits from a table of its own.
+    pub fn number(&self, field: FieldName) -> Option<u64> {
+        match field {
+            FieldName::Limit => self.minute().map(|m| m.count),
+            FieldName::Remaining => self.minute().map(|m| m.remaining),
+            FieldName::DailyLimit => self.daily().map(|d| d.count),
+            FieldName::DailyRemaining => self.daily().map(|d| d.remaining),
+            FieldName::RetryAfter => self.refused_by().and(self.retry_after_secs),
+            FieldName::Type | FieldName::RateLimitPolicy | FieldName::RateLimit => None,
+        }
+    }
+
     /// The value of `field`, where the report renders it.
     pub fn value(&self, field: FieldName) -> Option<FieldValue<'_>> {
         if !self.has(field) {

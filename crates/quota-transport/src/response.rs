@@ -38,6 +38,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER
 use http::{Response, StatusCode};
 use quota_core::report::{FieldName, FieldValue, RateReport};
 use quota_core::TOO_MANY_ATTEMPTS_BODY;
+use smallvec::SmallVec;
 
 /// `application/json`.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -110,19 +111,72 @@ pub fn too_many_attempts(report: &RateReport, problem_json: bool) -> Response<By
 /// Sets `report`'s fields in `headers` (see [`RateReport::fields`]),
 /// replacing any of the same names. Counts up to 9999 and the usual limit
 /// names are taken from static text: nothing is formatted or allocated for
-/// them.
+/// them; larger counts share one buffer (one allocation for all of them).
 pub fn write_rate_headers(report: &RateReport, headers: &mut HeaderMap) {
-    write_fields(report.fields(), headers);
+    RateHeaders::new(report).write(headers, true);
 }
 
-/// Sets `fields` in `headers`, replacing any of the same names.
-pub(crate) fn write_fields<'r>(
-    fields: impl Iterator<Item = (FieldName, FieldValue<'r>)>,
-    headers: &mut HeaderMap,
-) {
-    for (name, value) in fields {
-        if let Some(value) = header_value(value) {
-            headers.insert(header_name(name), value);
+/// A report's fields as `http` header values, rendered once: numbers up to
+/// 9999 from the static table, larger ones slices of one shared buffer,
+/// limit names without a copy.
+#[derive(Debug, Default)]
+pub(crate) struct RateHeaders {
+    fields: SmallVec<[(FieldName, HeaderValue); 6]>,
+}
+
+/// The most numeric fields a report renders: the four counts and
+/// `Retry-After`.
+const NUMBERS: usize = 5;
+
+impl RateHeaders {
+    /// The fields of `report`, in the order of [`FieldName::ALL`].
+    pub(crate) fn new(report: &RateReport) -> Self {
+        let mut fields: SmallVec<[(FieldName, HeaderValue); 6]> = SmallVec::new();
+        // Numbers over the table: their digits, and where each goes.
+        let mut digits = [0u8; NUMBERS * 20];
+        let mut used = 0;
+        let mut large: [(usize, usize, usize); NUMBERS] = [(0, 0, 0); NUMBERS];
+        let mut n_large = 0;
+        for name in FieldName::ALL {
+            if let Some(n) = report.number(name) {
+                if let Some(value) = table_value(n) {
+                    fields.push((name, value));
+                } else if let Some(slot) = large.get_mut(n_large) {
+                    let mut buf = itoa::Buffer::new();
+                    let text = buf.format(n).as_bytes();
+                    let end = used + text.len();
+                    if let Some(to) = digits.get_mut(used..end) {
+                        to.copy_from_slice(text);
+                        *slot = (fields.len(), used, end);
+                        n_large += 1;
+                        used = end;
+                        // A placeholder, replaced below.
+                        fields.push((name, HeaderValue::from_static("")));
+                    }
+                }
+            } else if let Some(value) = report.value(name).and_then(header_value) {
+                fields.push((name, value));
+            }
+        }
+        if n_large > 0 {
+            let shared = Bytes::from_owner(digits);
+            for &(at, start, end) in &large[..n_large] {
+                let value = HeaderValue::from_maybe_shared(shared.slice(start..end));
+                if let (Some(field), Ok(value)) = (fields.get_mut(at), value) {
+                    field.1 = value;
+                }
+            }
+        }
+        RateHeaders { fields }
+    }
+
+    /// Sets the fields in `headers`, replacing any of the same names; the
+    /// IETF fields only when `ietf`.
+    pub(crate) fn write(self, headers: &mut HeaderMap, ietf: bool) {
+        for (name, value) in self.fields {
+            if ietf || !name.is_ietf() {
+                headers.insert(header_name(name), value);
+            }
         }
     }
 }
@@ -197,19 +251,24 @@ const fn digits() -> [u8; DIGITS_LEN] {
 
 /// `n` as a header value; from the static table up to 9999.
 fn int_value(n: u64) -> HeaderValue {
+    table_value(n).unwrap_or_else(|| HeaderValue::from(n))
+}
+
+/// `n` as a header value from the static table, if it is in it (up to 9999).
+fn table_value(n: u64) -> Option<HeaderValue> {
     let (start, width) = match n {
         0..=9 => (n, 1),
         10..=99 => (10 + (n - 10) * 2, 2),
         100..=999 => (190 + (n - 100) * 3, 3),
         1000..=9999 => (2890 + (n - 1000) * 4, 4),
-        _ => return HeaderValue::from(n),
+        _ => return None,
     };
     // Both are below DIGITS_LEN, which fits any usize.
     let (start, width) = (start as usize, width as usize);
-    match core::str::from_utf8(&DIGITS[start..start + width]) {
-        Ok(s) => HeaderValue::from_static(s),
-        Err(_) => HeaderValue::from(n),
-    }
+    let digits = DIGITS.get(start..start + width)?;
+    core::str::from_utf8(digits)
+        .ok()
+        .map(HeaderValue::from_static)
 }
 
 /// What a client is told when a store cannot answer: it says what kind of

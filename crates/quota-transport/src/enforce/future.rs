@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
 use super::check::{Checked, Pass};
-use crate::response::{write_fields, write_rate_headers};
+use crate::response::{write_rate_headers, RateHeaders};
 
 pub(crate) type BoxCheck<B> = Pin<Box<dyn Future<Output = Checked<RequestBody<B>>> + Send>>;
 type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -122,8 +122,7 @@ where
                     // The seed's headers only: the request was counted.
                     let mut response = rejection;
                     if let Some(report) = &pass.headers {
-                        let seed = report.fields().filter(|(name, _)| !name.is_ietf());
-                        write_fields(seed, response.headers_mut());
+                        RateHeaders::new(report).write(response.headers_mut(), false);
                     }
                     match pass.refund {
                         Some(refund) => this.state.set(State::Refund {
