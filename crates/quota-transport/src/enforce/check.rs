@@ -13,14 +13,14 @@ use quota_core::account::Accounts;
 use quota_core::admission::Verdict;
 use quota_core::policy::Money;
 use quota_core::upload::UploadRules;
-use quota_core::{RateReport, Store};
+use quota_core::Store;
 
 use super::answer::refusal_response;
 use super::body::RequestBody;
 use super::drive::{drive, refund, Driven};
 use super::guard::guard;
 use super::layer::Config;
-use crate::response::json_message;
+use crate::response::{json_message, RateHeaders};
 use crate::upload::Verdict as UploadVerdict;
 
 /// What the checks decided.
@@ -38,9 +38,10 @@ pub(crate) type Refund = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + S
 /// What an admitted request carries to its response.
 #[derive(Default)]
 pub(crate) struct Pass {
-    /// What the decision reports, for the response's headers (none for an
-    /// unmetered endpoint, or a refusal shadow mode lets through).
-    pub(crate) headers: Option<RateReport>,
+    /// What the decision reports, rendered for the response's headers
+    /// before the report went to the service (none for an unmetered
+    /// endpoint, or a refusal shadow mode lets through).
+    pub(crate) headers: Option<RateHeaders>,
     /// Whether the guarded body broke a rule, read after the service ran.
     pub(crate) verdict: Option<UploadVerdict>,
     /// The charge to give back when it did.
@@ -103,9 +104,13 @@ where
         if let Some(identity) = identity {
             parts.extensions.insert(identity);
         }
-        if let Some(report) = &admit.report {
-            parts.extensions.insert(report.clone());
-        }
+        // The headers are rendered now, so the report itself goes to the
+        // service (no copy of it is kept).
+        let headers = admit.report.map(|report| {
+            let headers = RateHeaders::new(&report);
+            parts.extensions.insert(report);
+            headers
+        });
         let rules: Option<Arc<UploadRules>> = admit.guard_body.then(|| Arc::clone(&loaded.uploads));
         let endpoint = parts
             .uri
@@ -114,7 +119,7 @@ where
             .unwrap_or_default();
         let (body, verdict) = guard(body, &parts.headers, endpoint, rules);
         let pass = Pass {
-            headers: admit.report,
+            headers,
             verdict,
             refund,
         };

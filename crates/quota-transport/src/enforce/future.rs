@@ -12,7 +12,6 @@ use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
 use super::check::{Checked, Pass};
-use crate::response::{write_rate_headers, RateHeaders};
 
 pub(crate) type BoxCheck<B> = Pin<Box<dyn Future<Output = Checked<RequestBody<B>>> + Send>>;
 type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -121,8 +120,8 @@ where
                     // the service made of the failed read.
                     // The seed's headers only: the request was counted.
                     let mut response = rejection;
-                    if let Some(report) = &pass.headers {
-                        RateHeaders::new(report).write(response.headers_mut(), false);
+                    if let Some(headers) = pass.headers {
+                        headers.write(response.headers_mut(), false);
                     }
                     match pass.refund {
                         Some(refund) => this.state.set(State::Refund {
@@ -152,8 +151,8 @@ where
 /// Adds the decision's headers to the service's response.
 fn finish<ResBody>(res: Response<ResBody>, pass: Pass) -> Response<ResponseBody<ResBody>> {
     let (mut parts, body) = res.into_parts();
-    if let Some(report) = &pass.headers {
-        write_rate_headers(report, &mut parts.headers);
+    if let Some(headers) = pass.headers {
+        headers.write(&mut parts.headers, true);
     }
     Response::from_parts(parts, ResponseBody::inner(body))
 }
