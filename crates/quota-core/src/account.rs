@@ -37,6 +37,7 @@ use core::fmt;
 use core::future::{ready, Future};
 use std::collections::HashMap;
 use std::error::Error;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::policy::Money;
@@ -270,8 +271,41 @@ pub struct MemoryAccounts {
 #[derive(Debug, Default)]
 struct Inner {
     by_id: HashMap<String, Account>,
-    /// Account ids by [`key_digest`] of their API key.
-    by_key: HashMap<KeyDigest, String>,
+    /// Account ids by [`key_digest`] of their API key. The digest is
+    /// SHA-256 already: its words are mixed, not hashed again with SipHash.
+    by_key: HashMap<KeyDigest, String, BuildHasherDefault<DigestHasher>>,
+}
+
+/// The hasher of [`Inner::by_key`]: a digest's bytes are uniform already,
+/// and a client cannot choose the digest of the key it sends, so its words
+/// are folded (as FxHash does) instead of hashed again.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for &b in words.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 impl MemoryAccounts {
