@@ -118,8 +118,9 @@
 //! the store's and the account source's futures), the identity and the
 //! report inserted into the extensions, the upload guard for a non-empty
 //! body, and header values taken from a static table for counts up to
-//! 9999: no string is formatted for an admitted request unless the IETF
-//! fields are on.
+//! 9999 (larger counts share one buffer): no string is formatted for an
+//! admitted request unless the IETF fields are on. The report goes to the
+//! service by move, its headers rendered before the call.
 
 mod answer;
 mod body;
