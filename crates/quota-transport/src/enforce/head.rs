@@ -19,7 +19,7 @@ use crate::response::write_rate_headers;
 #[allow(clippy::large_enum_variant)] // `Admitted` is the common case; boxing it would allocate per request
 pub enum HeadCheck {
     /// Serve the request, and add the admission's headers to the answer.
-    Admitted(Admission),
+    Admitted(Admitted),
     /// Answer this instead (400, 401, 402, 404, 413, 429, 503, JSON body).
     Refused(Response<Bytes>),
 }
@@ -29,13 +29,13 @@ pub enum HeadCheck {
 /// In shadow mode a refused request is admitted with no headers at all,
 /// as [`Enforce`](super::Enforce) does.
 #[derive(Debug, Default)]
-pub struct Admission {
+pub struct Admitted {
     identity: Option<Identity>,
     report: Option<RateReport>,
     path: Option<Box<str>>,
 }
 
-impl Admission {
+impl Admitted {
     /// The caller (none for an unmetered endpoint reached without a key
     /// check, or in shadow mode before the key resolved).
     pub fn identity(&self) -> Option<&Identity> {
@@ -70,7 +70,7 @@ impl Admission {
     ///
     /// ```
     /// let mut out = Vec::new();
-    /// quota_transport::enforce::Admission::default().encode_headers(&mut out);
+    /// quota_transport::enforce::Admitted::default().encode_headers(&mut out);
     /// assert!(out.is_empty()); // nothing decided, nothing to say
     /// ```
     pub fn encode_headers(&self, out: &mut Vec<u8>) {
@@ -93,7 +93,7 @@ where
 {
     /// Runs the layer's checks on a request for `path` (the target's path
     /// as the client sent it, without the query; it is made canonical
-    /// first, see [`Admission::path`]) that has **no body**, with the same configuration,
+    /// first, see [`Admitted::path`]) that has **no body**, with the same configuration,
     /// order, answers and observations as [`Enforce`](super::Enforce).
     ///
     /// `headers` are the request's fields: a header map, or the name and
@@ -124,7 +124,7 @@ where
         let loaded = self.config.policy.load_full();
         let Driven { verdict, identity } = drive(&self.config, &loaded, path, headers, None).await;
         match verdict {
-            Verdict::Admit(admit) => HeadCheck::Admitted(Admission {
+            Verdict::Admit(admit) => HeadCheck::Admitted(Admitted {
                 identity,
                 report: admit.report,
                 path: admit.path,

@@ -26,7 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
-use quota_transport::enforce::{Admission, HeadCheck};
+use quota_transport::enforce::{Admitted, HeadCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -285,7 +285,7 @@ impl<'b> Exchange<'b> {
     async fn reply<B>(
         &self,
         res: Response<B>,
-        admission: Option<&Admission>,
+        admission: Option<&Admitted>,
         stream: &mut TcpStream,
         out: &mut Vec<u8>,
     ) -> bool
@@ -310,7 +310,7 @@ impl<'b> Exchange<'b> {
 struct Answer<'a> {
     status: StatusCode,
     /// Its fields replace the answer's own of the same names.
-    admission: Option<&'a Admission>,
+    admission: Option<&'a Admitted>,
 }
 
 impl Answer<'_> {
