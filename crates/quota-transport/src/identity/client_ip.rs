@@ -39,7 +39,7 @@ use super::{Caller, ExtractError, KeyExtractor, RequestView};
 /// Counts each client address (an IPv6 address by its /64) as a caller on
 /// one tier: a [`KeyExtractor`] for
 /// [`EnforceLayer::key`](crate::enforce::EnforceLayer::key). See the
-/// [module docs](self).
+/// [identity module docs](crate::identity).
 ///
 /// A request with no address in its extensions is answered 500
 /// ([`ExtractError::NoClientAddress`]): the server does not record it.
