@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::options::{Http1, Serving};
 use crate::routes::{self, Route};
 use crate::shared::Shared;
+use crate::tls::TlsConfig;
 use crate::{observe, proxy, server};
 
 /// Builds a [`Gateway`]: the policy, then what differs from the defaults.
@@ -31,7 +32,7 @@ use crate::{observe, proxy, server};
 /// shadow), canonical paths only ([`PathAction::Refuse`]), credentials not
 /// forwarded, no trusted proxies, a 30 s upstream timeout, a 60 s client
 /// timeout, 30 s to drain on shutdown, 10,000 connections, one worker per
-/// CPU, the own HTTP/1.1 path.
+/// CPU, the own HTTP/1.1 path, plain TCP (no TLS).
 #[must_use = "a builder does nothing until built"]
 pub struct GatewayBuilder {
     policy: Policy,
@@ -141,6 +142,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Terminates TLS on the client side with this certificate (HTTP/2 or
+    /// HTTP/1.1 chosen by ALPN). Keep a clone of `tls` to
+    /// [reload](TlsConfig::reload) it while the gateway serves.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.serving.tls = Some(tls);
+        self
+    }
+
     /// Checks the settings and builds the gateway.
     ///
     /// # Errors
@@ -238,6 +247,7 @@ impl Gateway {
                 max_connections: 10_000,
                 workers: std::thread::available_parallelism().map_or(1, usize::from),
                 http1: Http1::Own,
+                tls: None,
             },
         }
     }
@@ -264,6 +274,12 @@ impl Gateway {
     /// The upstream admitted requests go to.
     pub fn upstream(&self) -> &Uri {
         &self.factory.upstream
+    }
+
+    /// The certificate the gateway terminates TLS with, if it does
+    /// (reload it with [`TlsConfig::reload`]).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.factory.serving.tls.as_ref()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

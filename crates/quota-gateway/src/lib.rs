@@ -31,7 +31,8 @@
 //! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
 //! - [`backend`]: the store and accounts chosen at start-up;
 //!   [`accounts`] (feature `redb`): accounts in a database on disk;
-//! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`.
+//! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`;
+//! - [`tls`]: the certificate the gateway terminates TLS with, reloadable.
 
 #[cfg(feature = "redb")]
 pub mod accounts;
@@ -55,11 +56,13 @@ mod respond;
 mod routes;
 mod server;
 mod shared;
+pub mod tls;
 
 pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;
 pub use server::shutdown_signal;
+pub use tls::{TlsConfig, TlsError};
 
 /// This crate's README, its examples compiled and run as doctests.
 #[cfg(doctest)]

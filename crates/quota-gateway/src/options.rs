@@ -48,4 +48,6 @@ pub(crate) struct Serving {
     pub(crate) max_connections: usize,
     pub(crate) workers: usize,
     pub(crate) http1: Http1,
+    /// TLS termination: the certificate in force, if any.
+    pub(crate) tls: Option<crate::tls::TlsConfig>,
 }

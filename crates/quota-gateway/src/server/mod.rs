@@ -9,7 +9,9 @@
 //! connections out round-robin; counters, accounts, the policy and metrics
 //! are shared by all. A connection that starts with HTTP/2's preface (prior
 //! knowledge) is served as HTTP/2, any other as HTTP/1.1: by the own path
-//! ([`h1`]) or by hyper, as [`Http1`] says.
+//! ([`h1`]) or by hyper, as [`Http1`] says. With TLS ([`TlsConfig`]), the
+//! handshake comes first (within the client timeout) and ALPN chooses:
+//! `h2` is HTTP/2, anything else HTTP/1.1, served the same way.
 //!
 //! On shutdown the loop stops accepting and lets requests in flight finish
 //! on every worker (up to the shutdown timeout).
@@ -27,14 +29,16 @@ use std::time::Duration;
 use hyper::service::{service_fn, Service as _};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
 use crate::handler::{route, Handler, HandlerFactory};
 use crate::options::Http1;
-use crate::respond::ClientAddr;
+use crate::respond::{BoxError, ClientAddr};
+use crate::tls::TlsConfig;
 
 /// The connections of one worker: its gateway, the HTTP settings, and the
 /// graceful-shutdown watch over what it serves.
@@ -44,6 +48,8 @@ struct Connections {
     graceful: GracefulShutdown,
     /// Set when shutting down: connections that have not sent a byte yet close.
     closing: watch::Sender<bool>,
+    /// TLS termination, if on.
+    tls: Option<TlsConfig>,
 }
 
 /// How connections are served: HTTP/1.1 directly, or (for a client that
@@ -76,7 +82,7 @@ async fn sniff(stream: &TcpStream) -> Option<Sniffed> {
 }
 
 impl Connections {
-    fn new(gateway: Arc<Handler>) -> Self {
+    fn new(gateway: Arc<Handler>, tls: Option<TlsConfig>) -> Self {
         // A client gets `client_timeout` to send each request head: on a new
         // connection, and between requests on a kept-alive one (hyper starts
         // the timer when the connection goes idle), so neither a slow client
@@ -93,6 +99,7 @@ impl Connections {
             http: Arc::new(Protocols { http1, auto }),
             graceful: GracefulShutdown::new(),
             closing: watch::channel(false).0,
+            tls,
         }
     }
 
@@ -100,85 +107,63 @@ impl Connections {
     /// given back when the connection closes.
     fn serve(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
         // The client timeout for the first request head runs from here
-        // (about when the connection was accepted), whatever path serves it.
+        // (about when the connection was accepted), whatever path serves it
+        // (a TLS handshake included).
         let accepted = tokio::time::Instant::now();
-        let gw = Arc::clone(&self.gateway);
-        // The client's address goes with the connection's copy of the
-        // service (no per-request extension to carry it).
-        let mut enforced = gw.enforced.clone();
-        let client = ClientAddr::new(peer);
-        enforced.get_mut().set_client(client.clone());
-        let own = Arc::clone(&gw);
-        let client_timeout = gw.client_timeout;
-        let peer = client.peer;
-        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), peer, req));
-        let http = Arc::clone(&self.http);
-        let watcher = self.graceful.watcher();
-        let mut closing = self.closing.subscribe();
+        let client_timeout = self.gateway.client_timeout;
+        let conn = Conn {
+            gw: Arc::clone(&self.gateway),
+            client: ClientAddr::new(peer),
+            accepted,
+            http: Arc::clone(&self.http),
+            watcher: self.graceful.watcher(),
+            closing: self.closing.subscribe(),
+        };
+        // The certificate in force now: a reload after this does not
+        // change this connection's.
+        let tls = self.tls.as_ref().map(TlsConfig::acceptor);
         tokio::spawn(async move {
             let _slot = slot;
-            // HTTP/1.1 is served by hyper's HTTP/1 connection directly;
-            // hyper-util's version detection (which wraps the socket for
-            // the whole connection) only for what may be HTTP/2.
-            let sniffed = tokio::select! {
-                s = tokio::time::timeout_at(accepted + client_timeout, sniff(&stream)) => s.ok().flatten(),
-                _ = closing.wait_for(|c| *c) => None,
-            };
-            let ended = match sniffed {
-                None => return,
-                // Served by the own path until a request it leaves to
-                // hyper (the watcher, held meanwhile, keeps the drain waiting).
-                // Served by hyper alone (`Http1::Hyper`). Its header timer
-                // starts when it starts reading, after the sniff: the first
-                // head gets the client timeout once from the accept here,
-                // as on the own path; later heads get hyper's timer.
-                Some(Sniffed::Http1) if own.http1 == Http1::Hyper => {
-                    let started = Arc::new(AtomicBool::new(false));
-                    let seen = Arc::clone(&started);
-                    let svc = service_fn(move |req| {
-                        seen.store(true, Ordering::Relaxed);
-                        svc.call(req)
-                    });
-                    let conn =
-                        watcher.watch(http.http1.serve_connection(TokioIo::new(stream), svc));
-                    let mut conn = pin!(conn);
-                    tokio::select! {
-                        ended = conn.as_mut() => ended.map_err(Into::into),
-                        () = tokio::time::sleep_until(accepted + client_timeout) => {
-                            if started.load(Ordering::Relaxed) {
-                                conn.await.map_err(Into::into)
-                            } else {
-                                // No head in time: the connection closes.
-                                Ok(())
-                            }
+            let mut closing = conn.closing.clone();
+            let ended = match tls {
+                None => {
+                    // HTTP/1.1 is served by hyper's HTTP/1 connection
+                    // directly; hyper-util's version detection (which wraps
+                    // the socket for the whole connection) only for what
+                    // may be HTTP/2.
+                    let sniffed = tokio::select! {
+                        s = tokio::time::timeout_at(accepted + client_timeout, sniff(&stream)) => s.ok().flatten(),
+                        _ = closing.wait_for(|c| *c) => None,
+                    };
+                    match sniffed {
+                        None => return,
+                        Some(sniffed) => conn.run(stream, sniffed).await,
+                    }
+                }
+                // The handshake first (within the client timeout), then
+                // the protocol ALPN chose: `h2`, or HTTP/1.1 (`http/1.1`,
+                // or a client that offered none).
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        s = tokio::time::timeout_at(accepted + client_timeout, acceptor.accept(stream)) => s,
+                        _ = closing.wait_for(|c| *c) => return,
+                    };
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
                         }
-                    }
-                }
-                Some(Sniffed::Http1) => {
-                    match h1::serve(stream, &own, &client, accepted, &mut closing).await {
-                        h1::Ended::Closed => Ok(()),
-                        h1::Ended::Handover(io) => watcher
-                            .watch(http.http1.serve_connection(TokioIo::new(io), svc))
-                            .await
-                            .map_err(Into::into),
-                    }
-                }
-                // Served by hyper, and shut down gracefully once idle for the
-                // client timeout or when the gateway shuts down (the
-                // watcher, held meanwhile, keeps the drain waiting).
-                Some(Sniffed::MaybeHttp2) => {
-                    let busy = h2::Busy::since(accepted);
-                    let svc = h2::counted(svc, Arc::clone(&busy));
-                    let mut conn = pin!(http.auto.serve_connection(TokioIo::new(stream), svc));
-                    let ended = tokio::select! {
-                        ended = conn.as_mut() => ended,
-                        () = h2::idle_or_closing(&busy, client_timeout, &mut closing) => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not done within the client timeout");
+                            return;
                         }
                     };
-                    drop(watcher);
-                    ended
+                    let sniffed = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Sniffed::MaybeHttp2,
+                        _ => Sniffed::Http1,
+                    };
+                    conn.run(stream, sniffed).await
                 }
             };
             if let Err(e) = ended {
@@ -197,6 +182,103 @@ impl Connections {
         }
     }
 }
+
+/// One accepted connection, about to be served once its protocol is known.
+struct Conn {
+    gw: Arc<Handler>,
+    client: ClientAddr,
+    /// When it was accepted: the first request head is due within the
+    /// client timeout from then.
+    accepted: tokio::time::Instant,
+    http: Arc<Protocols>,
+    /// Held while the connection is served: the drain waits for it.
+    watcher: Watcher,
+    /// Turns true when the gateway shuts down.
+    closing: watch::Receiver<bool>,
+}
+
+impl Conn {
+    /// Serves `stream` (TCP, or TLS over it) as `sniffed` says until it
+    /// closes.
+    async fn run<S: Io>(self, stream: S, sniffed: Sniffed) -> Result<(), BoxError> {
+        let Conn {
+            gw,
+            client,
+            accepted,
+            http,
+            watcher,
+            mut closing,
+        } = self;
+        let own = Arc::clone(&gw);
+        let client_timeout = gw.client_timeout;
+        // The client's address goes with the connection's copy of the
+        // service (no per-request extension to carry it).
+        let mut enforced = gw.enforced.clone();
+        enforced.get_mut().set_client(client.clone());
+        let peer = client.peer;
+        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), peer, req));
+        match sniffed {
+            // Served by hyper alone (`Http1::Hyper`). Its header timer
+            // starts when it starts reading, after the sniff: the first
+            // head gets the client timeout once from the accept here,
+            // as on the own path; later heads get hyper's timer.
+            Sniffed::Http1 if own.http1 == Http1::Hyper => {
+                let started = Arc::new(AtomicBool::new(false));
+                let seen = Arc::clone(&started);
+                let svc = service_fn(move |req| {
+                    seen.store(true, Ordering::Relaxed);
+                    svc.call(req)
+                });
+                let conn = watcher.watch(http.http1.serve_connection(TokioIo::new(stream), svc));
+                let mut conn = pin!(conn);
+                tokio::select! {
+                    ended = conn.as_mut() => ended.map_err(Into::into),
+                    () = tokio::time::sleep_until(accepted + client_timeout) => {
+                        if started.load(Ordering::Relaxed) {
+                            conn.await.map_err(Into::into)
+                        } else {
+                            // No head in time: the connection closes.
+                            Ok(())
+                        }
+                    }
+                }
+            }
+            // Served by the own path until a request it leaves to
+            // hyper (the watcher, held meanwhile, keeps the drain waiting).
+            Sniffed::Http1 => {
+                match h1::serve(stream, &own, &client, accepted, &mut closing).await {
+                    h1::Ended::Closed => Ok(()),
+                    h1::Ended::Handover(io) => watcher
+                        .watch(http.http1.serve_connection(TokioIo::new(io), svc))
+                        .await
+                        .map_err(Into::into),
+                }
+            }
+            // Served by hyper, and shut down gracefully once idle for the
+            // client timeout or when the gateway shuts down (the
+            // watcher, held meanwhile, keeps the drain waiting).
+            Sniffed::MaybeHttp2 => {
+                let busy = h2::Busy::since(accepted);
+                let svc = h2::counted(svc, Arc::clone(&busy));
+                let mut conn = pin!(http.auto.serve_connection(TokioIo::new(stream), svc));
+                let ended = tokio::select! {
+                    ended = conn.as_mut() => ended,
+                    () = h2::idle_or_closing(&busy, client_timeout, &mut closing) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                drop(watcher);
+                ended
+            }
+        }
+    }
+}
+
+/// What a connection can be: a TCP stream, or a TLS one over it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// An accepted connection handed to another worker, with its slot.
 type Handoff = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
@@ -233,7 +315,7 @@ fn spawn_worker(index: usize, factory: HandlerFactory, drain: Duration) -> Resul
                         return true;
                     }
                 };
-                let conns = Connections::new(gateway);
+                let conns = Connections::new(gateway, factory.serving.tls.clone());
                 while let Some((stream, peer, slot)) = rx.recv().await {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => conns.serve(stream, peer, slot),
@@ -267,7 +349,7 @@ pub(crate) async fn serve(
     for index in 1..workers {
         remotes.push(spawn_worker(index, factory.clone(), drain)?);
     }
-    let local = Connections::new(first);
+    let local = Connections::new(first, factory.serving.tls.clone());
     let mut next = 0;
     let mut signal = pin!(shutdown);
     // When the limit was last reported (at most once a minute).

@@ -28,7 +28,6 @@ use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use quota_transport::enforce::{Admitted, HeadCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
@@ -41,6 +40,8 @@ use crate::respond::{BoxError, ClientAddr};
 use crate::routes::Route;
 pub(crate) use rewind::Rewind;
 
+use super::Io;
+
 /// How much the read buffer grows by.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -52,25 +53,25 @@ const KEEP_BUFFER: usize = 64 * 1024;
 const WRITE_AT: usize = 64 * 1024;
 
 /// How a connection left the own path.
-pub(crate) enum Ended {
+pub(crate) enum Ended<S> {
     /// It is closed (the client closed it, asked to, timed out, or the
     /// gateway is shutting down).
     Closed,
     /// Serve it with hyper, from the bytes put back in front of it.
-    Handover(Rewind),
+    Handover(Rewind<S>),
 }
 
 /// Serves `stream` (from `client`, `accepted` then) until it closes or is
 /// handed over. `closing` turns true when the gateway shuts down: a
 /// connection waiting for a request then closes; one serving a request
-/// finishes it first.
-pub(crate) async fn serve(
-    mut stream: TcpStream,
+/// finishes it first. `stream` is a TCP connection, or a TLS one over it.
+pub(crate) async fn serve<S: Io>(
+    mut stream: S,
     gw: &Handler,
     client: &ClientAddr,
     accepted: Instant,
     closing: &mut watch::Receiver<bool>,
-) -> Ended {
+) -> Ended<S> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
     let timeout = gw.client_timeout;
@@ -146,7 +147,7 @@ pub(crate) async fn serve(
 
 /// Answers a request refused at the edge, then closes the connection
 /// (its body, if any, is not read: see [`linger`]).
-async fn refuse(refusal: Refusal, head: bool, mut stream: TcpStream, out: &mut Vec<u8>) {
+async fn refuse<S: Io>(refusal: Refusal, head: bool, mut stream: S, out: &mut Vec<u8>) {
     let (parts, body) = crate::respond::refusal(refusal, true).into_parts();
     out.clear();
     let answer = Answer {
@@ -165,7 +166,7 @@ async fn refuse(refusal: Refusal, head: bool, mut stream: TcpStream, out: &mut V
 /// gateway did not read): the write side first, then what arrives is
 /// read and dropped for a moment, so that the close does not reset the
 /// connection (which could destroy the answer before the client reads it).
-async fn linger(mut stream: TcpStream) {
+async fn linger<S: Io>(mut stream: S) {
     const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
     const MAX_DRAINED: usize = 256 * 1024;
     if stream.shutdown().await.is_err() {
@@ -182,7 +183,7 @@ async fn linger(mut stream: TcpStream) {
     }
 }
 
-fn handover(buf: BytesMut, stream: TcpStream) -> Ended {
+fn handover<S: Io>(buf: BytesMut, stream: S) -> Ended<S> {
     Ended::Handover(Rewind::new(buf.freeze(), stream))
 }
 
@@ -227,12 +228,12 @@ impl<'b> Exchange<'b> {
 
     /// Checks, forwards and answers the request; false when the
     /// connection cannot carry another one.
-    async fn answer(
+    async fn answer<S: Io>(
         &self,
         gw: &Handler,
         client: &ClientAddr,
         upstream_timer: Pin<&mut Sleep>,
-        stream: &mut TcpStream,
+        stream: &mut S,
         out: &mut Vec<u8>,
     ) -> bool {
         let admission = match gw.layer.check_head(self.path, &self.fields[..]).await {
@@ -282,11 +283,11 @@ impl<'b> Exchange<'b> {
 
     /// Writes the gateway's own answer `res` (a refusal, a 502 or 504) with
     /// `admission`'s headers, if any; false as [`Answer::write`].
-    async fn reply<B>(
+    async fn reply<B, S: Io>(
         &self,
         res: Response<B>,
         admission: Option<&Admitted>,
-        stream: &mut TcpStream,
+        stream: &mut S,
         out: &mut Vec<u8>,
     ) -> bool
     where
@@ -317,13 +318,13 @@ impl Answer<'_> {
     /// Writes the answer with `fields` and its body; false when the
     /// connection cannot carry another request (a write failed, or the
     /// body failed midway).
-    async fn write<'f, B>(
+    async fn write<'f, B, S: Io>(
         &self,
         fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
         body: B,
         head: bool,
         close: bool,
-        stream: &mut TcpStream,
+        stream: &mut S,
         out: &mut Vec<u8>,
     ) -> bool
     where
@@ -341,14 +342,14 @@ impl Answer<'_> {
         }
         w.finish(close);
         if !framing.has_body() {
-            return stream.write_all(out).await.is_ok();
+            return send(stream, out).await;
         }
         let chunked = framing == Framing::Chunked;
         let mut body = pin!(body);
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
                 // Cut short: the client sees the connection close.
-                let _ = stream.write_all(out).await;
+                let _ = send(stream, out).await;
                 return false;
             };
             let Ok(data) = frame.into_data() else {
@@ -366,7 +367,7 @@ impl Answer<'_> {
                 out.extend_from_slice(&data);
             }
             if out.len() >= WRITE_AT {
-                if stream.write_all(out).await.is_err() {
+                if !send(stream, out).await {
                     return false;
                 }
                 out.clear();
@@ -375,6 +376,12 @@ impl Answer<'_> {
         if chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        stream.write_all(out).await.is_ok()
+        send(stream, out).await
     }
+}
+
+/// Writes `out` and flushes it (a TLS stream may hold written bytes until
+/// flushed; a TCP one has nothing to flush); false when either fails.
+async fn send<S: Io>(stream: &mut S, out: &[u8]) -> bool {
+    stream.write_all(out).await.is_ok() && stream.flush().await.is_ok()
 }
