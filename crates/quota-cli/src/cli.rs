@@ -126,6 +126,14 @@ pub(crate) struct ServeArgs {
     /// upstream connections (default: the number of CPUs).
     #[arg(long, env = "QUOTA_WORKERS", value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Terminate TLS with this certificate chain (PEM, the server's
+    /// certificate first); needs --tls-key. Reloaded on SIGHUP and when the
+    /// file changes.
+    #[arg(long, env = "QUOTA_TLS_CERT", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, env = "QUOTA_TLS_KEY", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Log format: text or json (default text).
     #[arg(long, env = "QUOTA_LOG_FORMAT", value_enum, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,

@@ -77,10 +77,21 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     /// Threads serving connections (at least 1).
     pub(crate) workers: usize,
+    /// TLS termination: the certificate chain's and the key's files.
+    pub(crate) tls: Option<TlsFiles>,
     /// Log format.
     pub(crate) log_format: LogFormat,
     /// Demo mode.
     pub(crate) demo: bool,
+}
+
+/// The PEM files the gateway terminates TLS with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// The certificate chain.
+    pub(crate) cert: PathBuf,
+    /// Its private key.
+    pub(crate) key: PathBuf,
 }
 
 /// A bad setting, with where it came from.
@@ -132,6 +143,10 @@ struct ConfigFile {
     workers: Option<Spanned<usize>>,
     #[serde(alias = "log-format")]
     log_format: Option<Spanned<LogFormat>>,
+    #[serde(alias = "tls-cert")]
+    tls_cert: Option<Spanned<String>>,
+    #[serde(alias = "tls-key")]
+    tls_key: Option<Spanned<String>>,
 }
 
 /// A loaded config file and its text (for line numbers).
@@ -271,6 +286,22 @@ impl Settings {
         };
         let policy = path(&args.policy, l.and_then(|l| l.file.policy.as_ref()));
         let data_dir = path(&args.data_dir, l.and_then(|l| l.file.data_dir.as_ref()));
+        let tls_cert = path(&args.tls_cert, l.and_then(|l| l.file.tls_cert.as_ref()));
+        let tls_key = path(&args.tls_key, l.and_then(|l| l.file.tls_key.as_ref()));
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "--tls-cert (or QUOTA_TLS_CERT, or `tls_cert`) needs --tls-key (or QUOTA_TLS_KEY, or `tls_key`): the certificate's private key".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "--tls-key (or QUOTA_TLS_KEY, or `tls_key`) needs --tls-cert (or QUOTA_TLS_CERT, or `tls_cert`): the certificate chain".into(),
+                ))
+            }
+        };
         let store = setting(
             (args.store.clone(), "store"),
             in_file!(l, store),
@@ -405,6 +436,7 @@ impl Settings {
             shutdown_timeout,
             max_connections,
             workers,
+            tls,
             log_format,
             demo: args.demo,
         })
@@ -713,6 +745,52 @@ mod tests {
         assert!(
             err.starts_with(&format!("{}:2:36: trusted_proxies:", p.0.display())),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_files_come_together_from_flags_or_the_file_relative_to_it() {
+        let upstream = || Some("http://127.0.0.1:9".to_owned());
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.tls, None);
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            tls_cert: Some("/etc/quota/cert.pem".into()),
+            tls_key: Some("/etc/quota/key.pem".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.tls,
+            Some(TlsFiles {
+                cert: "/etc/quota/cert.pem".into(),
+                key: "/etc/quota/key.pem".into()
+            })
+        );
+        let err = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            tls_cert: Some("cert.pem".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("--tls-cert (or QUOTA_TLS_CERT"), "{err}");
+        assert!(err.contains("needs --tls-key"), "{err}");
+        let (p, s) = from_file(
+            "tls",
+            "upstream = \"http://127.0.0.1:9\"\ntls_cert = \"cert.pem\"\ntls-key = \"/k.pem\"\n",
+        );
+        let dir = p.0.parent().unwrap();
+        assert_eq!(
+            s.unwrap().tls,
+            Some(TlsFiles {
+                cert: dir.join("cert.pem"),
+                key: "/k.pem".into()
+            })
         );
     }
 

@@ -1,56 +1,102 @@
-//! Policy reload on SIGHUP or when the policy file changes.
+//! Policy and certificate reload on SIGHUP or when their files change.
 //!
-//! The new file is parsed and validated first; a bad one is refused with a
-//! logged `FILE:LINE:COL: problem` and the running policy stays. A good one
-//! replaces the policy for every request that starts afterwards. Counts are
-//! kept for every limit whose definition did not change, because stores key
-//! their state by the limit's fingerprint (tier, scope, name, count, window,
-//! algorithm), not by its position in the file.
+//! The new policy file is parsed and validated first; a bad one is refused
+//! with a logged `FILE:LINE:COL: problem` and the running policy stays. A
+//! good one replaces the policy for every request that starts afterwards.
+//! Counts are kept for every limit whose definition did not change, because
+//! stores key their state by the limit's fingerprint (tier, scope, name,
+//! count, window, algorithm), not by its position in the file.
+//!
+//! With TLS on, the certificate chain and key (`--tls-cert`, `--tls-key`)
+//! are read again on the same SIGHUP and when either file changes: a good
+//! pair is served to every new connection (open ones keep theirs), a bad
+//! one is refused with a logged reason naming the file and the certificate
+//! in force stays.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use quota_gateway::PolicyReloader;
+use quota_gateway::{PolicyReloader, TlsConfig};
 use tokio::sync::mpsc;
 
 use quota_gateway::policy_file;
 
 /// Why a reload was asked for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Trigger {
     Signal,
     FileChanged,
 }
 
-/// Watches `path` and SIGHUP until the process ends. Returns the watcher,
-/// which must be kept alive.
-pub(crate) fn spawn(
-    path: PathBuf,
-    reloader: PolicyReloader,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    let (tx, rx) = mpsc::unbounded_channel::<Trigger>();
-    let file_name = path.file_name().map(ToOwned::to_owned);
+/// What a file event or a signal asks to reload.
+#[derive(Clone, Copy, Debug)]
+enum Ask {
+    /// Everything (SIGHUP).
+    Signal,
+    /// The policy file changed.
+    Policy,
+    /// The certificate or its key changed.
+    Tls,
+}
+
+/// What to reload, and from where.
+pub(crate) struct Reloadable {
+    /// The policy file and where to put a new policy (`None`: the built-in
+    /// seed, nothing to reload).
+    pub(crate) policy: Option<(PathBuf, PolicyReloader)>,
+    /// The certificate the gateway terminates TLS with, if it does.
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+/// Watches the files of `what` and SIGHUP until the process ends. Returns
+/// the watcher, which must be kept alive (`None`: nothing to reload).
+pub(crate) fn spawn(what: Reloadable) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
+    if what.policy.is_none() && what.tls.is_none() {
+        return Ok(None);
+    }
+    let (tx, rx) = mpsc::unbounded_channel::<Ask>();
+    let policy_name = what
+        .policy
+        .as_ref()
+        .and_then(|(p, _)| p.file_name().map(ToOwned::to_owned));
+    let tls_names: Vec<_> = what
+        .tls
+        .iter()
+        .flat_map(|t| [t.cert_path(), t.key_path()])
+        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+        .collect();
     let fs_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if event.kind.is_access() {
             return;
         }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name() == file_name.as_deref())
-        {
-            let _ = fs_tx.send(Trigger::FileChanged);
+        let named =
+            |name: &std::ffi::OsStr| event.paths.iter().any(|p| p.file_name() == Some(name));
+        if policy_name.as_deref().is_some_and(named) {
+            let _ = fs_tx.send(Ask::Policy);
+        }
+        if tls_names.iter().any(|n| named(n)) {
+            let _ = fs_tx.send(Ask::Tls);
         }
     })?;
-    // Watch the folder: editors often replace a file by renaming a new one over it.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    // Watch the folders: editors often replace a file by renaming a new one over it.
+    let files = what
+        .policy
+        .iter()
+        .map(|(p, _)| p.as_path())
+        .chain(what.tls.iter().flat_map(|t| [t.cert_path(), t.key_path()]));
+    let dirs: BTreeSet<PathBuf> = files
+        .map(|path| match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
 
     #[cfg(unix)]
     {
@@ -58,52 +104,105 @@ pub(crate) fn spawn(
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                if tx.send(Trigger::Signal).is_err() {
+                if tx.send(Ask::Signal).is_err() {
                     break;
                 }
             }
         });
     }
     drop(tx);
-    let current = std::fs::read(&path).ok();
-    tokio::spawn(run(path, reloader, rx, current));
-    Ok(watcher)
+    tokio::spawn(run(what, rx));
+    Ok(Some(watcher))
 }
 
-async fn run(
-    path: PathBuf,
-    reloader: PolicyReloader,
-    mut rx: mpsc::UnboundedReceiver<Trigger>,
-    mut current: Option<Vec<u8>>,
-) {
-    while let Some(trigger) = rx.recv().await {
-        if matches!(trigger, Trigger::FileChanged) {
+async fn run(what: Reloadable, mut rx: mpsc::UnboundedReceiver<Ask>) {
+    let mut policy = what
+        .policy
+        .map(|(path, reloader)| (std::fs::read(&path).ok(), path, reloader));
+    let mut tls = what.tls.map(|t| (tls_bytes(&t), t));
+    while let Some(first) = rx.recv().await {
+        let (mut signal, mut policy_due, mut tls_due) = (false, false, false);
+        let mut note = |ask: Ask| match ask {
+            Ask::Signal => signal = true,
+            Ask::Policy => policy_due = true,
+            Ask::Tls => tls_due = true,
+        };
+        note(first);
+        if !matches!(first, Ask::Signal) {
             // Let the writer finish, and take a burst of events as one.
             tokio::time::sleep(Duration::from_millis(150)).await;
-            while rx.try_recv().is_ok() {}
-        }
-        let Ok(bytes) = std::fs::read(&path) else {
-            // Mid-rename, or deleted: wait for the next event.
-            if matches!(trigger, Trigger::Signal) {
-                tracing::error!(file = %path.display(), "policy reload refused: cannot read the file; the running policy stays");
-                reloader.refused();
+            while let Ok(ask) = rx.try_recv() {
+                note(ask);
             }
-            continue;
+        }
+        let trigger = if signal {
+            Trigger::Signal
+        } else {
+            Trigger::FileChanged
         };
-        if matches!(trigger, Trigger::FileChanged) && current.as_deref() == Some(bytes.as_slice()) {
-            continue;
+        if let Some((current, path, reloader)) = policy.as_mut().filter(|_| signal || policy_due) {
+            reload_policy(path, reloader, trigger, current);
         }
-        match reload(&path, &bytes, &reloader) {
-            Ok(summary) => {
-                tracing::info!(file = %path.display(), trigger = ?trigger, %summary, "policy reloaded");
-            }
-            Err(reason) => {
-                tracing::error!(file = %path.display(), trigger = ?trigger, %reason, "policy reload refused; the running policy stays");
-                reloader.refused();
-            }
+        if let Some((current, config)) = tls.as_mut().filter(|_| signal || tls_due) {
+            reload_tls(config, trigger, current);
         }
-        current = Some(bytes);
     }
+}
+
+/// Reads the policy file again and puts it in force when it is good;
+/// `current` is what it held last time (a change event that left it as it
+/// was is no reload).
+fn reload_policy(
+    path: &Path,
+    reloader: &PolicyReloader,
+    trigger: Trigger,
+    current: &mut Option<Vec<u8>>,
+) {
+    let Ok(bytes) = std::fs::read(path) else {
+        // Mid-rename, or deleted: wait for the next event.
+        if trigger == Trigger::Signal {
+            tracing::error!(file = %path.display(), "policy reload refused: cannot read the file; the running policy stays");
+            reloader.refused();
+        }
+        return;
+    };
+    if trigger == Trigger::FileChanged && current.as_deref() == Some(bytes.as_slice()) {
+        return;
+    }
+    match reload(path, &bytes, reloader) {
+        Ok(summary) => {
+            tracing::info!(file = %path.display(), trigger = ?trigger, %summary, "policy reloaded");
+        }
+        Err(reason) => {
+            tracing::error!(file = %path.display(), trigger = ?trigger, %reason, "policy reload refused; the running policy stays");
+            reloader.refused();
+        }
+    }
+    *current = Some(bytes);
+}
+
+/// Both files of `tls`, as they are now (`None` for one that cannot be read).
+fn tls_bytes(tls: &TlsConfig) -> [Option<Vec<u8>>; 2] {
+    [tls.cert_path(), tls.key_path()].map(|p| std::fs::read(p).ok())
+}
+
+/// Reads the certificate and key again and serves them to new connections
+/// when they are good; `current` as for [`reload_policy`].
+fn reload_tls(tls: &TlsConfig, trigger: Trigger, current: &mut [Option<Vec<u8>>; 2]) {
+    let bytes = tls_bytes(tls);
+    if trigger == Trigger::FileChanged && *current == bytes {
+        return;
+    }
+    let cert = tls.cert_path().display();
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!(%cert, trigger = ?trigger, "TLS certificate reloaded; new connections get it")
+        }
+        Err(reason) => {
+            tracing::error!(%cert, trigger = ?trigger, %reason, "TLS certificate reload refused; the certificate in force stays")
+        }
+    }
+    *current = bytes;
 }
 
 /// Validates `bytes` and, when good, puts the policy in force.

@@ -3,7 +3,7 @@
 
 use quota_gateway::accounts::RedbAccounts;
 use quota_gateway::backend::{GatewayAccounts, GatewayStore};
-use quota_gateway::{demo, ids, shutdown_signal, Gateway};
+use quota_gateway::{demo, ids, shutdown_signal, Gateway, TlsConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{Settings, StoreSetting};
@@ -55,12 +55,20 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     if let Some(token) = &settings.admin_token {
         builder = builder.admin_token(token.clone());
     }
+    if let Some(files) = &settings.tls {
+        let tls = TlsConfig::from_pem_files(&files.cert, &files.key)
+            .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+        builder = builder.tls(tls);
+    }
     let gateway = builder.build()?;
 
-    let _watcher = match &settings.policy {
-        Some(path) => Some(reload::spawn(path.clone(), gateway.reloader())?),
-        None => None,
-    };
+    let _watcher = reload::spawn(reload::Reloadable {
+        policy: settings
+            .policy
+            .clone()
+            .map(|path| (path, gateway.reloader())),
+        tls: gateway.tls().cloned(),
+    })?;
 
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -76,6 +84,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         admin_api = settings.admin_token.is_some(),
         trusted_proxies = %settings.trusted_proxies,
         http1 = %settings.http1,
+        tls = settings.tls.is_some(),
         "quota gateway started"
     );
     if let Some(up) = demo_upstream {
@@ -83,7 +92,12 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         let token = settings.admin_token.as_deref().unwrap_or("");
         print!("{}", demo::banner(local, up, token, &accounts));
     }
-    println!("quota: listening on http://{local}");
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("quota: listening on {scheme}://{local}");
     {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();

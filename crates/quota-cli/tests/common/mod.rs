@@ -62,6 +62,8 @@ impl Quota {
             "QUOTA_ADMIN_TOKEN",
             "QUOTA_DATA_DIR",
             "QUOTA_CONFIG",
+            "QUOTA_TLS_CERT",
+            "QUOTA_TLS_KEY",
         ] {
             cmd.env_remove(var);
         }
@@ -77,7 +79,10 @@ impl Quota {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("quota: listening on http://") {
+                let addr = line
+                    .strip_prefix("quota: listening on http://")
+                    .or_else(|| line.strip_prefix("quota: listening on https://"));
+                if let Some(a) = addr {
                     let _ = tx.send(a.parse::<SocketAddr>().unwrap());
                 }
                 l.lock().unwrap().push(line);
