@@ -21,6 +21,8 @@ pub(crate) struct ClientAddr {
     pub(crate) peer: IpAddr,
     /// The same, as a header value (for `X-Forwarded-For`).
     pub(crate) ip: HeaderValue,
+    /// Whether the connection is TLS (`X-Forwarded-Proto: https`).
+    pub(crate) https: bool,
 }
 
 impl ClientAddr {
@@ -29,7 +31,11 @@ impl ClientAddr {
         let peer = addr.ip().to_canonical();
         let ip = HeaderValue::from_str(&peer.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ClientAddr { peer, ip }
+        ClientAddr {
+            peer,
+            ip,
+            https: false,
+        }
     }
 }
 

@@ -229,7 +229,12 @@ async fn http1_and_http2_are_chosen_by_alpn_on_both_http1_paths() {
             let a = client.send(Method::GET, "/healthz", None).await;
             assert_eq!(a.status, StatusCode::OK, "{http1}, {alpn:?}: {a:?}");
         }
-        assert_eq!(up.seen().len(), 8, "{http1}");
+        let seen = up.seen();
+        assert_eq!(seen.len(), 8, "{http1}");
+        // The upstream learns that the client came over TLS.
+        for s in &seen {
+            assert_eq!(s.headers["x-forwarded-proto"], "https", "{http1}");
+        }
     }
 }
 

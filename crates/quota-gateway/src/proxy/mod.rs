@@ -154,7 +154,8 @@ impl Proxy {
     ///   the request says about forwarding is its own claim and is
     ///   replaced: `X-Forwarded-For` and `X-Real-IP` are `client`'s
     ///   address, `X-Forwarded-Host` the request's `Host` (or its target's
-    ///   `authority`), `X-Forwarded-Proto` `http`;
+    ///   `authority`), `X-Forwarded-Proto` `https` on a TLS connection,
+    ///   `http` otherwise;
     /// - from a trusted proxy, `client`'s address is appended to the
     ///   request's `X-Forwarded-For` chain, `X-Real-IP` is the client that
     ///   chain names ([`TrustedProxies::client`]), and the proxy's
@@ -236,9 +237,11 @@ impl Proxy {
             }
         }
         if !theirs(&X_FORWARDED_PROTO) {
-            edits
-                .set
-                .push(("x-forwarded-proto", Cow::Borrowed(&b"http"[..])));
+            let proto: &[u8] = match client {
+                Some(c) if c.https => b"https",
+                _ => b"http",
+            };
+            edits.set.push(("x-forwarded-proto", Cow::Borrowed(proto)));
         }
     }
 

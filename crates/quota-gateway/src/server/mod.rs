@@ -111,7 +111,7 @@ impl Connections {
         // (a TLS handshake included).
         let accepted = tokio::time::Instant::now();
         let client_timeout = self.gateway.client_timeout;
-        let conn = Conn {
+        let mut conn = Conn {
             gw: Arc::clone(&self.gateway),
             client: ClientAddr::new(peer),
             accepted,
@@ -163,6 +163,7 @@ impl Connections {
                         Some(b"h2") => Sniffed::MaybeHttp2,
                         _ => Sniffed::Http1,
                     };
+                    conn.client.https = true;
                     conn.run(stream, sniffed).await
                 }
             };
