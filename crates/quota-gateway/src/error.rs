@@ -15,6 +15,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A certificate, key or CA file cannot be used (TLS termination, or
+    /// the upstream's CA).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The accounts database cannot be opened or migrated.
     #[error("{0}")]
     Accounts(#[source] Box<dyn std::error::Error + Send + Sync>),

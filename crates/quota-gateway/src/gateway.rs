@@ -2,6 +2,7 @@
 //! what it does once built ([`Gateway::serve`]).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ pub struct GatewayBuilder {
     path_action: PathAction,
     forward_credentials: bool,
     trusted_proxies: TrustedProxies,
+    upstream_ca: Option<PathBuf>,
     serving: Serving,
 }
 
@@ -63,9 +65,19 @@ impl GatewayBuilder {
         self
     }
 
-    /// The API the gateway forwards admitted requests to: `http://host[:port][/base]`.
+    /// The API the gateway forwards admitted requests to:
+    /// `http://host[:port][/base]`, or `https://host[:port][/base]` (its
+    /// certificate verified, for its host; see [`upstream_ca`](Self::upstream_ca)).
     pub fn upstream(mut self, upstream: Uri) -> Self {
         self.upstream = Some(upstream);
+        self
+    }
+
+    /// Also trusts the CA certificates of this PEM file for an `https://`
+    /// upstream (a private CA), besides the Web PKI's roots
+    /// (`webpki-roots`), which are always trusted.
+    pub fn upstream_ca(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.upstream_ca = Some(pem_file.into());
         self
     }
 
@@ -154,10 +166,25 @@ impl GatewayBuilder {
     ///
     /// # Errors
     /// [`Error::NoUpstream`] without an upstream, [`Error::Upstream`] when
-    /// it is not a URL the gateway can forward to.
+    /// it is not a URL the gateway can forward to (or an upstream CA is
+    /// given for an `http://` one), [`Error::Tls`] when the upstream CA
+    /// file cannot be used.
     pub fn build(self) -> Result<Gateway, Error> {
         let upstream = self.upstream.ok_or(Error::NoUpstream)?;
-        proxy::Proxy::check_upstream(&upstream)?;
+        let (authority, _) = proxy::Proxy::check_upstream(&upstream)?;
+        let upstream_tls = match (upstream.scheme_str(), &self.upstream_ca) {
+            (Some("https"), ca) => {
+                proxy::Proxy::server_name(&upstream, &authority)?;
+                Some(crate::tls::upstream_client(ca.as_deref())?)
+            }
+            (_, Some(_)) => {
+                return Err(Error::Upstream {
+                    url: upstream.to_string(),
+                    reason: "an upstream CA is for an https:// upstream".to_owned(),
+                })
+            }
+            (_, None) => None,
+        };
         let policy = PolicyHandle::new(self.policy);
         let metrics = Arc::new(Metrics::new(policy.clone()));
         let store = Arc::new(self.store);
@@ -182,6 +209,7 @@ impl GatewayBuilder {
         let forwarding = proxy::Forwarding {
             hide_credentials: (!self.forward_credentials).then(KeyHeaders::default),
             trusted: Arc::clone(&shared.trusted),
+            upstream_tls,
         };
         Ok(Gateway {
             factory: HandlerFactory {
@@ -240,6 +268,7 @@ impl Gateway {
             path_action: PathAction::Refuse,
             forward_credentials: false,
             trusted_proxies: TrustedProxies::default(),
+            upstream_ca: None,
             serving: Serving {
                 upstream_timeout: Duration::from_secs(30),
                 client_timeout: Duration::from_secs(60),

@@ -9,6 +9,10 @@
 //! with. Clones share the configuration: keep one to reload, give another
 //! to [`GatewayBuilder::tls`](crate::GatewayBuilder::tls).
 //!
+//! An `https://` upstream is verified against the Web PKI's roots
+//! (`webpki-roots`) and, when given, a private CA
+//! ([`GatewayBuilder::upstream_ca`](crate::GatewayBuilder::upstream_ca)).
+//!
 //! ```no_run
 //! use quota_core::policy::Policy;
 //! use quota_gateway::{Gateway, TlsConfig};
@@ -32,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -76,6 +80,14 @@ pub enum TlsError {
     NoKey {
         /// The file.
         path: PathBuf,
+    },
+    /// A certificate of the upstream's CA file cannot be a trust anchor.
+    #[error("{}: a certificate cannot be used as a CA: {reason}", path.display())]
+    BadCa {
+        /// The CA file.
+        path: PathBuf,
+        /// What rustls said.
+        reason: String,
     },
     /// The certificate and key were read but cannot be used together (a
     /// key of another certificate, a key type rustls does not support, a
@@ -162,6 +174,57 @@ impl TlsConfig {
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.inner.current.load_full())
     }
+}
+
+/// The client configuration of connections to an `https://` upstream:
+/// the Web PKI's roots (Mozilla's, from `webpki-roots`) and, when given,
+/// the certificates of `ca` (PEM: a private CA); ALPN `http/1.1`.
+pub(crate) fn upstream_client(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca {
+        for cert in read_chain(path)? {
+            roots.add(cert).map_err(|e| TlsError::BadCa {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::BadCa {
+            path: ca.map(Path::to_owned).unwrap_or_default(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Why a TLS handshake with the upstream failed, in words: what was wrong
+/// with its certificate (unknown issuer, name mismatch, expired, ...), or
+/// what else failed.
+pub(crate) fn handshake_failure(e: &std::io::Error) -> String {
+    use rustls::CertificateError as C;
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return e.to_string();
+    };
+    let why = match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "unknown issuer: the certificate is not signed by a trusted CA (a private CA needs --upstream-ca)",
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "name mismatch: the certificate is not valid for the upstream's host"
+            }
+            C::Expired | C::ExpiredContext { .. } => "expired certificate",
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet",
+            C::Revoked => "revoked certificate",
+            _ => "invalid certificate",
+        },
+        _ => return tls.to_string(),
+    };
+    format!("{why} ({tls})")
 }
 
 /// The rustls crypto provider the gateway uses on both sides: *ring*'s.

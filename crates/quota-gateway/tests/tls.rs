@@ -1,8 +1,16 @@
-//! TLS termination: the gateway with a certificate made here (`rcgen`,
-//! signed by a test CA), talked to by a Rust client (tokio-rustls and
-//! hyper's client connections) over HTTP/1.1 and HTTP/2 as ALPN chooses,
-//! and by curl (`--cacert`); the certificate reloaded while a connection
-//! made with the old one keeps working.
+//! TLS on both sides of the gateway.
+//!
+//! Termination: the gateway with a certificate made here (`rcgen`, signed
+//! by a test CA), talked to by a Rust client (tokio-rustls and hyper's
+//! client connections) over HTTP/1.1 and HTTP/2 as ALPN chooses, and by
+//! curl (`--cacert`); the certificate reloaded while a connection made with
+//! the old one keeps working.
+//!
+//! An `https://` upstream started here (hyper over tokio-rustls): trusted
+//! through `upstream_ca` (a private CA), refused with 502 and a log line
+//! saying why without it, for a name mismatch and for an expired
+//! certificate; its connections kept alive, and one it closes while idle
+//! noticed before it is used.
 
 // tests may panic; the client takes rustls's *ring* provider, as the
 // gateway does (deprecated in rustls 0.23.48 for lacking post-quantum
@@ -67,9 +75,20 @@ impl Pki {
 
     /// A certificate for `names`, written to `TAG.crt` and `TAG.key`.
     fn leaf(&self, tag: &str, names: &[&str]) -> Leaf {
+        self.leaf_with(tag, names, |_| {})
+    }
+
+    /// [`Pki::leaf`], its parameters changed by `change` first.
+    fn leaf_with(
+        &self,
+        tag: &str,
+        names: &[&str],
+        change: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> Leaf {
         let key = rcgen::KeyPair::generate().unwrap();
         let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
-        let params = rcgen::CertificateParams::new(names).unwrap();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        change(&mut params);
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
         Leaf {
             cert: self.dir.write(&format!("{tag}.crt"), &cert.pem()),
@@ -400,4 +419,295 @@ async fn curl_with_cacert_speaks_http1_and_http2_to_the_gateway() {
     let (ok, out) = curl(untrusted).await;
     assert!(!ok, "{out}");
     assert!(out.contains("certificate"), "{out}");
+}
+
+/// An HTTPS upstream: hyper's HTTP/1.1 server over tokio-rustls with
+/// `leaf`, answering `200 {"path": ...}`; it counts the connections it
+/// accepted and notes each request's path and `X-Forwarded-Proto`.
+struct TlsUpstream {
+    addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    seen: Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsUpstream {
+    /// Serves with `leaf`; with `idle_close`, each connection is closed
+    /// (gracefully: a TLS close notification, then FIN) once it has served
+    /// a request and been idle that long.
+    async fn start(leaf: &Leaf, idle_close: Option<Duration>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::PrivateKeyDer;
+        use std::sync::atomic::Ordering;
+        let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der.clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, log) = (Arc::clone(&accepted), Arc::clone(&seen));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    // A refused handshake (the gateway does not trust this
+                    // certificate) ends here.
+                    let Ok(Ok(tls)) = tokio::time::timeout(WITHIN, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let mark = Arc::clone(&served);
+                    let svc =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let log = Arc::clone(&log);
+                            mark.store(true, Ordering::SeqCst);
+                            async move {
+                                let proto = req
+                                    .headers()
+                                    .get("x-forwarded-proto")
+                                    .map(|v| v.to_str().unwrap().to_owned())
+                                    .unwrap_or_default();
+                                let path = req.uri().path().to_owned();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                log.lock().unwrap().push((format!("{path} {proto}"), n));
+                                let text =
+                                    format!(r#"{{"path":"{path}","body_len":{}}}"#, body.len());
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from(text),
+                                )))
+                            }
+                        });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc);
+                    let mut conn = std::pin::pin!(conn);
+                    let Some(idle) = idle_close else {
+                        let _ = conn.await;
+                        return;
+                    };
+                    loop {
+                        tokio::select! {
+                            _ = conn.as_mut() => return,
+                            () = tokio::time::sleep(idle) => {
+                                if served.load(Ordering::SeqCst) {
+                                    conn.as_mut().graceful_shutdown();
+                                    let _ = tokio::time::timeout(WITHIN, conn.as_mut()).await;
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        TlsUpstream {
+            addr,
+            accepted,
+            seen,
+            task,
+        }
+    }
+
+    /// `https://HOST:PORT`.
+    fn url(&self, host: &str) -> String {
+        format!("https://{host}:{}", self.addr.port())
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<(String, usize)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A gateway with one worker in front of `upstream` (a URL), trusting
+/// `ca` (a PEM file) besides the Web PKI's roots when given.
+async fn gateway_to_https(upstream: &str, ca: Option<PathBuf>) -> Gw {
+    setup(upstream)
+        .with(move |b| {
+            let b = b.workers(1);
+            match ca {
+                Some(ca) => b.upstream_ca(ca),
+                None => b,
+            }
+        })
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn an_https_upstream_signed_by_a_private_ca_is_trusted_with_its_ca_file() {
+    let pki = Pki::new("tls-up-ca");
+    let leaf = pki.leaf("up", &["localhost"]);
+    let up = TlsUpstream::start(&leaf, None).await;
+    let gw = gateway_to_https(
+        &format!("{}/base", up.url("localhost")),
+        Some(pki.ca_file()),
+    )
+    .await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    // No body (the own path's request), a small body (sent whole), a large
+    // one (streamed): on one kept-alive upstream connection.
+    let a = http.get(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}\n{}", gw.logs());
+    assert_eq!(a.json()["path"], "/base/v1/slow");
+    let auth = format!("Bearer {key}");
+    let small = "x".repeat(1000);
+    let a = http
+        .send(
+            Method::POST,
+            &gw.url("/v1/slow"),
+            &[("authorization", &auth)],
+            &small,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.json()["body_len"], 1000);
+    let large = "y".repeat(300 * 1024);
+    let a = http
+        .send(
+            Method::POST,
+            &gw.url("/v1/slow"),
+            &[("authorization", &auth)],
+            &large,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.json()["body_len"], 300 * 1024);
+    let a = http.get(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    // The client came over plain HTTP.
+    assert!(
+        seen.iter().all(|(s, _)| s == "/base/v1/slow http"),
+        "{seen:?}"
+    );
+    assert_eq!(up.accepted(), 1, "one kept-alive connection: {seen:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_of_an_unknown_issuer_is_a_502_and_a_log_line_saying_so() {
+    let pki = Pki::new("tls-up-unknown");
+    let leaf = pki.leaf("up", &["localhost"]);
+    let up = TlsUpstream::start(&leaf, None).await;
+    let gw = gateway_to_https(&up.url("localhost"), None).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    for method in [Method::GET, Method::POST] {
+        let a = http
+            .send(
+                method,
+                &gw.url("/v1/slow"),
+                &[("authorization", &format!("Bearer {key}"))],
+                "",
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{a:?}");
+        let id = a.header("x-request-id").unwrap().to_owned();
+        gw.wait_log(&id, WITHIN).await;
+        let logs = gw.logs();
+        let line = logs.lines().find(|l| l.contains(&id)).unwrap();
+        assert!(line.contains("upstream unreachable"), "{line}");
+        assert!(
+            line.contains("TLS handshake with the upstream failed: unknown issuer"),
+            "{line}"
+        );
+    }
+    assert!(up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_for_another_name_or_expired_is_a_502_saying_why() {
+    let pki = Pki::new("tls-up-name");
+    // Valid for localhost, reached as 127.0.0.1.
+    let leaf = pki.leaf("up", &["localhost"]);
+    let up = TlsUpstream::start(&leaf, None).await;
+    let gw = gateway_to_https(&up.url("127.0.0.1"), Some(pki.ca_file())).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let a = http.get(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{a:?}");
+    gw.wait_log("name mismatch", WITHIN).await;
+    drop(gw);
+
+    let expired = pki.leaf_with("old", &["localhost"], |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let old = TlsUpstream::start(&expired, None).await;
+    let gw = gateway_to_https(&old.url("localhost"), Some(pki.ca_file())).await;
+    let (_, key) = http.create_account(&gw).await;
+    let a = http.get(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{a:?}");
+    gw.wait_log("expired certificate", WITHIN).await;
+    assert!(up.seen().is_empty() && old.seen().is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_upstream_tls_connection_the_upstream_closed_is_not_used_again() {
+    let pki = Pki::new("tls-up-idle");
+    let leaf = pki.leaf("up", &["localhost"]);
+    let up = TlsUpstream::start(&leaf, Some(Duration::from_millis(100))).await;
+    let gw = gateway_to_https(&up.url("localhost"), Some(pki.ca_file())).await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    for round in 1..=3 {
+        // A POST is never sent twice: on a connection found closed only
+        // after it was written, it would be a 502.
+        let a = http.post(&gw.url("/v1/slow"), Some(&key)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "round {round}: {a:?}\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(up.accepted(), 3);
+}
+
+#[test]
+fn an_upstream_ca_that_cannot_be_read_or_an_http_upstream_with_one_is_a_build_error() {
+    use quota_core::policy::Policy;
+    use quota_gateway::{Error, Gateway};
+    let pki = Pki::new("tls-up-build");
+    let leaf = pki.leaf("up", &["localhost"]);
+    let build = |url: &str, ca: &std::path::Path| {
+        Gateway::builder(Policy::seed())
+            .upstream(url.parse().unwrap())
+            .upstream_ca(ca)
+            .build()
+    };
+    let missing = pki.dir.path().join("missing-ca.pem");
+    let e = build("https://localhost", &missing).unwrap_err();
+    assert!(matches!(e, Error::Tls(TlsError::Read { .. })), "{e}");
+    assert!(e.to_string().contains("missing-ca.pem: cannot read"), "{e}");
+    let e = build("https://localhost", &leaf.key).unwrap_err();
+    assert!(
+        matches!(e, Error::Tls(TlsError::NoCertificate { .. })),
+        "{e}"
+    );
+    let e = build("http://localhost", &pki.ca_file()).unwrap_err();
+    assert!(matches!(e, Error::Upstream { .. }), "{e}");
 }

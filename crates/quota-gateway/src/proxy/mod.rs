@@ -35,8 +35,9 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use quota_transport::fields::{text, HeaderFields};
 use quota_transport::identity::{is_bearer, KeyHeaders};
 use quota_transport::response::RequestId;
+use rustls::pki_types::ServerName;
 use smallvec::SmallVec;
-use upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody};
+use upstream::{is_client_stall, ForwardError, Head, Pool, UpstreamBody, UpstreamTls};
 
 /// Forwards requests to one upstream. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -59,6 +60,9 @@ pub(crate) struct Forwarding {
     pub(crate) hide_credentials: Option<KeyHeaders>,
     /// The proxies whose `X-Forwarded-*` headers are believed.
     pub(crate) trusted: Arc<TrustedProxies>,
+    /// How an `https://` upstream's certificate is verified (its roots);
+    /// `None` for an `http://` upstream.
+    pub(crate) upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Forwarding {
@@ -67,6 +71,7 @@ impl Default for Forwarding {
         Forwarding {
             hide_credentials: Some(KeyHeaders::default()),
             trusted: Arc::default(),
+            upstream_tls: None,
         }
     }
 }
@@ -94,7 +99,7 @@ impl Upstream {
 }
 
 impl Proxy {
-    /// A proxy to `upstream` (`http://host:port[/base]`), which gets
+    /// A proxy to `upstream` (`http[s]://host[:port][/base]`), which gets
     /// `timeout` to answer once a request has been sent; a client's body
     /// may stall for `client_timeout`.
     pub(crate) fn new(
@@ -106,13 +111,27 @@ impl Proxy {
     ) -> Result<Self, Error> {
         let (authority, host) = Self::check_upstream(upstream)?;
         let base = upstream.path().trim_end_matches('/').to_owned();
+        let https = upstream.scheme_str() == Some("https");
         let addr = format!(
             "{}:{}",
             authority.host(),
-            authority.port_u16().unwrap_or(80)
+            authority.port_u16().unwrap_or(if https { 443 } else { 80 })
         );
+        let tls = match (https, &forwarding.upstream_tls) {
+            (false, _) => None,
+            (true, config) => {
+                let config = match config {
+                    Some(config) => Arc::clone(config),
+                    None => crate::tls::upstream_client(None)?,
+                };
+                Some(UpstreamTls {
+                    connector: tokio_rustls::TlsConnector::from(config),
+                    name: Self::server_name(upstream, &authority)?,
+                })
+            }
+        };
         Ok(Proxy(Arc::new(Inner {
-            pool: Pool::new(addr, timeout, client_timeout),
+            pool: Pool::with_tls(addr, timeout, client_timeout, tls),
             upstream: Upstream { host, base },
             timeout,
             metrics,
@@ -121,15 +140,16 @@ impl Proxy {
     }
 
     /// Checks that `upstream` is a URL the proxy can forward to
-    /// (`http://host[:port][/base]`), and gives its authority and `Host`.
+    /// (`http://` or `https://host[:port][/base]`), and gives its authority
+    /// and `Host`.
     pub(crate) fn check_upstream(upstream: &Uri) -> Result<(Authority, HeaderValue), Error> {
         let bad = |reason: &str| Error::Upstream {
             url: upstream.to_string(),
             reason: reason.to_owned(),
         };
         match upstream.scheme_str() {
-            Some("http") => {}
-            Some(_) => return Err(bad("only http:// upstreams are supported")),
+            Some("http" | "https") => {}
+            Some(_) => return Err(bad("only http:// and https:// upstreams are supported")),
             None => return Err(bad("no scheme: write http://host[:port]")),
         }
         let authority = upstream
@@ -138,6 +158,23 @@ impl Proxy {
             .ok_or_else(|| bad("no host"))?;
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
         Ok((authority, host))
+    }
+
+    /// The name an `https://` upstream's certificate must be valid for:
+    /// its host (a DNS name, sent as SNI, or an IP address).
+    pub(crate) fn server_name(
+        upstream: &Uri,
+        authority: &Authority,
+    ) -> Result<ServerName<'static>, Error> {
+        let host = authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        ServerName::try_from(host.to_owned()).map_err(|_| Error::Upstream {
+            url: upstream.to_string(),
+            reason: format!("{host:?} is neither a DNS name nor an IP address"),
+        })
     }
 
     /// How long the upstream gets to answer.

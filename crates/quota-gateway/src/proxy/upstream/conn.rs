@@ -34,9 +34,80 @@ const READ_SIZE: usize = 8 * 1024;
 /// request (one that carried a bigger body lets its buffer go).
 const KEPT_OUT: usize = 8 * 1024;
 
+/// A connection to the upstream: TCP, or TLS over it (an `https://`
+/// upstream).
+pub(crate) enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP (boxed: the TLS state is large).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Whether nothing has arrived on an idle connection (neither a close
+    /// nor stray bytes). TCP: no system call unless the event loop saw
+    /// something arrive. TLS: the socket is peeked, never read (a read
+    /// would take bytes from under the TLS session); whatever arrives on an
+    /// idle TLS connection (a close notification) retires it.
+    fn is_idle(&self) -> bool {
+        match self {
+            Stream::Tcp(tcp) => {
+                let mut probe = [0u8; 1];
+                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            Stream::Tls(tls) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let mut probe = [0u8; 1];
+                let mut probe = tokio::io::ReadBuf::new(&mut probe);
+                tls.get_ref().0.poll_peek(&mut cx, &mut probe).is_pending()
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// An open connection to the upstream, with its buffers.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// What has been read and not taken yet.
     buf: BytesMut,
     /// The encoded request, kept for its allocation between requests.
@@ -80,7 +151,7 @@ impl std::error::Error for ExchangeError {}
 
 impl Conn {
     /// A connection over `stream` (open, to the upstream).
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+    pub(crate) fn new(stream: Stream) -> Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
@@ -101,13 +172,12 @@ impl Conn {
     /// arrived on it since its last response (neither a close nor stray
     /// bytes). No system call unless the event loop saw something arrive.
     pub(crate) fn is_reusable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        self.stream.is_idle()
     }
 
-    /// Writes `bytes` (a request head).
+    /// Writes `bytes` (a request head), flushed.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        send(&mut self.stream, bytes).await
     }
 
     /// Writes `request` (head and body, encoded) and reads the head of the
@@ -117,7 +187,7 @@ impl Conn {
         request: &[u8],
         method: &Method,
     ) -> Result<Head, ExchangeError> {
-        if let Err(error) = self.stream.write_all(request).await {
+        if let Err(error) = send(&mut self.stream, request).await {
             return Err(ExchangeError::NoResponse {
                 written: false,
                 error,
@@ -145,27 +215,17 @@ impl Conn {
     where
         B: HttpBody<Data = Bytes, Error = BoxError>,
     {
-        let (mut rd, mut wr) = self.stream.split();
-        let mut read = pin!(read_head(&mut rd, &mut self.buf, method));
-        let mut write = pin!(write_body(&mut wr, body, framing));
-        let written = tokio::select! {
-            biased;
-            head = &mut read => return Ok((head.map_err(ForwardError::Exchange)?, false)),
-            written = &mut write => written,
-        };
-        let whole = match written {
-            Ok(()) => true,
-            Err(BodyError::Client(e)) => return Err(ForwardError::RequestBody(e)),
-            // The upstream stopped taking the body: its answer may be on
-            // the way (read below), or it closed without one.
-            Err(BodyError::Io(e)) => {
-                tracing::debug!(error = %e, "the upstream stopped taking the request body");
-                false
+        // TCP splits into borrowed halves for free; a TLS session is
+        // shared by its halves (behind a lock).
+        match &mut self.stream {
+            Stream::Tcp(tcp) => {
+                let (rd, wr) = tcp.split();
+                exchange_streaming(rd, wr, &mut self.buf, body, framing, method, timeout).await
             }
-        };
-        match tokio::time::timeout(timeout, read).await {
-            Ok(head) => Ok((head.map_err(ForwardError::Exchange)?, whole)),
-            Err(_) => Err(ForwardError::Timeout),
+            Stream::Tls(tls) => {
+                let (rd, wr) = tokio::io::split(&mut **tls);
+                exchange_streaming(rd, wr, &mut self.buf, body, framing, method, timeout).await
+            }
         }
     }
 
@@ -196,6 +256,52 @@ impl Conn {
             pool: Arc::clone(pool),
         }))
     }
+}
+
+/// [`Conn::exchange_streaming`] over the connection's halves: `body`
+/// written to `wr` while the response head is read from `rd` into `buf`.
+async fn exchange_streaming<R, W, B>(
+    mut rd: R,
+    mut wr: W,
+    buf: &mut BytesMut,
+    body: Pin<&mut B>,
+    framing: BodyFraming,
+    method: &Method,
+    timeout: Duration,
+) -> Result<(Head, bool), ForwardError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    B: HttpBody<Data = Bytes, Error = BoxError>,
+{
+    let mut read = pin!(read_head(&mut rd, buf, method));
+    let mut write = pin!(write_body(&mut wr, body, framing));
+    let written = tokio::select! {
+        biased;
+        head = &mut read => return Ok((head.map_err(ForwardError::Exchange)?, false)),
+        written = &mut write => written,
+    };
+    let whole = match written {
+        Ok(()) => true,
+        Err(BodyError::Client(e)) => return Err(ForwardError::RequestBody(e)),
+        // The upstream stopped taking the body: its answer may be on
+        // the way (read below), or it closed without one.
+        Err(BodyError::Io(e)) => {
+            tracing::debug!(error = %e, "the upstream stopped taking the request body");
+            false
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(head) => Ok((head.map_err(ForwardError::Exchange)?, whole)),
+        Err(_) => Err(ForwardError::Timeout),
+    }
+}
+
+/// Writes `bytes` and flushes them (a TLS stream may hold written bytes
+/// until flushed; a TCP one has nothing to flush).
+async fn send<W: AsyncWrite + Unpin>(stream: &mut W, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// How a streamed request body is framed on the wire.
@@ -283,14 +389,14 @@ where
                 let e = format!("the request body has more than {len} bytes");
                 return Err(BodyError::Client(e.into()));
             }
-            BodyFraming::Length(_) => stream.write_all(&data).await,
+            BodyFraming::Length(_) => send(stream, &data).await,
             BodyFraming::Chunked => {
                 // Size line, data and CRLF in one write.
                 chunk.clear();
                 chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
-                stream.write_all(&chunk).await
+                send(stream, &chunk).await
             }
         }
         .map_err(BodyError::Io)?;
@@ -301,7 +407,7 @@ where
             Err(BodyError::Client(e.into()))
         }
         BodyFraming::Length(_) => Ok(()),
-        BodyFraming::Chunked => stream.write_all(b"0\r\n\r\n").await.map_err(BodyError::Io),
+        BodyFraming::Chunked => send(stream, b"0\r\n\r\n").await.map_err(BodyError::Io),
     }
 }
 

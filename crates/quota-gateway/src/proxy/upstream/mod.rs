@@ -43,7 +43,7 @@ use crate::respond::{Body, BoxError};
 pub(crate) use body::is_client_stall;
 use body::ClientBody;
 pub(crate) use conn::UpstreamBody;
-use conn::{BodyFraming, Conn, ExchangeError};
+use conn::{BodyFraming, Conn, ExchangeError, Stream};
 use quota_transport::fields::HeaderFields;
 pub(crate) use wire::Head;
 
@@ -61,8 +61,12 @@ pub(crate) const MAX_BUFFERED: u64 = 64 * 1024;
 pub(crate) enum ForwardError {
     /// The connection could not be opened.
     Connect(io::Error),
-    /// The connection could not be opened in time.
+    /// The connection could not be opened in time (its TLS handshake
+    /// included).
     ConnectTimeout,
+    /// The TLS handshake with an `https://` upstream failed: why, in words
+    /// (an unknown issuer, a name mismatch, an expired certificate, ...).
+    Tls(String),
     /// The client's request body failed while it was read (cut off, or
     /// stopped by an upload rule).
     RequestBody(BoxError),
@@ -78,6 +82,7 @@ impl fmt::Display for ForwardError {
         match self {
             ForwardError::Connect(_) => f.write_str("cannot connect to the upstream"),
             ForwardError::ConnectTimeout => f.write_str("connecting to the upstream timed out"),
+            ForwardError::Tls(why) => write!(f, "TLS handshake with the upstream failed: {why}"),
             ForwardError::RequestBody(_) => f.write_str("the request body could not be read"),
             ForwardError::Exchange(_) => f.write_str("the upstream exchange failed"),
             ForwardError::Timeout => f.write_str("the upstream did not answer in time"),
@@ -89,7 +94,7 @@ impl std::error::Error for ForwardError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ForwardError::Connect(e) => Some(e),
-            ForwardError::ConnectTimeout | ForwardError::Timeout => None,
+            ForwardError::ConnectTimeout | ForwardError::Timeout | ForwardError::Tls(_) => None,
             ForwardError::RequestBody(e) => Some(&**e),
             ForwardError::Exchange(e) => Some(e),
         }
@@ -138,6 +143,17 @@ pub(crate) struct Pool {
     /// How long a client's request body may stall (see [`ClientBody`]).
     client_timeout: Duration,
     conns: Idle<Conn>,
+    /// TLS to an `https://` upstream.
+    tls: Option<UpstreamTls>,
+}
+
+/// How connections to an `https://` upstream are made: the client
+/// configuration, and the name its certificate must have (sent as SNI
+/// when it is a DNS name).
+#[derive(Clone)]
+pub(crate) struct UpstreamTls {
+    pub(crate) connector: tokio_rustls::TlsConnector,
+    pub(crate) name: rustls::pki_types::ServerName<'static>,
 }
 
 impl Pool {
@@ -146,12 +162,24 @@ impl Pool {
     /// been sent, and whose clients may let their bodies stall for
     /// `client_timeout`. Closes idle connections in the background while
     /// it lives. Call inside a tokio runtime.
+    #[cfg(test)]
     pub(crate) fn new(addr: String, timeout: Duration, client_timeout: Duration) -> Arc<Self> {
+        Self::with_tls(addr, timeout, client_timeout, None)
+    }
+
+    /// [`Pool::new`], its connections over TLS when `tls` is given.
+    pub(crate) fn with_tls(
+        addr: String,
+        timeout: Duration,
+        client_timeout: Duration,
+        tls: Option<UpstreamTls>,
+    ) -> Arc<Self> {
         let pool = Arc::new(Pool {
             addr,
             timeout,
             client_timeout,
             conns: Idle::new(),
+            tls,
         });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(reap(weak));
@@ -371,15 +399,25 @@ impl Pool {
         }
     }
 
-    /// A new TCP connection to the upstream, opened within the connect
-    /// timeout.
-    async fn open(&self) -> Result<TcpStream, ForwardError> {
-        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
+    /// A new connection to the upstream (TCP, and TLS over it for an
+    /// `https://` upstream), opened within the connect timeout.
+    async fn open(&self) -> Result<Stream, ForwardError> {
+        let open = async {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(ForwardError::Connect)?;
+            let _ = stream.set_nodelay(true);
+            let Some(tls) = &self.tls else {
+                return Ok(Stream::Tcp(stream));
+            };
+            match tls.connector.connect(tls.name.clone(), stream).await {
+                Ok(stream) => Ok(Stream::Tls(Box::new(stream))),
+                Err(e) => Err(ForwardError::Tls(crate::tls::handshake_failure(&e))),
+            }
+        };
+        tokio::time::timeout(self.timeout, open)
             .await
             .map_err(|_| ForwardError::ConnectTimeout)?
-            .map_err(ForwardError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
     }
 
     fn response(self: &Arc<Self>, conn: Conn, head: Head) -> Result<Response<Body>, ForwardError> {
