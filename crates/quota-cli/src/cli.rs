@@ -47,9 +47,14 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, env = "QUOTA_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// The API to forward admitted requests to, e.g. http://127.0.0.1:9000.
+    /// The API to forward admitted requests to, e.g. http://127.0.0.1:9000
+    /// or https://api.internal[:port][/base] (its certificate verified).
     #[arg(long, env = "QUOTA_UPSTREAM", value_name = "URL")]
     pub(crate) upstream: Option<String>,
+    /// A PEM file of CA certificates also trusted for an https:// upstream
+    /// (a private CA), besides the Web PKI's roots.
+    #[arg(long, env = "QUOTA_UPSTREAM_CA", value_name = "FILE")]
+    pub(crate) upstream_ca: Option<PathBuf>,
     /// Policy file (TOML or JSON); the built-in seed policy when absent.
     #[arg(long, env = "QUOTA_POLICY", value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,

@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     /// Upstream base URL (absent only with `--demo`).
     pub(crate) upstream: Option<http::Uri>,
+    /// CA certificates also trusted for an `https://` upstream.
+    pub(crate) upstream_ca: Option<PathBuf>,
     /// Policy file (the seed when absent).
     pub(crate) policy: Option<PathBuf>,
     /// Counter store.
@@ -147,6 +149,8 @@ struct ConfigFile {
     tls_cert: Option<Spanned<String>>,
     #[serde(alias = "tls-key")]
     tls_key: Option<Spanned<String>>,
+    #[serde(alias = "upstream-ca")]
+    upstream_ca: Option<Spanned<String>>,
 }
 
 /// A loaded config file and its text (for line numbers).
@@ -286,6 +290,19 @@ impl Settings {
         };
         let policy = path(&args.policy, l.and_then(|l| l.file.policy.as_ref()));
         let data_dir = path(&args.data_dir, l.and_then(|l| l.file.data_dir.as_ref()));
+        let upstream_ca = path(
+            &args.upstream_ca,
+            l.and_then(|l| l.file.upstream_ca.as_ref()),
+        );
+        if upstream_ca.is_some()
+            && upstream
+                .as_ref()
+                .is_some_and(|u| u.scheme_str() != Some("https"))
+        {
+            return Err(ConfigError(
+                "--upstream-ca (or QUOTA_UPSTREAM_CA, or `upstream_ca`) is for an https:// upstream".into(),
+            ));
+        }
         let tls_cert = path(&args.tls_cert, l.and_then(|l| l.file.tls_cert.as_ref()));
         let tls_key = path(&args.tls_key, l.and_then(|l| l.file.tls_key.as_ref()));
         let tls = match (tls_cert, tls_key) {
@@ -418,6 +435,7 @@ impl Settings {
         Ok(Settings {
             listen,
             upstream,
+            upstream_ca,
             policy,
             store,
             redis_prefix,
@@ -449,17 +467,17 @@ fn parse_listen(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:8080"))
 }
 
-/// Parses an upstream base URL: `http://host[:port][/base]`.
+/// Parses an upstream base URL: `http[s]://host[:port][/base]`.
 pub(crate) fn parse_upstream(v: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = v
         .trim()
         .parse()
         .map_err(|e| format!("invalid upstream URL {v:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "upstream URL {v:?}: scheme {other:?} is not supported (use http://)"
+                "upstream URL {v:?}: scheme {other:?} is not supported (use http:// or https://)"
             ))
         }
         None => {
@@ -795,8 +813,28 @@ mod tests {
     }
 
     #[test]
-    fn upstream_must_be_http() {
-        assert!(parse_upstream("https://x").is_err());
+    fn upstream_ca_is_for_an_https_upstream() {
+        let s = Settings::resolve(&ServeArgs {
+            upstream: Some("https://api.internal/base".into()),
+            upstream_ca: Some("/etc/quota/ca.pem".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.upstream_ca, Some(PathBuf::from("/etc/quota/ca.pem")));
+        let err = Settings::resolve(&ServeArgs {
+            upstream: Some("http://127.0.0.1:9".into()),
+            upstream_ca: Some("ca.pem".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is for an https:// upstream"), "{err}");
+    }
+
+    #[test]
+    fn upstream_must_be_http_or_https() {
+        assert!(parse_upstream("https://x").is_ok());
+        assert!(parse_upstream("ftp://x").is_err());
         assert!(parse_upstream("127.0.0.1:80").is_err());
         assert!(parse_upstream("http://127.0.0.1:80/base").is_ok());
     }

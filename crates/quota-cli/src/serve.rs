@@ -55,6 +55,9 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     if let Some(token) = &settings.admin_token {
         builder = builder.admin_token(token.clone());
     }
+    if let Some(ca) = &settings.upstream_ca {
+        builder = builder.upstream_ca(ca.clone());
+    }
     if let Some(files) = &settings.tls {
         let tls = TlsConfig::from_pem_files(&files.cert, &files.key)
             .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;

@@ -73,11 +73,12 @@ async fn the_certificate_is_served_and_reloaded_on_change_and_on_sighup() {
         key_file.to_str().unwrap(),
     ])
     .await;
-    assert!(
-        gw.stdout().contains("quota: listening on https://"),
-        "{}",
-        gw.stdout()
-    );
+    // The harness hands the address over before it keeps the line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !gw.stdout().contains("quota: listening on https://") {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.stdout());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(curl(&gw, &first_ca, "--http1.1"), Ok("200 1.1".into()));
     assert_eq!(curl(&gw, &first_ca, "--http2"), Ok("200 2".into()));
 

@@ -64,6 +64,7 @@ impl Quota {
             "QUOTA_CONFIG",
             "QUOTA_TLS_CERT",
             "QUOTA_TLS_KEY",
+            "QUOTA_UPSTREAM_CA",
         ] {
             cmd.env_remove(var);
         }
