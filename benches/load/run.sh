@@ -17,6 +17,10 @@
 # of the ratios to the upstream, to nginx and to the first variant. Fails if
 # any run had a non-2xx/3xx answer or a socket error.
 #
+# With TLS=1, the proxies terminate TLS (1.3, one ECDSA P-256 certificate
+# made by tls-cert.sh for both) and wrk talks https to them, keep-alive; the
+# upstream stays plain HTTP.
+#
 # Usage: benches/load/run.sh        (see benches/load/README.md for the knobs)
 set -euo pipefail
 
@@ -42,6 +46,7 @@ KINDS=${KINDS:-get}                   # request kinds: get (no body), small (~20
 # is put in that gateway's environment (QUOTA_BIN=path: another binary), any
 # other word is an argument of `quota serve` (e.g. `--http1 hyper`).
 VARIANTS=${VARIANTS:-quota serve:}
+TLS=${TLS:-0}                         # 1: the proxies terminate TLS 1.3, wrk over https
 ENDPOINT=bench                        # the endpoint of permissive.toml
 
 for kind in $KINDS; do
@@ -75,6 +80,10 @@ else
     PROXY_CPUS=()
     PROXY_WORKERS=${PROXY_WORKERS:-2}
 fi
+if [ "$TLS" != 0 ] && [ "$TLS" != 1 ]; then
+    echo "run.sh: TLS=$TLS is not 0 or 1" >&2
+    exit 2
+fi
 if ! [[ "$ROUNDS" =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 15)); then
     echo "run.sh: ROUNDS=$ROUNDS is not a number from 1 to 15" >&2
     exit 2
@@ -85,6 +94,7 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "$TLS" = 1 ]; then command -v openssl >/dev/null 2>&1 || missing+=(openssl); fi
 if [ "$PIN" = 1 ]; then command -v taskset >/dev/null 2>&1 || missing+=(util-linux); fi
 if ((${#missing[@]})); then
     SUDO=()
@@ -143,6 +153,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# TLS=1: the proxies' certificate, which curl trusts; their scheme.
+CURL_TLS=()
+SCHEME=http
+if [ "$TLS" = 1 ]; then
+    "$HERE/tls-cert.sh" "$TMP"
+    CURL_TLS=(--cacert "$TMP/tls-cert.pem")
+    SCHEME=https
+fi
+
 die() {
     echo "run.sh: $*" >&2
     exit 1
@@ -169,7 +188,7 @@ wait_http() {
     local url=$1 pid=$2 log=$3
     for _ in $(seq 1 150); do
         kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "process $pid exited before $url answered"; }
-        if curl -s -o /dev/null "$url"; then return 0; fi
+        if curl -s -o /dev/null "${CURL_TLS[@]}" "$url"; then return 0; fi
         sleep 0.1
     done
     cat "$log" >&2
@@ -188,14 +207,14 @@ render() {
 }
 
 # Start an nginx from a config in $TMP, in the foreground of a background job.
-start_nginx() { # start_nginx NAME CONF PORT [CPU PREFIX...] -> sets NGINX_PID
-    local name=$1 conf=$2 port=$3
-    shift 3
+start_nginx() { # start_nginx NAME CONF SCHEME PORT [CPU PREFIX...] -> sets NGINX_PID
+    local name=$1 conf=$2 scheme=$3 port=$4
+    shift 4
     nginx -t -q -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" || die "nginx config $conf is invalid"
     "$@" nginx -p "$TMP" -e "$TMP/$name.error.log" -c "$conf" -g 'daemon off;' >"$TMP/$name.out" 2>&1 &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
-    wait_http "http://127.0.0.1:$port/" "$NGINX_PID" "$TMP/$name.error.log"
+    wait_http "$scheme://127.0.0.1:$port/" "$NGINX_PID" "$TMP/$name.error.log"
 }
 
 # Check that URL answers a KIND request with 200 and the upstream's body
@@ -206,7 +225,7 @@ check_ok() {
     if [ "$kind" != get ]; then
         req=(-X POST -H 'Content-Type: application/json' --data-binary "@$TMP/body-$kind")
     fi
-    out=$(curl -s -w '\n%{http_code}' "${req[@]}" -H "X-API-Key: $key" "$url") || die "curl $url failed"
+    out=$(curl -s -w '\n%{http_code}' "${CURL_TLS[@]}" "${req[@]}" -H "X-API-Key: $key" "$url") || die "curl $url failed"
     code=${out##*$'\n'}
     [ "$code" = 200 ] || die "$url answered $code, not 200, to a $kind request: ${out%$'\n'*}"
     [ "${out%$'\n'*}" = '{"ok":true}' ] || die "$url answered an unexpected body: ${out%$'\n'*}"
@@ -297,7 +316,7 @@ done
 UP_PORT=$(free_port)
 render "$HERE/nginx-upstream.conf.template" "$TMP/upstream.conf" \
     TMP="$TMP" PORT="$UP_PORT" WORKERS="$UPSTREAM_WORKERS"
-start_nginx upstream "$TMP/upstream.conf" "$UP_PORT" "${LOAD_CPUS[@]}"
+start_nginx upstream "$TMP/upstream.conf" http "$UP_PORT" "${LOAD_CPUS[@]}"
 UP_PID=$NGINX_PID
 UPSTREAM_URL="http://127.0.0.1:$UP_PORT"
 
@@ -327,6 +346,7 @@ for spec in "${variant_specs[@]}"; do
     n=$((n + 1))
     mkdir -p "$TMP/quota-data-$n"
     ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM$RANDOM"
+    if [ "$TLS" = 1 ]; then args+=(--tls-cert "$TMP/tls-cert.pem" --tls-key "$TMP/tls-key.pem"); fi
     env RUST_LOG=warn "${env_words[@]}" "${PROXY_CPUS[@]}" "$bin" serve \
         --listen 127.0.0.1:0 \
         --workers "$PROXY_WORKERS" \
@@ -341,13 +361,13 @@ for spec in "${variant_specs[@]}"; do
     pid=$!
     PIDS+=("$pid")
     for _ in $(seq 1 150); do
-        grep -q '^quota: listening on http://' "$TMP/quota-$n.out" && break
+        grep -q "^quota: listening on $SCHEME://" "$TMP/quota-$n.out" && break
         kill -0 "$pid" 2>/dev/null || { cat "$TMP/quota-$n.out" "$TMP/quota-$n.log" >&2; die "quota serve ($label) exited"; }
         sleep 0.1
     done
-    url=$(sed -n 's/^quota: listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$TMP/quota-$n.out" | head -n 1)
+    url=$(sed -n 's/^quota: listening on \(https\{0,1\}:\/\/[0-9.:]*\).*/\1/p' "$TMP/quota-$n.out" | head -n 1)
     [ -n "$url" ] || { cat "$TMP/quota-$n.log" >&2; die "quota serve ($label) did not start within 15 s"; }
-    account=$(curl -s -f -X POST "$url/admin/accounts" -H "Authorization: Bearer $ADMIN_TOKEN") ||
+    account=$(curl -s -f "${CURL_TLS[@]}" -X POST "$url/admin/accounts" -H "Authorization: Bearer $ADMIN_TOKEN") ||
         die "creating an account through the admin API of $label failed"
     key=$(grep -o '"key" *: *"[^"]*"' <<<"$account" | sed 's/.*"\([^"]*\)"$/\1/')
     [ -n "$key" ] || die "no key in the admin API's answer ($label)"
@@ -358,10 +378,15 @@ done
 
 # --- 3. nginx limit_req, beside them ---------------------------------------------
 LR_PORT=$(free_port)
+LISTEN_TLS= TLS_DIRECTIVES=
+if [ "$TLS" = 1 ]; then
+    LISTEN_TLS=" ssl"
+    TLS_DIRECTIVES="ssl_certificate $TMP/tls-cert.pem; ssl_certificate_key $TMP/tls-key.pem; ssl_protocols TLSv1.3; ssl_session_cache shared:SSL:1m;"
+fi
 render "$HERE/nginx-limit-req.conf.template" "$TMP/limit-req.conf" \
     TMP="$TMP" PORT="$LR_PORT" WORKERS="$PROXY_WORKERS" UPSTREAM_PORT="$UP_PORT" \
-    RATE="$NGINX_RATE" BURST="$NGINX_BURST"
-start_nginx limit-req "$TMP/limit-req.conf" "$LR_PORT" "${PROXY_CPUS[@]}"
+    RATE="$NGINX_RATE" BURST="$NGINX_BURST" LISTEN_TLS="$LISTEN_TLS" TLS="$TLS_DIRECTIVES"
+start_nginx limit-req "$TMP/limit-req.conf" "$SCHEME" "$LR_PORT" "${PROXY_CPUS[@]}"
 LR_PID=$NGINX_PID
 NGINX="nginx limit_req"
 
@@ -377,7 +402,7 @@ for i in "${!NAMES[@]}"; do
     P_KEY[${NAMES[$i]}]=${GW_KEYS[$i]}
     P_PID[${NAMES[$i]}]=${GW_PIDS[$i]}
 done
-P_URL[$NGINX]="http://127.0.0.1:$LR_PORT/v1/$ENDPOINT"
+P_URL[$NGINX]="$SCHEME://127.0.0.1:$LR_PORT/v1/$ENDPOINT"
 P_KEY[$NGINX]=${GW_KEYS[0]}
 P_PID[$NGINX]=$LR_PID
 for round in $(seq 1 "$ROUNDS"); do
@@ -397,7 +422,7 @@ done
 # Every decision of the runs must be an admission (nothing refused, no store error).
 declare -A ADMITTED LOG_LINES
 for i in "${!NAMES[@]}"; do
-    metrics=$(curl -s "${GW_URLS[$i]}/metrics")
+    metrics=$(curl -s "${CURL_TLS[@]}" "${GW_URLS[$i]}/metrics")
     others=$(grep '^quota_decisions_total{' <<<"$metrics" | grep -v 'outcome="admitted"' | awk '$NF != 0' || true)
     [ -z "$others" ] || die "${NAMES[$i]} decided something other than admitted: $others"
     ADMITTED[${NAMES[$i]}]=$(grep '^quota_decisions_total{' <<<"$metrics" | grep 'outcome="admitted"' | awk '{ s += $NF } END { printf "%d", s }')
@@ -408,12 +433,21 @@ if grep -q 'limiting requests' "$TMP/limit-req.error.log"; then
 fi
 
 # --- report ----------------------------------------------------------------------
+# TLS=1: what an OpenSSL client (wrk's library) negotiates with each proxy.
+tls_of() { # tls_of PORT -> "TLSv1.3, CIPHER"
+    openssl s_client -connect "127.0.0.1:$1" -servername localhost </dev/null 2>/dev/null |
+        awk '/^New, / { print $2, $5; exit }'
+}
+TLS_LINE=
+if [ "$TLS" = 1 ]; then
+    TLS_LINE="- TLS (TLS=1): the proxies terminate TLS with one ECDSA P-256 certificate (benches/load/tls-cert.sh), wrk over https with keep-alive, the upstream plain HTTP; negotiated by openssl s_client: ${NAMES[0]} $(tls_of "$(sed 's/.*://' <<<"${GW_URLS[0]}")"), nginx $(tls_of "$LR_PORT") (nginx: ssl_protocols TLSv1.3)"
+fi
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*:[[:space:]]*//' || echo unknown)
 FIRST=${NAMES[0]}
 
 cat <<EOF
 
-## Load benchmark: quota serve vs nginx limit_req
+## Load benchmark: quota serve vs nginx limit_req$(if [ "$TLS" = 1 ]; then echo ", both terminating TLS"; fi)
 
 - date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - machine: $(nproc) CPUs ($cpu), Linux $(uname -r), load average before the runs: $LOADAVG, after: $(cut -d' ' -f1-3 /proc/loadavg)
@@ -428,6 +462,7 @@ cat <<EOF
   that order and nginx last in odd rounds, the reverse in even ones; all proxies stay up throughout and
   only one is loaded at a time
 - requests: /v1/${ENDPOINT} with an X-API-Key header, the same in every run of a kind; every answer 200 (checked)
+${TLS_LINE}
 EOF
 STRICT_MISSED=0
 for kind in $KINDS; do
