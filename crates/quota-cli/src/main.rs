@@ -87,7 +87,11 @@ fn serve_main(args: &cli::ServeArgs) -> i32 {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rustls logs a client's protocol quirks (an IP address sent as SNI, as
+    // wrk does) at warn, once per connection: a client could fill the log.
+    // Its errors stay; RUST_LOG chooses otherwise.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
