@@ -111,6 +111,7 @@ where
         };
         observer.observe(&Observation {
             tier: admission.identity().map(|i| i.tier.as_str()),
+            account: admission.identity().map(|i| i.account.as_str()),
             endpoint: admission.endpoint(),
             outcome,
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -43,6 +43,9 @@ impl fmt::Display for Outcome {
 pub struct Observation<'a> {
     /// The account's tier, once the key is resolved.
     pub tier: Option<&'a str>,
+    /// The account, once the key is resolved (for a per-request record
+    /// such as an access log; not a metric label: it is unbounded).
+    pub account: Option<&'a str>,
     /// The policy endpoint the request resolved to.
     pub endpoint: Option<&'a str>,
     /// Admitted, refused or error.
