@@ -66,7 +66,17 @@ impl App {
         // The caller, named to the upstream (any such headers the client
         // sent are dropped).
         let caller = who.as_ref().map(|w| (w.account.as_str(), w.tier.as_str()));
-        self.proxy.forward(req, self.client.as_ref(), caller).await
+        // The upstream's time, for the access log.
+        let sent = self
+            .shared
+            .access_log
+            .is_some()
+            .then(std::time::Instant::now);
+        let res = self.proxy.forward(req, self.client.as_ref(), caller).await;
+        if let Some(sent) = sent {
+            crate::access_log::upstream_took(sent.elapsed());
+        }
+        res
     }
 
     async fn limits(&self, who: &Identity) -> Response<Body> {

@@ -15,6 +15,7 @@ use quota_transport::enforce::{EnforceLayer, PolicyHandle};
 use quota_transport::identity::KeyHeaders;
 use tokio::net::TcpListener;
 
+use crate::access_log::AccessLog;
 use crate::admin::guard::{self, AdminGuard};
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::error::Error;
@@ -48,6 +49,7 @@ pub struct GatewayBuilder {
     trusted_proxies: TrustedProxies,
     upstream_ca: Option<PathBuf>,
     serving: Serving,
+    access_log: Option<AccessLog>,
 }
 
 impl GatewayBuilder {
@@ -162,6 +164,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Writes one JSON line per request to `log` (see [`crate::access_log`]);
+    /// none by default. Its writer is flushed and stopped when
+    /// [`Gateway::serve`] returns.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
     /// Checks the settings and builds the gateway.
     ///
     /// # Errors
@@ -186,7 +196,11 @@ impl GatewayBuilder {
             (_, None) => None,
         };
         let policy = PolicyHandle::new(self.policy);
-        let metrics = Arc::new(Metrics::new(policy.clone()));
+        let mut metrics = Metrics::new(policy.clone());
+        if let Some(log) = &self.access_log {
+            metrics.register_access_log(log.dropped_counter());
+        }
+        let metrics = Arc::new(metrics);
         let store = Arc::new(self.store);
         let accounts = Arc::new(self.accounts);
         let shared = Arc::new(Shared {
@@ -198,12 +212,16 @@ impl GatewayBuilder {
             trusted: Arc::new(self.trusted_proxies),
             admin_guard: AdminGuard::new(guard::MAX_FAILURES, guard::WINDOW)
                 .map_err(|e| Error::Setup(e.to_string()))?,
+            access_log: self.access_log,
         });
         let layer = EnforceLayer::new(policy, store, accounts)
             .shadow(self.shadow)
             .ietf_headers(self.ietf_headers)
             .path_action(self.path_action)
-            .observer(observe::MetricsObserver::new(metrics))
+            .observer(observe::MetricsObserver::new(
+                metrics,
+                shared.access_log.is_some(),
+            ))
             .prefix(routes::API_PREFIX)
             .unmetered(Route::UNMETERED);
         let forwarding = proxy::Forwarding {
@@ -269,6 +287,7 @@ impl Gateway {
             forward_credentials: false,
             trusted_proxies: TrustedProxies::default(),
             upstream_ca: None,
+            access_log: None,
             serving: Serving {
                 upstream_timeout: Duration::from_secs(30),
                 client_timeout: Duration::from_secs(60),
@@ -316,8 +335,8 @@ impl Gateway {
     }
 
     /// Serves `listener` until `shutdown` completes, then stops accepting,
-    /// lets requests in flight finish (up to the shutdown timeout) and makes
-    /// the accounts durable. Call it inside a tokio runtime: the first
+    /// lets requests in flight finish (up to the shutdown timeout), makes
+    /// the accounts durable and flushes the access log. Call it inside a tokio runtime: the first
     /// worker runs on it, the others on threads of their own.
     ///
     /// # Errors
@@ -331,6 +350,9 @@ impl Gateway {
         let flusher = spawn_flusher(Arc::clone(&accounts));
         let served = server::serve(listener, &self.factory, shutdown).await;
         flusher.abort();
+        if let Some(log) = &self.factory.shared.access_log {
+            log.close().await;
+        }
         match tokio::task::spawn_blocking(move || accounts.flush()).await {
             Ok(Ok(())) => tracing::info!("accounts flushed"),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot flush the accounts database"),

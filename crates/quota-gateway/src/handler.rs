@@ -13,6 +13,7 @@ use quota_transport::enforce::{Enforce, EnforceLayer, ResponseBody};
 use quota_transport::fields::HeaderFields as _;
 use tower::{Layer, ServiceExt};
 
+use crate::access_log::{self, CountedBody, LoggedBody, Pending, Record, Tally, Where};
 use crate::admin;
 use crate::app::App;
 use crate::backend::{GatewayAccounts, GatewayStore};
@@ -75,17 +76,57 @@ pub(crate) struct Handler {
 pub(crate) type Enforced = Enforce<App, GatewayStore, GatewayAccounts>;
 
 /// The body of every answer: the enforced service's, or the gateway's own
-/// routes' (boxed once either way).
-pub(crate) type RouteBody = ResponseBody<Body>;
+/// routes' (boxed once either way), counted for the access log when there
+/// is one.
+pub(crate) type RouteBody = LoggedBody<ResponseBody<Body>>;
+
+/// The body of every request: the client's, counted for the access log
+/// when there is one.
+type RequestBody = CountedBody<Incoming>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Routes one request from the connection's `peer` ([`Route`]: the one
-/// table of routes).
+/// table of routes), and with an access log records it once its answer's
+/// body is done.
 pub(crate) async fn route(
     gw: Arc<Handler>,
     enforced: Enforced,
     peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<RouteBody>, Infallible> {
+    let Some(log) = gw.shared.access_log.as_ref() else {
+        let req = req.map(|body| CountedBody::new(body, None));
+        let (_, res) = route_one(&gw, enforced, peer, req).await;
+        return Ok(res.map(LoggedBody::plain));
+    };
+    let client = gw
+        .shared
+        .trusted
+        .client(peer, req.headers().values_of(&X_FORWARDED_FOR));
+    let record = Record::new(client, Some(req.method().clone()), Where::Edge);
+    let tally = Arc::new(Tally::default());
+    let req = req.map(|body| CountedBody::new(body, Some(Arc::clone(&tally))));
+    let mut pending = Pending::new(log, record, Arc::clone(&tally));
+    let (place, res) = access_log::scope(tally, route_one(&gw, enforced, peer, req)).await;
+    let refusal = res.body().is_refusal();
+    pending.record().set_route(place);
+    pending.answered(res.status().as_u16(), refusal);
+    // An answer the gateway made itself carries its request id, if any
+    // (the proxy's 502 and 504 told the record already).
+    if place != Where::Route(Route::Proxy) || refusal {
+        pending.id_from(res.headers());
+    }
+    Ok(res.map(|body| LoggedBody::logged(body, pending)))
+}
+
+/// Routes one request: where it went, and the answer.
+async fn route_one(
+    gw: &Handler,
+    enforced: Enforced,
+    peer: IpAddr,
+    req: Request<RequestBody>,
+) -> (Where, Response<ResponseBody<Body>>) {
     // The edge's refusals first, as the own path makes them (it sees
     // every HTTP/1.1 connection's first head; these are the rest, and
     // HTTP/2's).
@@ -99,13 +140,15 @@ pub(crate) async fn route(
     ) {
         gw.shared.metrics.record_edge_refusal(refusal);
         let close = version != Version::HTTP_2;
-        return Ok(respond::refusal(refusal, close).map(ResponseBody::inner));
+        let res = respond::refusal(refusal, close).map(ResponseBody::inner);
+        return (Where::Edge, res);
     }
     let route = Route::of(req.uri().path());
+    let place = Where::Route(route);
     if let Some(allow) = route.methods() {
         if !allow.split(", ").any(|m| m == req.method().as_str()) {
             let res = respond::method_not_allowed("method not allowed", allow);
-            return Ok(res.map(ResponseBody::inner));
+            return (place, res.map(ResponseBody::inner));
         }
     }
     let res = match route {
@@ -119,18 +162,23 @@ pub(crate) async fn route(
         }
         Route::Admin => {
             // The client, as a trusted proxy may name it.
-            let forwarded_for = HeaderName::from_static("x-forwarded-for");
             let client = gw
                 .shared
                 .trusted
-                .client(peer, req.headers().values_of(&forwarded_for));
+                .client(peer, req.headers().values_of(&X_FORWARDED_FOR));
             // Boxed, so that the proxied requests' futures stay small.
             let admin = Box::pin(admin::handle(&gw.shared, req, client));
             admin.await
         }
-        Route::Limits | Route::Proxy => return enforced.oneshot(req).await,
+        Route::Limits | Route::Proxy => {
+            let res = match enforced.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
+            return (place, res);
+        }
     };
-    Ok(res.map(ResponseBody::inner))
+    (place, res.map(ResponseBody::inner))
 }
 
 /// `/healthz`: the store as it is now (on Redis, asked at most once a

@@ -28,12 +28,14 @@
 //!   and HTTP/2;
 //! - `routes`: the one table of routes every path consults;
 //! - `proxy`: the upstream client and its pool;
+//! - [`access_log`]: one JSON line per request, written off the hot path;
 //! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
 //! - [`backend`]: the store and accounts chosen at start-up;
 //!   [`accounts`] (feature `redb`): accounts in a database on disk;
 //! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`;
 //! - [`tls`]: the certificate the gateway terminates TLS with, reloadable.
 
+pub mod access_log;
 #[cfg(feature = "redb")]
 pub mod accounts;
 mod admin;
@@ -58,6 +60,7 @@ mod server;
 mod shared;
 pub mod tls;
 
+pub use access_log::{AccessLog, AccessLogError};
 pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;

@@ -12,6 +12,8 @@
 //!   before any route (`400` a bad `Host`, target or transfer coding, `405`
 //!   a method the gateway does not serve, `501` codings before `chunked`);
 //! - `quota_policy_reloads_total{result}`: `ok` or `refused`;
+//! - `quota_access_log_dropped_total`: with an access log, records dropped
+//!   because its writer fell behind;
 //! - `quota_store_info{backend,mode}`: 1 for the store in use; `mode` is
 //!   `ok`, or on Redis while it does not answer `fallback` (failure policy
 //!   `open` or `local:N`) or `unavailable` (`closed`);
@@ -383,6 +385,17 @@ impl Metrics {
         if ok {
             self.table.store(Arc::new(Table::new(&self.policy.load())));
         }
+    }
+
+    /// Adds `quota_access_log_dropped_total`: access log records dropped
+    /// because the writer fell behind (only a gateway with an access log
+    /// has it).
+    pub(crate) fn register_access_log(&mut self, dropped: Counter) {
+        self.registry.register(
+            "quota_access_log_dropped",
+            "Access log records dropped because the writer fell behind",
+            dropped,
+        );
     }
 
     /// The text exposition, with the store's backend and mode (and, on

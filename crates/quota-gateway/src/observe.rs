@@ -1,5 +1,5 @@
-//! The enforcement layer's observer: turns each decision into metrics and
-//! a debug log line.
+//! The enforcement layer's observer: turns each decision into metrics, a
+//! debug log line and (with an access log) the request's record.
 
 use std::sync::Arc;
 
@@ -11,12 +11,18 @@ use crate::metrics::{DecisionOutcome, Metrics};
 /// Counts every decision in [`Metrics`].
 pub(crate) struct MetricsObserver {
     metrics: Arc<Metrics>,
+    /// Also tell the access log's record of the request.
+    access_log: bool,
 }
 
 impl MetricsObserver {
-    /// An observer writing to `metrics`.
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
-        MetricsObserver { metrics }
+    /// An observer writing to `metrics` (and, with `access_log`, to the
+    /// request's access log record).
+    pub(crate) fn new(metrics: Arc<Metrics>, access_log: bool) -> Self {
+        MetricsObserver {
+            metrics,
+            access_log,
+        }
     }
 }
 
@@ -49,6 +55,9 @@ impl Observer for MetricsObserver {
             .record_decision(o.tier, o.endpoint, outcome, o.limit, o.latency);
         if o.outcome == Outcome::Error {
             self.metrics.record_store_error();
+        }
+        if self.access_log {
+            crate::access_log::observed(o);
         }
         tracing::debug!(
             tier = o.tier,

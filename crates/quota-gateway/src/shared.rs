@@ -6,6 +6,7 @@ use std::sync::Arc;
 use quota_core::Timestamp;
 use quota_transport::enforce::PolicyHandle;
 
+use crate::access_log::AccessLog;
 use crate::admin::guard::AdminGuard;
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::forwarded::TrustedProxies;
@@ -32,4 +33,6 @@ pub(crate) struct Shared {
     pub(crate) trusted: Arc<TrustedProxies>,
     /// Failed admin authentications per client address.
     pub(crate) admin_guard: AdminGuard,
+    /// Where each request's line goes, if anywhere.
+    pub(crate) access_log: Option<AccessLog>,
 }

@@ -385,6 +385,7 @@ impl Proxy {
             ForwardError::Timeout => {
                 this.metrics.record_upstream_error(UpstreamError::Timeout);
                 let id = RequestId::new();
+                crate::access_log::request_id(id);
                 tracing::warn!(
                     request_id = %id,
                     timeout_s = this.timeout.as_secs_f64(),
@@ -400,6 +401,7 @@ impl Proxy {
                 this.metrics
                     .record_upstream_error(UpstreamError::Unreachable);
                 let id = RequestId::new();
+                crate::access_log::request_id(id);
                 tracing::warn!(request_id = %id, error = %error_chain(&e), "upstream unreachable");
                 server_error(
                     StatusCode::BAD_GATEWAY,

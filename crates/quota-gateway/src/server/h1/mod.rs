@@ -21,16 +21,19 @@ mod rewind;
 
 use std::io::Write as _;
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
 use quota_transport::enforce::{Admitted, HeadCheck};
+use quota_transport::fields::HeaderFields as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use crate::access_log::{self, Pending, Record, Tally, Where};
 use crate::handler::Handler;
 use crate::http1::answer::{Framing, HeadWriter};
 use crate::http1::edge::Refusal;
@@ -41,6 +44,8 @@ use crate::routes::Route;
 pub(crate) use rewind::Rewind;
 
 use super::Io;
+
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
 /// How much the read buffer grows by.
 const READ_CHUNK: usize = 8 * 1024;
@@ -92,7 +97,12 @@ pub(crate) async fn serve<S: Io>(
                     Parsed::Other => return handover(buf, stream),
                     Parsed::Refused { refusal, head } => {
                         gw.shared.metrics.record_edge_refusal(refusal);
-                        refuse(refusal, head, stream, &mut out).await;
+                        let pending = gw.shared.access_log.as_ref().map(|log| {
+                            let method = first_token(&buf);
+                            let record = Record::new(client.peer, method, Where::Edge);
+                            Pending::new(log, record, Arc::default())
+                        });
+                        refuse(refusal, head, stream, &mut out, pending).await;
                         return Ended::Closed;
                     }
                     Parsed::Partial => {}
@@ -126,9 +136,28 @@ pub(crate) async fn serve<S: Io>(
             return handover(buf, stream);
         };
         out.clear();
-        let open = exchange
-            .answer(gw, client, upstream_timer.as_mut(), &mut stream, &mut out)
-            .await;
+        let open = match &gw.shared.access_log {
+            None => {
+                exchange
+                    .answer(gw, client, upstream_timer.as_mut(), &mut stream, &mut out)
+                    .await
+                    .open
+            }
+            Some(log) => {
+                let record = exchange.record(gw, client);
+                let tally = Arc::new(Tally::default());
+                let mut pending = Pending::new(log, record, Arc::clone(&tally));
+                let answering =
+                    exchange.answer(gw, client, upstream_timer.as_mut(), &mut stream, &mut out);
+                let sent = access_log::scope(tally, answering).await;
+                pending.answered(sent.status, sent.refusal);
+                if let Some(id) = sent.id {
+                    pending.id_from(&id);
+                }
+                pending.done(sent.body);
+                sent.open
+            }
+        };
         drop(exchange);
         buf.advance(simple.len);
         if !open || simple.close {
@@ -146,20 +175,37 @@ pub(crate) async fn serve<S: Io>(
 }
 
 /// Answers a request refused at the edge, then closes the connection
-/// (its body, if any, is not read: see [`linger`]).
-async fn refuse<S: Io>(refusal: Refusal, head: bool, mut stream: S, out: &mut Vec<u8>) {
+/// (its body, if any, is not read: see [`linger`]); `pending` is its
+/// access log record.
+async fn refuse<S: Io>(
+    refusal: Refusal,
+    head: bool,
+    mut stream: S,
+    out: &mut Vec<u8>,
+    pending: Option<Pending>,
+) {
     let (parts, body) = crate::respond::refusal(refusal, true).into_parts();
     out.clear();
     let answer = Answer {
         status: parts.status,
         admission: None,
     };
-    if answer
+    let sent = answer
         .write(pairs(&parts.headers), body, head, true, &mut stream, out)
-        .await
-    {
+        .await;
+    if let Some(mut pending) = pending {
+        pending.answered(sent.status, true);
+        pending.done(sent.body);
+    }
+    if sent.open {
         linger(stream).await;
     }
+}
+
+/// The method of the request at the start of `buf`, if it is one.
+fn first_token(buf: &[u8]) -> Option<Method> {
+    let end = buf.iter().position(|&b| b == b' ')?;
+    Method::from_bytes(&buf[..end]).ok()
 }
 
 /// Closes a connection whose client may still be sending (a body the
@@ -226,8 +272,21 @@ impl<'b> Exchange<'b> {
         })
     }
 
-    /// Checks, forwards and answers the request; false when the
-    /// connection cannot carry another one.
+    /// The access log record of this request, from `client`, arriving now.
+    fn record(&self, gw: &Handler, client: &ClientAddr) -> Box<Record> {
+        let fields = &self.fields[..];
+        let client = gw
+            .shared
+            .trusted
+            .client(client.peer, fields.values_of(&X_FORWARDED_FOR));
+        Record::new(
+            client,
+            Some(self.method.clone()),
+            Where::Route(Route::Proxy),
+        )
+    }
+
+    /// Checks, forwards and answers the request: what was sent.
     async fn answer<S: Io>(
         &self,
         gw: &Handler,
@@ -235,10 +294,18 @@ impl<'b> Exchange<'b> {
         upstream_timer: Pin<&mut Sleep>,
         stream: &mut S,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Sent {
         let admission = match gw.layer.check_head(self.path, &self.fields[..]).await {
             HeadCheck::Refused(res) => {
-                return self.reply(res.map(Full::new), None, stream, out).await
+                let id = gw
+                    .shared
+                    .access_log
+                    .is_some()
+                    .then(|| res.headers().clone());
+                let mut sent = self.reply(res.map(Full::new), None, stream, out).await;
+                sent.refusal = true;
+                sent.id = id;
+                return sent;
             }
             HeadCheck::Admitted(admission) => admission,
         };
@@ -255,6 +322,8 @@ impl<'b> Exchange<'b> {
                 &rewritten
             }
         };
+        // The upstream's time, for the access log.
+        let sent = gw.shared.access_log.is_some().then(std::time::Instant::now);
         let forwarded = gw
             .proxy
             .forward_head(
@@ -266,6 +335,9 @@ impl<'b> Exchange<'b> {
                 upstream_timer,
             )
             .await;
+        if let Some(sent) = sent {
+            access_log::upstream_took(sent.elapsed());
+        }
         match forwarded {
             Ok((up, body)) => {
                 let answer = Answer {
@@ -282,14 +354,14 @@ impl<'b> Exchange<'b> {
     }
 
     /// Writes the gateway's own answer `res` (a refusal, a 502 or 504) with
-    /// `admission`'s headers, if any; false as [`Answer::write`].
+    /// `admission`'s headers, if any; what was sent as [`Answer::write`].
     async fn reply<B, S: Io>(
         &self,
         res: Response<B>,
         admission: Option<&Admitted>,
         stream: &mut S,
         out: &mut Vec<u8>,
-    ) -> bool
+    ) -> Sent
     where
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -307,6 +379,22 @@ impl<'b> Exchange<'b> {
     }
 }
 
+/// What an answer sent.
+struct Sent {
+    /// Whether the connection can carry another request (false: a write
+    /// failed, or the body failed midway).
+    open: bool,
+    /// Its status.
+    status: u16,
+    /// Body bytes written (the payload, not chunked framing).
+    body: u64,
+    /// The enforcement layer's refusal (or the edge's).
+    refusal: bool,
+    /// The head of the enforcement layer's refusal, for its request id
+    /// (only with an access log).
+    id: Option<http::HeaderMap>,
+}
+
 /// An answer's status and the admission whose headers it carries.
 struct Answer<'a> {
     status: StatusCode,
@@ -315,9 +403,7 @@ struct Answer<'a> {
 }
 
 impl Answer<'_> {
-    /// Writes the answer with `fields` and its body; false when the
-    /// connection cannot carry another request (a write failed, or the
-    /// body failed midway).
+    /// Writes the answer with `fields` and its body: what was sent.
     async fn write<'f, B, S: Io>(
         &self,
         fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
@@ -326,7 +412,7 @@ impl Answer<'_> {
         close: bool,
         stream: &mut S,
         out: &mut Vec<u8>,
-    ) -> bool
+    ) -> Sent
     where
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -341,8 +427,16 @@ impl Answer<'_> {
             None => w.fields(fields),
         }
         w.finish(close);
+        let mut sent = Sent {
+            open: false,
+            status: self.status.as_u16(),
+            body: 0,
+            refusal: false,
+            id: None,
+        };
         if !framing.has_body() {
-            return send(stream, out).await;
+            sent.open = send(stream, out).await;
+            return sent;
         }
         let chunked = framing == Framing::Chunked;
         let mut body = pin!(body);
@@ -350,7 +444,7 @@ impl Answer<'_> {
             let Ok(frame) = frame else {
                 // Cut short: the client sees the connection close.
                 let _ = send(stream, out).await;
-                return false;
+                return sent;
             };
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -358,6 +452,7 @@ impl Answer<'_> {
             if data.is_empty() {
                 continue;
             }
+            sent.body += data.len() as u64;
             if chunked {
                 // Into the buffer (a `Vec` write cannot fail).
                 let _ = write!(out, "{:x}\r\n", data.len());
@@ -368,7 +463,7 @@ impl Answer<'_> {
             }
             if out.len() >= WRITE_AT {
                 if !send(stream, out).await {
-                    return false;
+                    return sent;
                 }
                 out.clear();
             }
@@ -376,7 +471,8 @@ impl Answer<'_> {
         if chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        send(stream, out).await
+        sent.open = send(stream, out).await;
+        sent
     }
 }
 
