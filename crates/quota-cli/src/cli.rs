@@ -139,6 +139,10 @@ pub(crate) struct ServeArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
     #[arg(long, env = "QUOTA_TLS_KEY", value_name = "FILE")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Access log: one JSON line per request appended to this file, or `-`
+    /// for stdout (default: none).
+    #[arg(long, env = "QUOTA_ACCESS_LOG", value_name = "PATH|-")]
+    pub(crate) access_log: Option<PathBuf>,
     /// Log format: text or json (default text).
     #[arg(long, env = "QUOTA_LOG_FORMAT", value_enum, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,

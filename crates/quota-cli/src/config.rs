@@ -83,6 +83,8 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<TlsFiles>,
     /// Log format.
     pub(crate) log_format: LogFormat,
+    /// The access log's file, `-` for stdout (none when absent).
+    pub(crate) access_log: Option<PathBuf>,
     /// Demo mode.
     pub(crate) demo: bool,
 }
@@ -151,6 +153,8 @@ struct ConfigFile {
     tls_key: Option<Spanned<String>>,
     #[serde(alias = "upstream-ca")]
     upstream_ca: Option<Spanned<String>>,
+    #[serde(alias = "access-log")]
+    access_log: Option<Spanned<String>>,
 }
 
 /// A loaded config file and its text (for line numbers).
@@ -289,6 +293,11 @@ impl Settings {
             (None, None) => None,
         };
         let policy = path(&args.policy, l.and_then(|l| l.file.policy.as_ref()));
+        // `-` (stdout) is not a path.
+        let access_log = match l.and_then(|l| l.file.access_log.as_ref()) {
+            Some(f) if args.access_log.is_none() && f.get_ref() == "-" => Some(PathBuf::from("-")),
+            f => path(&args.access_log, f),
+        };
         let data_dir = path(&args.data_dir, l.and_then(|l| l.file.data_dir.as_ref()));
         let upstream_ca = path(
             &args.upstream_ca,
@@ -456,6 +465,7 @@ impl Settings {
             workers,
             tls,
             log_format,
+            access_log,
             demo: args.demo,
         })
     }
@@ -832,9 +842,73 @@ mod tests {
     }
 
     #[test]
+    fn access_log_comes_from_the_flag_or_the_file_relative_to_it_and_dash_is_stdout() {
+        let upstream = || Some("http://127.0.0.1:9".to_owned());
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.access_log, None);
+        let s = Settings::resolve(&ServeArgs {
+            upstream: upstream(),
+            access_log: Some("/var/log/quota/access.log".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.access_log.as_deref(),
+            Some(Path::new("/var/log/quota/access.log"))
+        );
+        let p = write(
+            "access-log",
+            "upstream = \"http://127.0.0.1:9\"\naccess-log = \"logs/access.log\"\n",
+        );
+        let file = |access_log: Option<&str>| ServeArgs {
+            config: Some(p.0.clone()),
+            access_log: access_log.map(PathBuf::from),
+            ..ServeArgs::default()
+        };
+        let dir = p.0.parent().unwrap();
+        assert_eq!(
+            Settings::resolve(&file(None)).unwrap().access_log,
+            Some(dir.join("logs/access.log"))
+        );
+        // The flag (or QUOTA_ACCESS_LOG) beats the file.
+        assert_eq!(
+            Settings::resolve(&file(Some("-"))).unwrap().access_log,
+            Some(PathBuf::from("-"))
+        );
+        let (_, s) = from_file(
+            "access-log-stdout",
+            "upstream = \"http://127.0.0.1:9\"\naccess_log = \"-\"\n",
+        );
+        assert_eq!(s.unwrap().access_log, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn access_log_flag_parses_and_takes_a_dash() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from([
+            "quota",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--access-log",
+            "-",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.access_log, Some(PathBuf::from("-")));
+    }
+
+    #[test]
     fn upstream_must_be_http_or_https() {
         assert!(parse_upstream("https://x").is_ok());
         assert!(parse_upstream("ftp://x").is_err());
+
         assert!(parse_upstream("127.0.0.1:80").is_err());
         assert!(parse_upstream("http://127.0.0.1:80/base").is_ok());
     }

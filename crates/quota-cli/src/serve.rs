@@ -3,7 +3,7 @@
 
 use quota_gateway::accounts::RedbAccounts;
 use quota_gateway::backend::{GatewayAccounts, GatewayStore};
-use quota_gateway::{demo, ids, shutdown_signal, Gateway, TlsConfig};
+use quota_gateway::{demo, ids, shutdown_signal, AccessLog, Gateway, TlsConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{Settings, StoreSetting};
@@ -63,6 +63,9 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
         builder = builder.tls(tls);
     }
+    if let Some(target) = &settings.access_log {
+        builder = builder.access_log(AccessLog::open(target)?);
+    }
     let gateway = builder.build()?;
 
     let _watcher = reload::spawn(reload::Reloadable {
@@ -88,6 +91,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         trusted_proxies = %settings.trusted_proxies,
         http1 = %settings.http1,
         tls = settings.tls.is_some(),
+        access_log = %settings.access_log.as_ref().map_or("none".to_owned(), |p| p.display().to_string()),
         "quota gateway started"
     );
     if let Some(up) = demo_upstream {
