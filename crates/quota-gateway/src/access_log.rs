@@ -14,6 +14,9 @@
 //! (`quota_access_log_dropped_total`). With no access log configured none
 //! of this runs (no record, no task-local, no clock read).
 //!
+//! Not recorded: heads hyper's server cannot parse, which it answers itself
+//! (400, 431) before any request reaches the gateway.
+//!
 //! What the enforcement layer decided reaches the record through a
 //! task-local ([`Tally`]) that the gateway's observer writes to: the
 //! layer's tier, account, endpoint and verdict, on the request's own task.
