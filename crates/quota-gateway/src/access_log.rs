@@ -640,6 +640,12 @@ pub(crate) fn request_id(id: RequestId) {
     Tally::with(|f| f.request_id = parse_id(id.to_string().as_bytes()));
 }
 
+/// The request id in the `X-Request-Id` of `headers` (an answer the
+/// gateway made itself), if it has one.
+pub(crate) fn id_in(headers: &HeaderMap) -> Option<u64> {
+    parse_id(headers.get("x-request-id")?.as_bytes())
+}
+
 /// A request id as the gateway writes them: 16 hex digits.
 fn parse_id(id: &[u8]) -> Option<u64> {
     if id.len() != 16 {
@@ -679,12 +685,14 @@ impl Pending {
     /// Takes the request id from the `X-Request-Id` of `headers`, an
     /// answer the gateway made itself, if it has one.
     pub(crate) fn id_from(&mut self, headers: &HeaderMap) {
-        if let Some(id) = headers
-            .get("x-request-id")
-            .and_then(|v| parse_id(v.as_bytes()))
-        {
+        if let Some(id) = id_in(headers) {
             self.record.facts.request_id = Some(id);
         }
+    }
+
+    /// The request id is `id`.
+    pub(crate) fn set_id(&mut self, id: u64) {
+        self.record.facts.request_id = Some(id);
     }
 
     /// Sends the record with `bytes_out` response body bytes written.

@@ -152,7 +152,7 @@ pub(crate) async fn serve<S: Io>(
                 let sent = access_log::scope(tally, answering).await;
                 pending.answered(sent.status, sent.refusal);
                 if let Some(id) = sent.id {
-                    pending.id_from(&id);
+                    pending.set_id(id);
                 }
                 pending.done(sent.body);
                 sent.open
@@ -300,8 +300,8 @@ impl<'b> Exchange<'b> {
                 let id = gw
                     .shared
                     .access_log
-                    .is_some()
-                    .then(|| res.headers().clone());
+                    .as_ref()
+                    .and_then(|_| access_log::id_in(res.headers()));
                 let mut sent = self.reply(res.map(Full::new), None, stream, out).await;
                 sent.refusal = true;
                 sent.id = id;
@@ -390,9 +390,9 @@ struct Sent {
     body: u64,
     /// The enforcement layer's refusal (or the edge's).
     refusal: bool,
-    /// The head of the enforcement layer's refusal, for its request id
-    /// (only with an access log).
-    id: Option<http::HeaderMap>,
+    /// The request id of the enforcement layer's refusal (a 5xx), read
+    /// only with an access log.
+    id: Option<u64>,
 }
 
 /// An answer's status and the admission whose headers it carries.
