@@ -260,3 +260,43 @@ async fn one_line_per_request_with_its_fields_on_the_own_http1_path() {
 async fn one_line_per_request_with_its_fields_on_hypers_http1_path() {
     one_of_each(Http1::Hyper).await;
 }
+
+/// A 502 the gateway answers itself: its line has the answer's request id.
+async fn a_502_is_logged_with_its_request_id(http1: Http1) {
+    // Nothing listens on the upstream's port.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = TempDir::new("access-log-502");
+    let path = dir.path().join("access.log");
+    let log = AccessLog::file(&path).unwrap();
+    let mut gw = setup(&upstream)
+        .with(move |b| b.http1(http1).access_log(log))
+        .start()
+        .await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let res = http.get(&gw.url("/v1/slow"), Some(&key)).await;
+    assert_eq!(res.status, 502);
+    let id = res.header("x-request-id").unwrap().to_owned();
+    gw.stopped(Duration::from_secs(15)).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let l = find(&lines, &[("status", 502.into())]);
+    assert_eq!(l["request_id"], id.as_str());
+    assert_eq!(l["decision"], "admitted");
+    assert!(l["upstream_ms"].as_f64().is_some(), "{l}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_502_is_logged_with_its_request_id_on_the_own_http1_path() {
+    a_502_is_logged_with_its_request_id(Http1::Own).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_502_is_logged_with_its_request_id_on_hypers_http1_path() {
+    a_502_is_logged_with_its_request_id(Http1::Hyper).await;
+}
