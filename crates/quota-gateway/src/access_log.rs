@@ -605,6 +605,10 @@ impl Tally {
         record.facts = std::mem::take(&mut *facts);
         record.status = status;
         record.refusal = refusal;
+        // Refused after all (shadow mode does not let a bad path through).
+        if refusal {
+            record.facts.shadow = false;
+        }
     }
 }
 
@@ -1028,5 +1032,16 @@ mod tests {
         tally.finish(&mut r, 502, false);
         assert_eq!(r.facts.upstream, Some(Duration::from_millis(3)));
         assert_eq!(r.status, 502);
+        // A refusal shadow mode let through is `shadow:`; one it did not
+        // (a path refused in shadow mode too) is not.
+        let shadowed = |refusal| {
+            let tally = Tally::default();
+            tally.facts.lock().unwrap().shadow = true;
+            let mut r = record();
+            tally.finish(&mut r, 400, refusal);
+            r.facts.shadow
+        };
+        assert!(shadowed(false));
+        assert!(!shadowed(true));
     }
 }
