@@ -48,7 +48,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "QUOTA_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
     /// The API to forward admitted requests to, e.g. http://127.0.0.1:9000
-    /// or https://api.internal[:port][/base] (its certificate verified).
+    /// or `https://api.internal[:port][/base]` (its certificate verified).
     #[arg(long, env = "QUOTA_UPSTREAM", value_name = "URL")]
     pub(crate) upstream: Option<String>,
     /// A PEM file of CA certificates also trusted for an https:// upstream

@@ -4,7 +4,7 @@
 //! {"time":"2026-11-28T03:47:13.205Z","request_id":"5be3c0a1d2f49e07","client":"203.0.113.7","account":"acct_87834f324ad03729","tier":"basic","method":"POST","route":"proxy","endpoint":"txt2img","decision":"admitted","status":200,"upstream_ms":1.874,"bytes_in":11,"bytes_out":144}
 //! ```
 //!
-//! Each request's serving code fills a small [`Record`] (its head when it
+//! Each request's serving code fills a small `Record` (its head when it
 //! arrives, then what the enforcement layer decided, the upstream's time
 //! and the bytes) and hands it, once the answer's body has been written
 //! (or given up), to a bounded queue. A thread of its own owns the file (or
@@ -18,7 +18,7 @@
 //! (400, 431) before any request reaches the gateway.
 //!
 //! What the enforcement layer decided reaches the record through a
-//! task-local ([`Tally`]) that the gateway's observer writes to: the
+//! task-local (`Tally`) that the gateway's observer writes to: the
 //! layer's tier, account, endpoint and verdict, on the request's own task.
 //!
 //! The fields, in order:
