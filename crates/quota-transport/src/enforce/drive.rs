@@ -7,7 +7,7 @@
 use core::error::Error;
 use std::time::Instant;
 
-use http::{header, Extensions, StatusCode};
+use http::{Extensions, StatusCode};
 use quota_core::account::{Accounts, Identity};
 use quota_core::admission::{Admission, Reason, Refusal, RequestFacts, Step, Verdict};
 use quota_core::policy::Money;
@@ -17,9 +17,9 @@ use super::answer::refusal_response;
 use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
-use crate::fields::{text, HeaderFields};
+use crate::fields::HeaderFields;
 use crate::identity::extract::{find_caller, Found};
-use crate::upload::{multipart_boundary, UploadError};
+use crate::upload::{declared_length, multipart_boundary};
 
 /// What the admission of a request ended in.
 pub(crate) struct Driven {
@@ -143,18 +143,6 @@ fn outcome_of(reason: &Reason) -> Outcome {
     } else {
         Outcome::Refused
     }
-}
-
-/// The declared `Content-Length`, if any: one decimal number of bytes.
-fn declared_length<H: HeaderFields + ?Sized>(headers: &H) -> Result<Option<u64>, UploadError> {
-    let Some(value) = headers.value_of(&header::CONTENT_LENGTH) else {
-        return Ok(None);
-    };
-    text(value)
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| UploadError::malformed("content-length is not a number of bytes"))
 }
 
 /// Gives a charge back; a failure is logged (the refusal stands).

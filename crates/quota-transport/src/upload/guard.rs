@@ -27,15 +27,26 @@ pub fn precheck<H: HeaderFields + ?Sized>(
     endpoint: &str,
     rules: &UploadRules,
 ) -> Result<(), UploadError> {
-    if let Some(value) = headers.value_of(&header::CONTENT_LENGTH) {
-        let length = text(value)
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| UploadError::malformed("content-length is not a number of bytes"))?;
+    if let Some(length) = declared_length(headers)? {
         rules.check_body_size(endpoint, length)?;
     }
     multipart_boundary(headers).transpose()?;
     Ok(())
+}
+
+/// The declared `Content-Length`, if any: one decimal number of bytes
+/// (anything else is malformed, 400).
+pub(crate) fn declared_length<H: HeaderFields + ?Sized>(
+    headers: &H,
+) -> Result<Option<u64>, UploadError> {
+    let Some(value) = headers.value_of(&header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    text(value)
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| UploadError::malformed("content-length is not a number of bytes"))
 }
 
 /// The boundary of a `multipart/form-data` body; `None` for any other content type.

@@ -72,6 +72,6 @@ mod part;
 
 pub use body::LimitedBody;
 pub use error::{UploadError, Verdict};
-pub(crate) use guard::multipart_boundary;
+pub(crate) use guard::{declared_length, multipart_boundary};
 pub use guard::{guard_body, precheck, GuardedBody};
 pub use part::PartInspector;
