@@ -184,7 +184,7 @@ mod upload_rules {
         assert_eq!(refusal.status_code(), 413);
         assert_eq!(
             refusal.message(),
-            "request body exceeds the 20544 KiB limit for aud2video"
+            "request body exceeds the 20 MiB limit for aud2video (plus 64 KiB for the multipart form around the file)"
         );
     }
 
@@ -196,6 +196,15 @@ mod upload_rules {
         );
         assert_eq!(rules.max_body("img2img"), 25 * MIB);
         assert_eq!(rules.max_body("txt2img"), 10 * MIB + MULTIPART_SLACK);
+        // A configured limit is said as configured, with no allowance.
+        assert_eq!(rules.multipart_allowance("img2img"), 0);
+        assert_eq!(
+            rules
+                .check_body_size("img2img", 30 * MIB)
+                .unwrap_err()
+                .message(),
+            "request body exceeds the 25 MiB limit for img2img"
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ async fn content_length_over_the_limit_is_413_before_the_body_is_read() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(
-        text.ends_with(r#"{"message":"request body exceeds the 20544 KiB limit for aud2video"}"#),
+        text.ends_with(r#"{"message":"request body exceeds the 20 MiB limit for aud2video (plus 64 KiB for the multipart form around the file)"}"#),
         "{text}"
     );
     assert_eq!(server.seen.calls(), 0);

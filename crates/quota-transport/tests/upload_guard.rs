@@ -33,7 +33,7 @@ fn content_length_over_the_body_limit_is_refused_before_reading() {
     ));
     assert_eq!(
         err.json_body(),
-        r#"{"message":"request body exceeds the 10304 KiB limit for txt2img"}"#
+        r#"{"message":"request body exceeds the 10 MiB limit for txt2img (plus 64 KiB for the multipart form around the file)"}"#
     );
 
     let at_limit = (10 * MIB + MULTIPART_SLACK).to_string();

@@ -65,7 +65,7 @@ async fn a_50_mb_stream_is_cut_at_the_limit_without_reading_the_rest() {
     let recorded = verdict.rejection().expect("recorded for the layer");
     assert_eq!(
         recorded.json_body(),
-        r#"{"message":"request body exceeds the 10304 KiB limit for txt2img"}"#
+        r#"{"message":"request body exceeds the 10 MiB limit for txt2img (plus 64 KiB for the multipart form around the file)"}"#
     );
 }
 

@@ -37,12 +37,16 @@ pub enum UploadRefusal {
     },
     /// The request body as a whole is larger than the endpoint allows (413),
     /// from its `Content-Length` or from the bytes read so far.
-    #[error("request body exceeds the {} limit for {endpoint}", ByteSize::bytes_exact(*limit_bytes))]
+    #[error("request body exceeds {}", BodyLimit(endpoint, *limit_bytes, *multipart_allowance))]
     BodyTooLarge {
         /// The endpoint the body was sent to.
         endpoint: String,
         /// The largest body allowed, in bytes (see [`UploadRules::max_body`](super::UploadRules::max_body)).
         limit_bytes: u64,
+        /// Of `limit_bytes`, what is allowed for the multipart form around
+        /// the file ([`UploadRules::multipart_allowance`](super::UploadRules::multipart_allowance)):
+        /// 0 when the body's limit is configured.
+        multipart_allowance: u64,
         /// The declared `Content-Length`, or the bytes read so far.
         size: u64,
     },
@@ -79,6 +83,29 @@ impl UploadRefusal {
     /// The human text for the response's JSON `message`; it names the limit.
     pub fn message(&self) -> String {
         self.to_string()
+    }
+}
+
+/// A body limit in the policy's words: the configured limit, or the file
+/// limit and, apart, the multipart form's allowance.
+struct BodyLimit<'a>(&'a str, u64, u64);
+
+impl fmt::Display for BodyLimit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BodyLimit(endpoint, limit, allowance) = *self;
+        match allowance {
+            0 => write!(
+                f,
+                "the {} limit for {endpoint}",
+                ByteSize::bytes_exact(limit)
+            ),
+            _ => write!(
+                f,
+                "the {} limit for {endpoint} (plus {} for the multipart form around the file)",
+                ByteSize::bytes_exact(limit.saturating_sub(allowance)),
+                ByteSize::bytes_exact(allowance)
+            ),
+        }
     }
 }
 

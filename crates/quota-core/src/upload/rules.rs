@@ -297,6 +297,21 @@ impl UploadRules {
         }
     }
 
+    /// Of [`max_body`](Self::max_body), the bytes allowed for the multipart
+    /// form around the file: [`MULTIPART_SLACK`] when the body's limit is
+    /// the largest file limit's, 0 when `max_body` is configured.
+    pub fn multipart_allowance(&self, endpoint: &str) -> u64 {
+        let configured = self
+            .overrides(endpoint)
+            .and_then(|o| o.max_body)
+            .or(self.max_body);
+        if configured.is_some() {
+            0
+        } else {
+            MULTIPART_SLACK
+        }
+    }
+
     /// Checks one file of `size` bytes and `kind` sent to `endpoint`. A file
     /// exactly at the limit is admitted.
     pub fn check_size(
@@ -328,6 +343,7 @@ impl UploadRules {
             Err(UploadRefusal::BodyTooLarge {
                 endpoint: endpoint.to_owned(),
                 limit_bytes: limit,
+                multipart_allowance: self.multipart_allowance(endpoint),
                 size,
             })
         }

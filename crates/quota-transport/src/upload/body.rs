@@ -37,6 +37,7 @@ pin_project! {
         inner: B,
         endpoint: Arc<str>,
         limit: u64,
+        multipart_allowance: u64,
         seen: u64,
         done: bool,
         verdict: Verdict,
@@ -50,6 +51,7 @@ impl<B> LimitedBody<B> {
             inner: body,
             endpoint: endpoint.into(),
             limit,
+            multipart_allowance: 0,
             seen: 0,
             done: false,
             verdict: Verdict::new(),
@@ -58,7 +60,9 @@ impl<B> LimitedBody<B> {
 
     /// Limits `body` to [`UploadRules::max_body`] of `endpoint`.
     pub fn for_endpoint(body: B, endpoint: &str, rules: &UploadRules) -> Self {
-        Self::new(body, endpoint, rules.max_body(endpoint))
+        let mut limited = Self::new(body, endpoint, rules.max_body(endpoint));
+        limited.multipart_allowance = rules.multipart_allowance(endpoint);
+        limited
     }
 
     /// The verdict that records the refusal, for the layer to read after
@@ -113,6 +117,7 @@ where
                         let error = UploadError::Refused(UploadRefusal::BodyTooLarge {
                             endpoint: this.endpoint.to_string(),
                             limit_bytes: *this.limit,
+                            multipart_allowance: *this.multipart_allowance,
                             size: total,
                         });
                         this.verdict.record(&error);
