@@ -113,22 +113,19 @@ fn bad_paths_and_names_are_refused() {
 
 #[test]
 fn syntax_errors_carry_line_and_column() {
-    let e = err("[[tiers]]\nname = \"t\"\nlimits = [{ window = \"1 fortnight\", count = 1 }]\n");
-    match e {
-        PolicyError::Syntax {
-            format: "TOML",
-            at: Some(LineCol { line: 3, .. }),
-            ref message,
-        } => {
-            assert!(message.contains("fortnight"), "{message}");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    let e = err("[[tiers]]\nname = \"t\"\nunknown_key = 1\n");
+    let e = err("[[tiers]]\nname = \"t\"\nlimits = [{ window = \"1m\", count = 1 }\n");
     assert!(
-        matches!(e, PolicyError::Syntax { .. }),
-        "unknown keys are refused: {e}"
+        matches!(
+            e,
+            PolicyError::Syntax {
+                format: "TOML",
+                at: Some(LineCol { line: 3 | 4, .. }),
+                ..
+            }
+        ),
+        "{e:?}"
     );
+    assert!(e.to_string().starts_with("TOML syntax at line"), "{e}");
     let e = Policy::from_json("{\"tiers\": [}").unwrap_err();
     assert!(
         matches!(
@@ -141,6 +138,45 @@ fn syntax_errors_carry_line_and_column() {
         ),
         "{e}"
     );
+    // The position is said once.
+    assert_eq!(
+        e.to_string(),
+        "JSON syntax at line 1, column 12: expected value"
+    );
+}
+
+#[test]
+fn meaning_errors_are_not_called_syntax() {
+    let e = err("[[tiers]]\nname = \"t\"\nlimits = [{ window = \"1 fortnight\", count = 1 }]\n");
+    match e {
+        PolicyError::Invalid {
+            format: "TOML",
+            at: Some(LineCol { line: 3, .. }),
+            ref message,
+        } => {
+            assert!(message.contains("fortnight"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(e.to_string().starts_with("invalid policy at line 3"), "{e}");
+    let e = err("[[tiers]]\nname = \"t\"\nunknown_key = 1\n");
+    assert!(
+        matches!(e, PolicyError::Invalid { .. }),
+        "unknown keys are refused: {e}"
+    );
+    let e = Policy::from_json("{\"tiers\": [{\"name\": 3}]}").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PolicyError::Invalid {
+                format: "JSON",
+                at: Some(LineCol { line: 1, .. }),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string().matches("line").count(), 1, "{e}");
 }
 
 #[test]

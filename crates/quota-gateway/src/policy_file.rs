@@ -62,6 +62,7 @@ fn problem(e: &PolicyError) -> String {
         PolicyError::Syntax {
             format, message, ..
         } => format!("{format} syntax: {}", message.trim()),
+        PolicyError::Invalid { message, .. } => message.trim().to_owned(),
         other => other.to_string(),
     }
 }

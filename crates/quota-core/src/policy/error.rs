@@ -58,6 +58,22 @@ pub struct LineCol {
     pub column: usize,
 }
 
+impl LineCol {
+    /// The line and column of byte `offset` in `src` (columns count
+    /// characters; an offset past the end is the end).
+    ///
+    /// ```
+    /// use quota_core::policy::LineCol;
+    /// assert_eq!(LineCol::of("a = 1\nbé = x", 10), LineCol { line: 2, column: 4 });
+    /// ```
+    pub fn of(src: &str, offset: usize) -> LineCol {
+        let before = src.get(..offset.min(src.len())).unwrap_or(src);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        LineCol { line, column }
+    }
+}
+
 impl fmt::Display for LineCol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}, column {}", self.line, self.column)
@@ -68,7 +84,7 @@ impl fmt::Display for LineCol {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    /// The file is not valid TOML/JSON or does not have the policy's shape.
+    /// The file is not valid TOML or JSON.
     #[error("{format} syntax{}: {message}", at.map(|a| format!(" at {a}")).unwrap_or_default())]
     Syntax {
         /// `TOML` or `JSON`.
@@ -76,6 +92,18 @@ pub enum PolicyError {
         /// Where, when the parser knows.
         at: Option<LineCol>,
         /// The parser's message.
+        message: String,
+    },
+    /// The file is valid TOML or JSON, but a key or a value is not one the
+    /// policy has (an unknown key, a window length that is not one, a
+    /// string where a number belongs).
+    #[error("invalid policy{}: {message}", at.map(|a| format!(" at {a}")).unwrap_or_default())]
+    Invalid {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// Where, when the parser knows.
+        at: Option<LineCol>,
+        /// What is wrong, in the parser's words.
         message: String,
     },
     /// The policy declares no tier.
@@ -217,7 +245,7 @@ impl PolicyError {
     /// Where in the document the problem is, when it is a validation problem.
     pub fn doc_path(&self) -> Option<&DocPath> {
         match self {
-            PolicyError::Syntax { .. } | PolicyError::NoTiers => None,
+            PolicyError::Syntax { .. } | PolicyError::Invalid { .. } | PolicyError::NoTiers => None,
             PolicyError::ZeroWindow { at }
             | PolicyError::ZeroCount { at }
             | PolicyError::LimitTooLarge { at, .. }

@@ -10,10 +10,23 @@ impl Policy {
     /// # Errors
     /// [`PolicyError`].
     pub fn from_toml(src: &str) -> Result<Self, PolicyError> {
-        let spec: PolicySpec = toml::from_str(src).map_err(|e| PolicyError::Syntax {
-            format: "TOML",
-            at: e.span().map(|s| line_col(src, s.start)),
-            message: e.message().to_owned(),
+        let spec: PolicySpec = toml::from_str(src).map_err(|e| {
+            let at = e.span().map(|s| line_col(src, s.start));
+            let message = e.message().trim().to_owned();
+            // Valid TOML that is not a policy is not a syntax error.
+            if toml::de::DeTable::parse(src).is_ok() {
+                PolicyError::Invalid {
+                    format: "TOML",
+                    at,
+                    message,
+                }
+            } else {
+                PolicyError::Syntax {
+                    format: "TOML",
+                    at,
+                    message,
+                }
+            }
         })?;
         Policy::new(spec)
     }
@@ -23,13 +36,27 @@ impl Policy {
     /// # Errors
     /// [`PolicyError`].
     pub fn from_json(src: &str) -> Result<Self, PolicyError> {
-        let spec: PolicySpec = serde_json::from_str(src).map_err(|e| PolicyError::Syntax {
-            format: "JSON",
-            at: Some(LineCol {
+        let spec: PolicySpec = serde_json::from_str(src).map_err(|e| {
+            let at = (e.line() > 0).then(|| LineCol {
                 line: e.line(),
                 column: e.column(),
-            }),
-            message: e.to_string(),
+            });
+            // The message without the position serde_json appends to it.
+            let text = e.to_string();
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            let message = text.strip_suffix(&position).unwrap_or(&text).to_owned();
+            match e.classify() {
+                serde_json::error::Category::Data => PolicyError::Invalid {
+                    format: "JSON",
+                    at,
+                    message,
+                },
+                _ => PolicyError::Syntax {
+                    format: "JSON",
+                    at,
+                    message,
+                },
+            }
         })?;
         Policy::new(spec)
     }
@@ -61,7 +88,7 @@ impl Policy {
     /// Where a validation error is in a TOML source: the line and column of
     /// the value its [`DocPath`] names (or the nearest enclosing one found).
     pub fn locate(src: &str, error: &PolicyError) -> Option<LineCol> {
-        if let PolicyError::Syntax { at, .. } = error {
+        if let PolicyError::Syntax { at, .. } | PolicyError::Invalid { at, .. } = error {
             return *at;
         }
         let path = error.doc_path()?;
@@ -71,10 +98,7 @@ impl Policy {
 
 /// Line and column (from 1) of a byte offset.
 pub(crate) fn line_col(src: &str, offset: usize) -> LineCol {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    LineCol { line, column }
+    LineCol::of(src, offset)
 }
 
 fn locate_toml(src: &str, path: &DocPath) -> Option<LineCol> {

@@ -302,7 +302,7 @@ mod serde_impls {
             impl Visitor<'_> for V {
                 type Value = Money;
                 fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a price in dollars as a string, e.g. \"0.01\"")
+                    f.write_str("an amount of dollars, as a string such as \"10.00\" or a number")
                 }
                 fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
                     v.parse().map_err(E::custom)
