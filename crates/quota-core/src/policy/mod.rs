@@ -21,6 +21,7 @@
 //! ```
 
 mod compile;
+mod describe;
 mod error;
 mod pattern;
 mod plan;
