@@ -57,7 +57,8 @@ impl App {
             return match who {
                 Some(who) => {
                     // Boxed, so that the proxied requests' futures stay small.
-                    let limits = Box::pin(self.limits(&who));
+                    let only = limits::asked_endpoint(req.uri().query());
+                    let limits = Box::pin(self.limits(&who, only.as_deref()));
                     limits.await
                 }
                 None => message(StatusCode::UNAUTHORIZED, "missing API key"),
@@ -79,12 +80,13 @@ impl App {
         res
     }
 
-    async fn limits(&self, who: &Identity) -> Response<Body> {
+    async fn limits(&self, who: &Identity, only: Option<&str>) -> Response<Body> {
         let s = &self.shared;
         let account = s.accounts.get(&who.account).await.ok().flatten();
         let policy = s.policy.load();
-        match limits::report(&policy, &*s.store, who, account.as_ref(), now()).await {
-            Ok(report) => json(StatusCode::OK, &report),
+        match limits::report_of(&policy, &*s.store, who, account.as_ref(), now(), only).await {
+            Ok(Ok(report)) => json(StatusCode::OK, &report),
+            Ok(Err(unknown)) => message(StatusCode::NOT_FOUND, unknown.to_string()),
             Err(e) => {
                 s.metrics.record_store_error();
                 let id = RequestId::new();

@@ -46,8 +46,8 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-/// A JSON response.
-pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+/// A JSON response (pretty, its fields in the order `value` writes them).
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
     let mut res = Response::new(full(body));
