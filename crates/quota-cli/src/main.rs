@@ -14,7 +14,6 @@ mod cli;
 mod config;
 mod plot;
 mod policy_cmd;
-mod reload;
 mod serve;
 mod simulate;
 

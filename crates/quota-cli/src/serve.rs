@@ -3,11 +3,11 @@
 
 use quota_gateway::accounts::RedbAccounts;
 use quota_gateway::backend::{GatewayAccounts, GatewayStore};
+use quota_gateway::reload::{self, Reloadable};
 use quota_gateway::{demo, ids, shutdown_signal, AccessLog, Gateway, TlsConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{Settings, StoreSetting};
-use crate::reload;
 use quota_gateway::policy_file;
 
 /// Runs `quota serve` until SIGINT or SIGTERM.
@@ -68,7 +68,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     }
     let gateway = builder.build()?;
 
-    let _watcher = reload::spawn(reload::Reloadable {
+    let _watcher = reload::spawn(Reloadable {
         policy: settings
             .policy
             .clone()

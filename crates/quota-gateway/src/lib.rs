@@ -33,7 +33,9 @@
 //! - [`backend`]: the store and accounts chosen at start-up;
 //!   [`accounts`] (feature `redb`): accounts in a database on disk;
 //! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`;
-//! - [`tls`]: the certificate the gateway terminates TLS with, reloadable.
+//! - [`tls`]: the certificate the gateway terminates TLS with, reloadable;
+//! - [`reload`]: the policy and the certificate read again on SIGHUP and
+//!   when their files change.
 
 pub mod access_log;
 #[cfg(feature = "redb")]
@@ -54,6 +56,7 @@ mod observe;
 mod options;
 pub mod policy_file;
 mod proxy;
+pub mod reload;
 mod respond;
 mod routes;
 mod server;

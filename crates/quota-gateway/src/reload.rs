@@ -12,16 +12,26 @@
 //! pair is served to every new connection (open ones keep theirs), a bad
 //! one is refused with a logged reason naming the file and the certificate
 //! in force stays.
+//!
+//! `quota serve` runs this around the gateway it builds ([`spawn`]); a
+//! program embedding the gateway can do the same:
+//!
+//! ```no_run
+//! # async fn run(gateway: quota_gateway::Gateway) -> Result<(), Box<dyn std::error::Error>> {
+//! use quota_gateway::reload::{spawn, Reloadable};
+//! let policy = Some(("policy.toml".into(), gateway.reloader()));
+//! let _watcher = spawn(Reloadable { policy, tls: gateway.tls().cloned() })?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use quota_gateway::{PolicyReloader, TlsConfig};
 use tokio::sync::mpsc;
 
-use quota_gateway::policy_file;
+use crate::{policy_file, PolicyReloader, TlsConfig};
 
 /// Why a reload was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,17 +52,21 @@ enum Ask {
 }
 
 /// What to reload, and from where.
-pub(crate) struct Reloadable {
+pub struct Reloadable {
     /// The policy file and where to put a new policy (`None`: the built-in
     /// seed, nothing to reload).
-    pub(crate) policy: Option<(PathBuf, PolicyReloader)>,
+    pub policy: Option<(PathBuf, PolicyReloader)>,
     /// The certificate the gateway terminates TLS with, if it does.
-    pub(crate) tls: Option<TlsConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
-/// Watches the files of `what` and SIGHUP until the process ends. Returns
-/// the watcher, which must be kept alive (`None`: nothing to reload).
-pub(crate) fn spawn(what: Reloadable) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
+/// Watches the files of `what` and SIGHUP until the process ends, on the
+/// current Tokio runtime. Returns the watcher, which must be kept alive
+/// (`None`: nothing to reload).
+///
+/// # Errors
+/// The folders cannot be watched, or SIGHUP cannot be listened for.
+pub fn spawn(what: Reloadable) -> std::io::Result<Option<notify::RecommendedWatcher>> {
     if what.policy.is_none() && what.tls.is_none() {
         return Ok(None);
     }
@@ -81,7 +95,8 @@ pub(crate) fn spawn(what: Reloadable) -> anyhow::Result<Option<notify::Recommend
         if tls_names.iter().any(|n| named(n)) {
             let _ = fs_tx.send(Ask::Tls);
         }
-    })?;
+    })
+    .map_err(watch_error)?;
     // Watch the folders: editors often replace a file by renaming a new one over it.
     let files = what
         .policy
@@ -95,7 +110,9 @@ pub(crate) fn spawn(what: Reloadable) -> anyhow::Result<Option<notify::Recommend
         })
         .collect();
     for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(watch_error)?;
     }
 
     #[cfg(unix)]
@@ -113,6 +130,11 @@ pub(crate) fn spawn(what: Reloadable) -> anyhow::Result<Option<notify::Recommend
     drop(tx);
     tokio::spawn(run(what, rx));
     Ok(Some(watcher))
+}
+
+/// A watcher's error as an I/O error that names the watching.
+fn watch_error(e: notify::Error) -> std::io::Error {
+    std::io::Error::other(format!("cannot watch the files to reload: {e}"))
 }
 
 async fn run(what: Reloadable, mut rx: mpsc::UnboundedReceiver<Ask>) {
@@ -210,11 +232,7 @@ fn reload(path: &Path, bytes: &[u8], reloader: &PolicyReloader) -> Result<String
     let src = std::str::from_utf8(bytes)
         .map_err(|_| format!("{}: the file is not UTF-8", path.display()))?;
     let policy = policy_file::parse(path, src).map_err(|e| e.to_string())?;
-    let summary = format!(
-        "{} endpoints, {} tiers",
-        policy.endpoints().len(),
-        policy.tiers().len()
-    );
+    let summary = policy.census();
     reloader.reload(policy);
     Ok(summary)
 }
