@@ -22,7 +22,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the gateway: a rate-limiting reverse proxy in front of an API.
     Serve(Box<ServeArgs>),
-    /// Send one request, curl-like, retrying 429s with the seed's strategy.
+    /// Send one request, curl-like, retrying 429s (a minute limit: wait and retry; a daily one: give up).
     Call(CallArgs),
     /// Replay a CSV trace through a policy offline and count the decisions.
     Simulate(SimulateArgs),

@@ -3,7 +3,8 @@
 //! - `quota serve`: the gateway (reverse proxy, enforcement, admin API,
 //!   `/v1/limits`, `/healthz`, `/metrics`, policy reload, graceful shutdown);
 //!   `quota serve --demo` runs it in front of a built-in mock upstream.
-//! - `quota call`: a curl-like client that retries 429s the seed's way.
+//! - `quota call`: a curl-like client that retries 429s (waits through a
+//!   minute limit, gives up on a daily one).
 //! - `quota simulate`: replays a CSV trace through a policy offline.
 //! - `quota policy show|validate|export`: look at and check policy files.
 //!
@@ -30,31 +31,28 @@ use cli::{Cli, Command, LogFormat};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let code = match cli.command {
+    let code = match Cli::parse().command {
         Command::Serve(args) => serve_main(&args),
-        Command::Call(args) => match runtime() {
-            Ok(rt) => rt.block_on(call::run(&args)),
-            Err(e) => fail(&e),
-        },
-        Command::Simulate(args) => match simulate::run(&args) {
-            Ok(()) => 0,
-            Err(e) => fail(&e),
-        },
+        Command::Call(args) => runtime(true).map_or_else(fail, |rt| rt.block_on(call::run(&args))),
+        Command::Simulate(args) => simulate::run(&args).map_or_else(fail, |()| 0),
         Command::Policy(args) => policy_cmd::run(&args.action),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn fail(e: &anyhow::Error) -> i32 {
-    eprintln!("quota: {e:#}");
+fn fail(e: impl Into<anyhow::Error>) -> i32 {
+    eprintln!("quota: {:#}", e.into());
     1
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+/// A Tokio runtime: on worker threads, or on this one.
+fn runtime(threads: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        true => tokio::runtime::Builder::new_multi_thread(),
+        false => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
 }
 
 fn serve_main(args: &cli::ServeArgs) -> i32 {
@@ -65,20 +63,22 @@ fn serve_main(args: &cli::ServeArgs) -> i32 {
             return 2;
         }
     };
-    init_tracing(settings.log_format);
+    let log_format = settings.log_format;
+    init_tracing(log_format);
     // The first worker runs on this thread; `serve` starts the others, each
     // on a single-threaded runtime of its own.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let rt = match rt {
+    let rt = match runtime(false) {
         Ok(rt) => rt,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return fail(e),
     };
     match rt.block_on(serve::run(settings)) {
         Ok(()) => 0,
-        Err(e) => {
+        // Said once: a log line where logs are JSON, else a plain message.
+        Err(e) if log_format == LogFormat::Json => {
             tracing::error!(error = format!("{e:#}"), "quota serve failed");
+            1
+        }
+        Err(e) => {
             eprintln!("quota serve: {e:#}");
             1
         }

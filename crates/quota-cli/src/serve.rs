@@ -35,6 +35,10 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let Some(upstream) = settings.upstream.clone() else {
         anyhow::bail!("no upstream: pass --upstream URL")
     };
+    // Listen first: a gateway that cannot listen creates no database.
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let (store, accounts) = open_backends(&settings).await?;
 
     let mut builder = Gateway::builder(policy)
@@ -76,9 +80,6 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         tls: gateway.tls().cloned(),
     })?;
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
@@ -134,14 +135,13 @@ async fn open_backends(settings: &Settings) -> anyhow::Result<(GatewayStore, Gat
             let store = quota_redis::RedisStore::connect(url, config)
                 .await
                 .map_err(|e| anyhow::anyhow!("--store {}: {e}", redacted(url)))?;
-            let health = store.health();
-            tracing::info!(
-                redis = %redacted(url),
-                prefix = store.keys().prefix(),
-                failure_policy = %health.failure_policy,
-                redis_ok = health.redis_ok,
-                "redis store connected"
-            );
+            let (health, redis) = (store.health(), redacted(url));
+            let (prefix, policy) = (store.keys().prefix(), health.failure_policy);
+            if health.redis_ok {
+                tracing::info!(%redis, prefix, failure_policy = %policy, "redis store connected");
+            } else {
+                tracing::warn!(%redis, prefix, failure_policy = %policy, "redis does not answer yet; until it does, requests follow the failure policy");
+            }
             let accounts = store.accounts();
             Ok((store.into(), accounts.into()))
         }
