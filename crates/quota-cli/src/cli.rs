@@ -196,13 +196,15 @@ pub(crate) struct SimulateArgs {
     /// Policy file; the seed policy when absent.
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
-    /// CSV trace: `timestamp_ms,key,endpoint[,tier]` (a header line is allowed).
+    /// CSV trace: `timestamp_ms,key,endpoint[,tier]`, in time order (a
+    /// header line is allowed); see docs/sample-trace.csv.
     #[arg(long, value_name = "FILE.csv")]
     pub(crate) trace: PathBuf,
     /// Tier of rows that name none (default: the policy's signup tier).
     #[arg(long)]
     pub(crate) tier: Option<String>,
-    /// Draw admitted and refused requests over time into this SVG file.
+    /// Draw each endpoint's requests per window of the policy, refusals by
+    /// the limit that refused them, into this SVG file.
     #[arg(long, value_name = "OUT.svg")]
     pub(crate) plot: Option<PathBuf>,
     /// Print the summary as JSON instead of a table.

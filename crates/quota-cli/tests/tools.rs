@@ -306,6 +306,189 @@ fn simulate_counts_a_generated_trace_and_draws_it() {
 }
 
 #[test]
+fn simulate_refuses_an_unknown_tier_and_rows_out_of_time_order() {
+    let dir = TempDir::new("simulate-checks");
+    let policy = dir.write("policy.toml", TEST_POLICY);
+    let p = policy.to_str().unwrap();
+    let good = dir.write("good.csv", "1700000020000,k,txt2img\n");
+    let out = quota(
+        &[
+            "simulate",
+            "--policy",
+            p,
+            "--trace",
+            good.to_str().unwrap(),
+            "--tier",
+            "gold",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("--tier: unknown tier \"gold\": the policy's tiers are basic, premium"),
+        "{}",
+        stderr(&out)
+    );
+    let late = dir.write(
+        "late.csv",
+        "timestamp_ms,key,endpoint\n1700000020000,k,txt2img\n1700000019000,k,txt2img\n",
+    );
+    let out = quota(
+        &["simulate", "--policy", p, "--trace", late.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains(&format!("{}:3: rows must be in time order", late.display())),
+        "{msg}"
+    );
+    let gold = dir.write("gold.csv", "1700000020000,k,txt2img,gold\n");
+    let out = quota(
+        &["simulate", "--policy", p, "--trace", gold.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(":1: unknown tier \"gold\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn simulate_warns_when_timestamps_look_like_seconds() {
+    let dir = TempDir::new("simulate-seconds");
+    let trace = dir.write("s.csv", "1700000020,k,txt2img\n1700000080,k,txt2img\n");
+    let out = quota(&["simulate", "--trace", trace.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning") && stderr(&out).contains("look like seconds"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The sample trace of docs/gateway.md gives the table and plot shown there.
+#[test]
+fn simulate_the_sample_trace_as_the_docs_show_it() {
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/sample-trace.csv");
+    let dir = TempDir::new("simulate-sample");
+    let svg = dir.path().join("plot.svg");
+    let out = quota(
+        &[
+            "simulate",
+            "--trace",
+            trace,
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = |name: &str| -> Vec<u64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{text}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    // endpoint, admitted, refused, refused:daily, refused:minute
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "endpoint",
+            "admitted",
+            "refused",
+            "refused:daily",
+            "refused:minute"
+        ]
+    );
+    assert_eq!(row("txt2img"), [90, 60, 0, 60]);
+    assert_eq!(row("txt2video"), [15, 45, 31, 14]);
+    assert_eq!(row("img2img"), [590, 60, 0, 60]);
+    assert_eq!(row("TOTAL"), [695, 165, 31, 134]);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    for label in [
+        "refused by minute",
+        "refused by daily",
+        "txt2video (tier basic), per minute",
+        "img2img (tier premium)",
+    ] {
+        assert!(svg.contains(label), "{label} not in the plot");
+    }
+}
+
+#[test]
+fn policy_validate_counts_in_words() {
+    let dir = TempDir::new("validate-one");
+    let one = dir.write(
+        "one.toml",
+        "[[endpoints]]\npath = \"a\"\n[[tiers]]\nname = \"t\"\n",
+    );
+    let out = quota(&["policy", "validate", one.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with(": ok (1 endpoint, 1 tier)\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_gateway_that_cannot_listen_says_so_once_and_creates_no_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new("nolisten");
+    let data = dir.path().join("data");
+    let out = quota(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    assert_eq!(msg.matches("cannot listen on").count(), 1, "{msg}");
+    assert!(!data.join("accounts.redb").exists(), "{msg}");
+}
+
+#[test]
+fn a_redis_that_does_not_answer_is_not_called_connected() {
+    let dir = TempDir::new("redis-down");
+    let gw = Quota::serve(&[
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--store",
+        "redis://127.0.0.1:1",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let log = gw.stderr();
+    assert!(log.contains("redis does not answer yet"), "{log}");
+    assert!(!log.contains("redis store connected"), "{log}");
+}
+
+#[test]
+fn help_names_no_seed_strategy() {
+    let out = quota(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stdout(&out).contains("seed's"), "{}", stdout(&out));
+}
+
+#[test]
 fn policy_validate_names_line_and_column() {
     let dir = TempDir::new("validate");
     let good = dir.write("good.toml", TEST_POLICY);
