@@ -26,20 +26,13 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use quota_core::client::Form;
 use quota_transport::pace::PaceLayer;
-use quota_transport::retry::{GiveUp, LimitType, RetryLayer, RetryOutcome, RetryPolicy, RetryWait};
+use quota_transport::retry::{GiveUp, RetryLayer, RetryOutcome, RetryPolicy, RetryWait};
 use rand::Rng;
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::cli::CallArgs;
-
-fn limit_name(t: LimitType) -> &'static str {
-    match t {
-        LimitType::Minute => "minute",
-        LimitType::Daily => "daily",
-        _ => "unnamed",
-    }
-}
 
 /// The request to send; each attempt sends a copy.
 fn prepare(args: &CallArgs) -> anyhow::Result<Request<Full<Bytes>>> {
@@ -111,41 +104,23 @@ fn prepare(args: &CallArgs) -> anyhow::Result<Request<Full<Bytes>>> {
 
 /// A `multipart/form-data` body of `name=value` and `name=@path` fields.
 fn multipart(fields: &[String]) -> anyhow::Result<(String, Bytes)> {
-    let boundary = format!("quota-{:032x}", rand::thread_rng().gen::<u128>());
-    let mut out = Vec::new();
+    let mut form = Form::new(&format!("quota-{:032x}", rand::thread_rng().gen::<u128>()));
     for f in fields {
         let (name, value) = f
             .split_once('=')
             .with_context(|| format!("form field {f:?}: expected name=value or name=@path"))?;
-        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         match value.strip_prefix('@') {
             Some(path) => {
                 let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-                let file_name = std::path::Path::new(path)
-                    .file_name()
-                    .map_or("file".into(), |n| n.to_string_lossy());
-                out.extend_from_slice(
-                    format!(
-                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                out.extend_from_slice(&bytes);
+                let file_name = std::path::Path::new(path).file_name();
+                let file_name = file_name.map_or("file".into(), |n| n.to_string_lossy());
+                form.file(name, &file_name, &bytes)
             }
-            None => {
-                out.extend_from_slice(
-                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-                );
-                out.extend_from_slice(value.as_bytes());
-            }
-        }
-        out.extend_from_slice(b"\r\n");
+            None => form.field(name, value.as_bytes()),
+        };
     }
-    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Ok((
-        format!("multipart/form-data; boundary={boundary}"),
-        out.into(),
-    ))
+    let (content_type, body) = form.finish();
+    Ok((content_type, body.into()))
 }
 
 /// Runs `quota call`; returns the exit code.
@@ -164,7 +139,7 @@ fn report_wait(wait: &RetryWait) {
     eprintln!(
         "quota call: attempt {} refused (429, {} limit); waiting {:.1} s",
         wait.attempt,
-        limit_name(wait.limit_type),
+        wait.limit_type.as_str(),
         wait.wait.as_secs_f64()
     );
 }

@@ -69,6 +69,15 @@ impl LimitType {
             LimitType::Other
         }
     }
+
+    /// The limit's name, for messages: `minute`, `daily` or `unnamed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LimitType::Minute => "minute",
+            LimitType::Daily => "daily",
+            LimitType::Other => "unnamed",
+        }
+    }
 }
 
 /// One member of an IETF `RateLimit` field (draft-ietf-httpapi-ratelimit-headers),

@@ -45,12 +45,14 @@
 //! [`Pacer::observe`] and [`Retry::handle_response`] are the fuzzing entry
 //! points.
 
+pub mod form;
 pub mod headers;
 pub mod pace_limit;
 pub mod pacer;
 pub mod retry;
 pub mod retry_after;
 
+pub use form::Form;
 pub use headers::{LimitType, RateLimitEntry, RateLimitHeaders, MAX_RATELIMIT_ENTRIES};
 pub use pace_limit::{PaceError, PaceMode, PacedLimit};
 pub use pacer::Pacer;
