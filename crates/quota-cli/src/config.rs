@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quota_core::path::PathAction;
+use quota_core::policy::LineCol;
 use quota_gateway::Http1;
 use serde::Deserialize;
 use toml::Spanned;
@@ -171,7 +172,7 @@ impl Loaded {
         key: &str,
         problem: impl fmt::Display,
     ) -> ConfigError {
-        let (line, col) = line_col(&self.src, span.start);
+        let LineCol { line, column: col } = LineCol::of(&self.src, span.start);
         ConfigError(format!(
             "{}:{line}:{col}: {key}: {problem}",
             self.path.display()
@@ -188,19 +189,11 @@ impl Loaded {
     }
 }
 
-/// Line and column (from 1) of a byte offset.
-pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let src = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read config file: {e}", path.display())))?;
     let file: ConfigFile = toml::from_str(&src).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(&src, s.start));
+        let LineCol { line, column: col } = LineCol::of(&src, e.span().map_or(0, |s| s.start));
         ConfigError(format!(
             "{}:{line}:{col}: {}",
             path.display(),
