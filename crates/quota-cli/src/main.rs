@@ -17,6 +17,7 @@ mod plot;
 mod policy_cmd;
 mod serve;
 mod simulate;
+mod watch;
 
 use std::process::ExitCode;
 

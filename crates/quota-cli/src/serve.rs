@@ -3,7 +3,7 @@
 
 use quota_gateway::accounts::RedbAccounts;
 use quota_gateway::backend::{GatewayAccounts, GatewayStore};
-use quota_gateway::reload::{self, Reloadable};
+use quota_gateway::reload::Reloadable;
 use quota_gateway::{demo, ids, shutdown_signal, AccessLog, Gateway, TlsConfig};
 use tokio::net::TcpListener;
 
@@ -72,7 +72,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     }
     let gateway = builder.build()?;
 
-    let _watcher = reload::spawn(Reloadable {
+    let _watcher = crate::watch::spawn(Reloadable {
         policy: settings
             .policy
             .clone()

@@ -13,22 +13,23 @@
 //! one is refused with a logged reason naming the file and the certificate
 //! in force stays.
 //!
-//! `quota serve` runs this around the gateway it builds ([`spawn`]); a
-//! program embedding the gateway can do the same:
+//! `quota serve` runs this around the gateway it builds ([`spawn`]), and
+//! tells the returned [`ReloadHandle`] of file changes it watches for; a
+//! program embedding the gateway can do the same, with any file watcher:
 //!
 //! ```no_run
 //! # async fn run(gateway: quota_gateway::Gateway) -> Result<(), Box<dyn std::error::Error>> {
 //! use quota_gateway::reload::{spawn, Reloadable};
 //! let policy = Some(("policy.toml".into(), gateway.reloader()));
-//! let _watcher = spawn(Reloadable { policy, tls: gateway.tls().cloned() })?;
+//! let handle = spawn(Reloadable { policy, tls: gateway.tls().cloned() })?;
+//! // SIGHUP reloads everything; a watcher calls this when policy.toml changes:
+//! handle.policy_changed();
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::{policy_file, PolicyReloader, TlsConfig};
@@ -60,61 +61,55 @@ pub struct Reloadable {
     pub tls: Option<TlsConfig>,
 }
 
-/// Watches the files of `what` and SIGHUP until the process ends, on the
-/// current Tokio runtime. Returns the watcher, which must be kept alive
-/// (`None`: nothing to reload).
-///
-/// # Errors
-/// The folders cannot be watched, or SIGHUP cannot be listened for.
-pub fn spawn(what: Reloadable) -> std::io::Result<Option<notify::RecommendedWatcher>> {
-    if what.policy.is_none() && what.tls.is_none() {
-        return Ok(None);
-    }
-    let (tx, rx) = mpsc::unbounded_channel::<Ask>();
-    let policy_name = what
-        .policy
-        .as_ref()
-        .and_then(|(p, _)| p.file_name().map(ToOwned::to_owned));
-    let tls_names: Vec<_> = what
-        .tls
-        .iter()
-        .flat_map(|t| [t.cert_path(), t.key_path()])
-        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
-        .collect();
-    let fs_tx = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        let named =
-            |name: &std::ffi::OsStr| event.paths.iter().any(|p| p.file_name() == Some(name));
-        if policy_name.as_deref().is_some_and(named) {
-            let _ = fs_tx.send(Ask::Policy);
-        }
-        if tls_names.iter().any(|n| named(n)) {
-            let _ = fs_tx.send(Ask::Tls);
-        }
-    })
-    .map_err(watch_error)?;
-    // Watch the folders: editors often replace a file by renaming a new one over it.
-    let files = what
-        .policy
-        .iter()
-        .map(|(p, _)| p.as_path())
-        .chain(what.tls.iter().flat_map(|t| [t.cert_path(), t.key_path()]));
-    let dirs: BTreeSet<PathBuf> = files
-        .map(|path| match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        })
-        .collect();
-    for dir in &dirs {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(watch_error)?;
+/// Where a change of a watched file is told (the watching itself is the
+/// caller's: `quota serve` uses the `notify` crate). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    tx: mpsc::UnboundedSender<Ask>,
+}
+
+impl ReloadHandle {
+    /// The policy file changed (or was replaced): it is read again after a
+    /// short pause that takes a burst of events as one, and put in force
+    /// if its content changed and is a good policy.
+    pub fn policy_changed(&self) {
+        let _ = self.tx.send(Ask::Policy);
     }
 
+    /// The certificate or its key changed: both are read again, as for
+    /// [`policy_changed`](Self::policy_changed).
+    pub fn tls_changed(&self) {
+        let _ = self.tx.send(Ask::Tls);
+    }
+
+    /// Everything is read again now, changed or not (what SIGHUP does).
+    pub fn reload_all(&self) {
+        let _ = self.tx.send(Ask::Signal);
+    }
+}
+
+impl Reloadable {
+    /// The policy file, if there is one to reload.
+    pub fn policy_file(&self) -> Option<&Path> {
+        self.policy.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// The certificate and key files, if TLS is on.
+    pub fn tls_files(&self) -> Vec<&Path> {
+        self.tls
+            .iter()
+            .flat_map(|t| [t.cert_path(), t.key_path()])
+            .collect()
+    }
+}
+
+/// Reloads `what` on SIGHUP and when told of a change through the returned
+/// handle, until the process ends, on the current Tokio runtime.
+///
+/// # Errors
+/// SIGHUP cannot be listened for.
+pub fn spawn(what: Reloadable) -> std::io::Result<ReloadHandle> {
+    let (tx, rx) = mpsc::unbounded_channel::<Ask>();
     #[cfg(unix)]
     {
         let tx = tx.clone();
@@ -127,14 +122,8 @@ pub fn spawn(what: Reloadable) -> std::io::Result<Option<notify::RecommendedWatc
             }
         });
     }
-    drop(tx);
     tokio::spawn(run(what, rx));
-    Ok(Some(watcher))
-}
-
-/// A watcher's error as an I/O error that names the watching.
-fn watch_error(e: notify::Error) -> std::io::Error {
-    std::io::Error::other(format!("cannot watch the files to reload: {e}"))
+    Ok(ReloadHandle { tx })
 }
 
 async fn run(what: Reloadable, mut rx: mpsc::UnboundedReceiver<Ask>) {
