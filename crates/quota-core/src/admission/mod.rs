@@ -31,7 +31,8 @@
 //!    **400**, a length over the endpoint's largest body **413**
 //!    ([`UploadRules::check_body_size`](crate::upload::UploadRules::check_body_size)).
 //! 4. **Credit**: a priced endpoint is charged; credit that cannot pay is
-//!    **402**, a failure **503**.
+//!    **402**, a failure **503**. A caller on the policy's anonymous tier
+//!    ([`Policy::anonymous_tier`]: no key, no account) is **401** there.
 //! 5. **Rate limits**: the [`Plan`] (a tier missing from the policy is
 //!    **500**) is decided by the store (a failure is **503**, whatever the
 //!    store's own failure policy let through); refused is **429** with the
@@ -443,11 +444,25 @@ impl<'a> Admission<'a> {
             }
         }
         let price = endpoint.price();
+        if price > Money::ZERO && self.is_anonymous() {
+            // No account to charge: the caller needs a key.
+            let endpoint = endpoint_name(&self.path, self.config).to_owned();
+            return self.refuse(Reason::KeyRequired { endpoint });
+        }
         if price > Money::ZERO && !shadow {
             self.price = price;
             self.state = State::Charging;
         } else {
             self.plan_or_refuse();
+        }
+    }
+
+    /// Whether the caller is on the policy's anonymous tier (a caller
+    /// without a key, counted by its address: it has no account).
+    fn is_anonymous(&self) -> bool {
+        match (self.policy.anonymous_tier(), &self.identity) {
+            (Some(tier), Some(who)) => tier.name() == who.tier,
+            _ => false,
         }
     }
 

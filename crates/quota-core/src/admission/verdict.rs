@@ -132,6 +132,13 @@ pub enum Reason {
         /// The account's credit.
         credit: Money,
     },
+    /// 401: a caller without a key (on the policy's anonymous tier) asked
+    /// for a priced endpoint: there is no account to charge.
+    #[error("endpoint {endpoint:?} is priced: it needs an API key")]
+    KeyRequired {
+        /// The endpoint name asked for.
+        endpoint: String,
+    },
     /// 503: the account source could not charge the price.
     #[error("cannot charge the request: {0}")]
     ChargeFailed(AccountError),
@@ -154,7 +161,7 @@ impl Reason {
             Reason::InvalidPath(_) | Reason::PathAbovePrefix { .. } | Reason::MalformedBody(_) => {
                 400
             }
-            Reason::UnusableKey(_) | Reason::UnknownKey => 401,
+            Reason::UnusableKey(_) | Reason::UnknownKey | Reason::KeyRequired { .. } => 401,
             Reason::InsufficientCredit { .. } => 402,
             Reason::OutsidePrefix { .. } | Reason::UnknownEndpoint(_) => 404,
             Reason::BodyTooLarge(refusal) => refusal.status_code(),

@@ -28,7 +28,7 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
 
     let mut tiers = Vec::with_capacity(spec.tiers.len());
     let mut tier_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
-    let mut granted: [Option<(usize, &str)>; 2] = [None, None];
+    let mut granted: [Option<(usize, &str)>; 3] = [None, None, None];
     for (ti, t) in spec.tiers.iter().enumerate() {
         let at = DocPath::tier(ti);
         if t.name.is_empty()
@@ -52,6 +52,7 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
             let (slot, event) = match g {
                 Granted::Signup => (0, "signup"),
                 Granted::Payment => (1, "payment"),
+                Granted::Anonymous => (2, "anonymous"),
             };
             if let Some((_, first)) = granted[slot] {
                 return Err(PolicyError::DuplicateGrant {
@@ -72,6 +73,7 @@ pub(super) fn compile(spec: PolicySpec) -> Result<Policy, PolicyError> {
     Ok(Policy {
         signup_tier: granted[0].map(|(i, _)| i),
         payment_tier: granted[1].map(|(i, _)| i),
+        anonymous_tier: granted[2].map(|(i, _)| i),
         spec,
         endpoints,
         exact,

@@ -46,6 +46,7 @@ impl Policy {
             let granted = match tier.granted {
                 Some(Granted::Signup) => " (granted at sign-up)",
                 Some(Granted::Payment) => " (granted on payment)",
+                Some(Granted::Anonymous) => " (callers without a key, by address)",
                 None => "",
             };
             let _ = writeln!(s, "\nTier {}{granted}", tier.name);

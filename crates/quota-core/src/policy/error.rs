@@ -232,7 +232,7 @@ pub enum PolicyError {
     DuplicateGrant {
         /// The second tier.
         at: DocPath,
-        /// `signup` or `payment`.
+        /// `signup`, `payment` or `anonymous`.
         event: &'static str,
         /// The first tier's name.
         first: String,

@@ -54,6 +54,7 @@ pub struct Policy {
     tier_index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     signup_tier: Option<usize>,
     payment_tier: Option<usize>,
+    anonymous_tier: Option<usize>,
     uploads: UploadRules,
 }
 
@@ -244,6 +245,12 @@ impl Policy {
     /// The tier a payment gives (`granted = "payment"`).
     pub fn payment_tier(&self) -> Option<&Tier> {
         self.payment_tier.map(|i| &self.tiers[i])
+    }
+
+    /// The tier callers without an API key are limited on, each client
+    /// address apart (`granted = "anonymous"`); none: a missing key is 401.
+    pub fn anonymous_tier(&self) -> Option<&Tier> {
+        self.anonymous_tier.map(|i| &self.tiers[i])
     }
 
     /// The endpoint a request path (after the API prefix) resolves to: an

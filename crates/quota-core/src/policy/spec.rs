@@ -80,6 +80,10 @@ pub enum Granted {
     Signup,
     /// An account moves to this tier when it makes any payment.
     Payment,
+    /// Callers without an API key: a gateway limits each client address
+    /// (an IPv6 address by its /64) on this tier, instead of answering 401.
+    /// Such callers have no account, so a priced endpoint still needs a key.
+    Anonymous,
 }
 
 /// One tier and its limits.
