@@ -26,7 +26,9 @@ pub(crate) fn refusal_response<S, A>(
             let empty = RateReport::default();
             too_many_attempts(report.unwrap_or(&empty), config.problem_json)
         }
-        Reason::UnusableKey(_) | Reason::UnknownKey => unauthorized(config, &reason.to_string()),
+        Reason::UnusableKey(_) | Reason::UnknownKey | Reason::KeyRequired { .. } => {
+            unauthorized(config, &reason.to_string())
+        }
         // The account's tier is not in the policy: a configuration error,
         // told to the operator (the log) and not to the client.
         Reason::Plan(e) if reason.is_server_error() => cannot_serve(e),

@@ -47,6 +47,7 @@ where
     // Who the caller is: the API key headers, or the layer's extractor.
     let caller = find_caller(
         config.key.as_deref(),
+        config.anonymous.as_deref(),
         config.key_headers,
         headers,
         extensions,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::HeaderMap;
-use http::Response;
+use http::{Extensions, Response};
 use quota_core::account::{Accounts, Identity};
 use quota_core::admission::Verdict;
 use quota_core::{RateReport, Store};
@@ -121,8 +121,24 @@ where
     where
         H: HeaderFields + Sync + ?Sized,
     {
+        self.check_head_with(path, headers, None).await
+    }
+
+    /// [`check_head`](Self::check_head), with `extensions` for the layer's
+    /// key extractors to read (the client's address, say, for
+    /// [`anonymous`](Self::anonymous) callers); `None` as `check_head`.
+    pub async fn check_head_with<H>(
+        &self,
+        path: &str,
+        headers: &H,
+        extensions: Option<&Extensions>,
+    ) -> HeadCheck
+    where
+        H: HeaderFields + Sync + ?Sized,
+    {
         let loaded = self.config.policy.load_full();
-        let Driven { verdict, identity } = drive(&self.config, &loaded, path, headers, None).await;
+        let Driven { verdict, identity } =
+            drive(&self.config, &loaded, path, headers, extensions).await;
         match verdict {
             Verdict::Admit(admit) => HeadCheck::Admitted(Admitted {
                 identity,

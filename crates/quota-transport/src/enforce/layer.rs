@@ -47,6 +47,9 @@ pub(crate) struct Config<S, A> {
     pub(crate) problem_json: bool,
     /// Who a request is counted against; `None`: the API key headers.
     pub(crate) key: Option<Arc<dyn KeyExtractor>>,
+    /// Who a request without any API key header is counted against;
+    /// `None`: nobody (401).
+    pub(crate) anonymous: Option<Arc<dyn KeyExtractor>>,
     pub(crate) clock: Clock,
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
@@ -61,6 +64,7 @@ impl<S, A> Clone for Config<S, A> {
             key_headers: self.key_headers,
             problem_json: self.problem_json,
             key: self.key.clone(),
+            anonymous: self.anonymous.clone(),
             clock: Arc::clone(&self.clock),
             observer: self.observer.clone(),
         }
@@ -107,6 +111,7 @@ impl<S: Store, A: Accounts> EnforceLayer<S, A> {
                 key_headers: KeyHeaders::BOTH,
                 problem_json: false,
                 key: None,
+                anonymous: None,
                 clock: Arc::new(system_clock),
                 observer: None,
             }),
@@ -177,6 +182,21 @@ impl<S, A> EnforceLayer<S, A> {
     pub fn key(self, extractor: impl KeyExtractor) -> Self {
         let extractor: Arc<dyn KeyExtractor> = Arc::new(extractor);
         self.edit(|c| c.key = Some(extractor))
+    }
+
+    /// Who a request that carries no API key header at all is counted
+    /// against, instead of answering 401 (with the default key headers; a
+    /// [`key`](Self::key) extractor decides that itself). A malformed,
+    /// conflicting or unknown key is still 401: only a missing one falls
+    /// back here. The extractor may answer
+    /// [`ExtractError::NoCredentials`](crate::identity::ExtractError::NoCredentials)
+    /// to leave the request's 401 as it was (a policy without an
+    /// anonymous tier, say). The gateway counts such callers by their
+    /// address on the policy's anonymous tier.
+    #[must_use]
+    pub fn anonymous(self, extractor: impl KeyExtractor) -> Self {
+        let extractor: Arc<dyn KeyExtractor> = Arc::new(extractor);
+        self.edit(|c| c.anonymous = Some(extractor))
     }
 
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` fields.

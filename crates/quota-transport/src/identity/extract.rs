@@ -211,9 +211,12 @@ pub(crate) enum Found<'h> {
 
 /// The caller of a request: by the API key headers when the layer has no
 /// extractor (the default, and the hot path: nothing allocated, nothing
-/// called through a pointer), else by `extractor`.
+/// called through a pointer), else by `extractor`. Without an extractor,
+/// a request with no key header at all is `anonymous`'s to name, if there
+/// is one (its [`ExtractError::NoCredentials`] keeps the missing key's 401).
 pub(crate) fn find_caller<'h, H>(
     extractor: Option<&dyn KeyExtractor>,
+    anonymous: Option<&dyn KeyExtractor>,
     accepted: KeyHeaders,
     headers: &'h H,
     extensions: Option<&'h Extensions>,
@@ -221,18 +224,33 @@ pub(crate) fn find_caller<'h, H>(
 where
     H: HeaderFields + ?Sized,
 {
-    let Some(extractor) = extractor else {
-        return Ok(Found::ApiKey(Cow::Borrowed(api_key(headers, accepted)?)));
-    };
     let fields = FieldsRef(headers);
     let view = RequestView {
         headers: &fields,
         extensions,
     };
-    Ok(match extractor.extract(&view)? {
-        Caller::ApiKey(key) => Found::ApiKey(Cow::Owned(key)),
-        Caller::Identity(who) => Found::Identity(who),
-    })
+    let Some(extractor) = extractor else {
+        return match (api_key(headers, accepted), anonymous) {
+            (Ok(key), _) => Ok(Found::ApiKey(Cow::Borrowed(key))),
+            (Err(missing @ KeyError::Missing(_)), Some(anonymous)) => {
+                match anonymous.extract(&view) {
+                    Err(ExtractError::NoCredentials) => Err(missing.into()),
+                    found => found.map(Found::from),
+                }
+            }
+            (Err(e), _) => Err(e.into()),
+        };
+    };
+    extractor.extract(&view).map(Found::from)
+}
+
+impl From<Caller> for Found<'_> {
+    fn from(caller: Caller) -> Self {
+        match caller {
+            Caller::ApiKey(key) => Found::ApiKey(Cow::Owned(key)),
+            Caller::Identity(who) => Found::Identity(who),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -251,9 +269,10 @@ mod tests {
     fn the_default_reads_the_key_headers_and_borrows_the_key() {
         let mut h = HeaderMap::new();
         h.insert("x-api-key", "k-1".parse().unwrap());
-        let found = find_caller(None, KeyHeaders::BOTH, &h, None).unwrap();
+        let found = find_caller(None, None, KeyHeaders::BOTH, &h, None).unwrap();
         assert!(matches!(found, Found::ApiKey(Cow::Borrowed("k-1"))));
-        let missing = find_caller(None, KeyHeaders::BOTH, &HeaderMap::new(), None).unwrap_err();
+        let missing =
+            find_caller(None, None, KeyHeaders::BOTH, &HeaderMap::new(), None).unwrap_err();
         assert_eq!(
             missing,
             ExtractError::Key(KeyError::Missing(KeyHeaders::BOTH))
@@ -268,12 +287,49 @@ mod tests {
     #[test]
     fn an_extractor_sees_raw_fields_and_no_extensions_without_a_request() {
         let raw: &[(&[u8], &[u8])] = &[(b"X-Tenant", b" acme ")];
-        let found = find_caller(Some(&tenant), KeyHeaders::BOTH, raw, None).unwrap();
+        let found = find_caller(Some(&tenant), None, KeyHeaders::BOTH, raw, None).unwrap();
         assert!(matches!(found, Found::ApiKey(Cow::Owned(k)) if k == "tenant-acme"));
         let none: &[(&[u8], &[u8])] = &[];
         assert_eq!(
-            find_caller(Some(&tenant), KeyHeaders::BOTH, none, None).unwrap_err(),
+            find_caller(Some(&tenant), None, KeyHeaders::BOTH, none, None).unwrap_err(),
             ExtractError::NoCredentials
+        );
+    }
+
+    #[test]
+    fn only_a_missing_key_falls_back_to_the_anonymous_extractor() {
+        let who = Identity {
+            account: "anonymous:198.51.100.1".into(),
+            tier: "free".into(),
+        };
+        let named = who.clone();
+        let anonymous = move |_: &RequestView<'_>| Some(Caller::Identity(named.clone()));
+        fn find<'h>(
+            h: &'h HeaderMap,
+            anonymous: Option<&dyn KeyExtractor>,
+        ) -> Result<Found<'h>, ExtractError> {
+            find_caller(None, anonymous, KeyHeaders::BOTH, h, None)
+        }
+        let none = HeaderMap::new();
+        let found = find(&none, Some(&anonymous)).unwrap();
+        assert!(matches!(found, Found::Identity(w) if w == who));
+        // A key, good or bad, is never downgraded to anonymous.
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "k-1".parse().unwrap());
+        assert!(matches!(
+            find(&h, Some(&anonymous)).unwrap(),
+            Found::ApiKey(_)
+        ));
+        h.insert("authorization", "Bearer k-2".parse().unwrap());
+        assert!(matches!(
+            find(&h, Some(&anonymous)).unwrap_err(),
+            ExtractError::Key(KeyError::Conflicting)
+        ));
+        // An extractor that names nobody leaves the missing key's 401.
+        let nobody = |_: &RequestView<'_>| None;
+        assert_eq!(
+            find(&none, Some(&nobody)).unwrap_err(),
+            ExtractError::Key(KeyError::Missing(KeyHeaders::BOTH))
         );
     }
 
