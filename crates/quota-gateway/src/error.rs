@@ -15,6 +15,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A route cannot be served ([`GatewayBuilder::route`](crate::GatewayBuilder::route)).
+    #[error(transparent)]
+    Route(#[from] crate::route_table::RouteError),
     /// A certificate, key or CA file cannot be used (TLS termination, or
     /// the upstream's CA).
     #[error(transparent)]

@@ -17,13 +17,15 @@ use tokio::net::TcpListener;
 
 use crate::access_log::AccessLog;
 use crate::admin::guard::{self, AdminGuard};
+use crate::anonymous::Anonymous;
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::error::Error;
 use crate::forwarded::TrustedProxies;
 use crate::handler::HandlerFactory;
 use crate::metrics::Metrics;
 use crate::options::{Http1, Serving};
-use crate::routes::{self, Route};
+use crate::route_table::{Route, RouteTable};
+use crate::routes;
 use crate::shared::Shared;
 use crate::tls::TlsConfig;
 use crate::{observe, proxy, server};
@@ -41,6 +43,7 @@ pub struct GatewayBuilder {
     store: GatewayStore,
     accounts: GatewayAccounts,
     upstream: Option<Uri>,
+    routes: Vec<Route>,
     admin_token: Option<String>,
     shadow: bool,
     ietf_headers: bool,
@@ -70,8 +73,32 @@ impl GatewayBuilder {
     /// The API the gateway forwards admitted requests to:
     /// `http://host[:port][/base]`, or `https://host[:port][/base]` (its
     /// certificate verified, for its host; see [`upstream_ca`](Self::upstream_ca)).
+    /// It is the one route, metered, `/v1/`, unless [`route`](Self::route)
+    /// gives the routes.
     pub fn upstream(mut self, upstream: Uri) -> Self {
         self.upstream = Some(upstream);
+        self
+    }
+
+    /// Adds a route to an upstream (see [`crate::route_table`]): the
+    /// longest prefix that starts a request's canonical path takes it, and
+    /// a path no route takes is 404. With routes, [`upstream`](Self::upstream)
+    /// is not used (giving both is an error).
+    ///
+    /// ```
+    /// use quota_core::policy::Policy;
+    /// use quota_gateway::{Gateway, Route};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gateway = Gateway::builder(Policy::seed())
+    ///     .route(Route::metered("/v1/", "http://127.0.0.1:9000".parse()?))
+    ///     .route(Route::passthrough("/static/", "http://127.0.0.1:9001".parse()?).strip(true))
+    ///     .build()?;
+    /// assert_eq!(gateway.routes().len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
         self
     }
 
@@ -175,26 +202,43 @@ impl GatewayBuilder {
     /// Checks the settings and builds the gateway.
     ///
     /// # Errors
-    /// [`Error::NoUpstream`] without an upstream, [`Error::Upstream`] when
-    /// it is not a URL the gateway can forward to (or an upstream CA is
-    /// given for an `http://` one), [`Error::Tls`] when the upstream CA
-    /// file cannot be used.
+    /// [`Error::NoUpstream`] without an upstream or a route,
+    /// [`Error::Upstream`] when one is not a URL the gateway can forward to
+    /// (or an upstream CA is given without an `https://` one, or both an
+    /// upstream and routes are), [`Error::Route`] for a route that cannot
+    /// be served, [`Error::Tls`] when the upstream CA file cannot be used.
     pub fn build(self) -> Result<Gateway, Error> {
-        let upstream = self.upstream.ok_or(Error::NoUpstream)?;
-        let (authority, _) = proxy::Proxy::check_upstream(&upstream)?;
-        let upstream_tls = match (upstream.scheme_str(), &self.upstream_ca) {
-            (Some("https"), ca) => {
-                proxy::Proxy::server_name(&upstream, &authority)?;
-                Some(crate::tls::upstream_client(ca.as_deref())?)
-            }
-            (_, Some(_)) => {
+        let routes = match (self.upstream, self.routes.is_empty()) {
+            (Some(upstream), true) => vec![Route::metered(routes::API_PREFIX, upstream)],
+            (None, true) => return Err(Error::NoUpstream),
+            (None, false) => self.routes,
+            (Some(upstream), false) => {
                 return Err(Error::Upstream {
                     url: upstream.to_string(),
-                    reason: "an upstream CA is for an https:// upstream".to_owned(),
+                    reason:
+                        "the routes name their upstreams: give routes or one upstream, not both"
+                            .to_owned(),
                 })
             }
-            (_, None) => None,
         };
+        let table = RouteTable::new(routes)?;
+        let mut upstream_tls = None;
+        for route in table.routes() {
+            let upstream = route.upstream();
+            let (authority, _) = proxy::Proxy::check_upstream(upstream)?;
+            if upstream.scheme_str() == Some("https") {
+                proxy::Proxy::server_name(upstream, &authority)?;
+                if upstream_tls.is_none() {
+                    upstream_tls = Some(crate::tls::upstream_client(self.upstream_ca.as_deref())?);
+                }
+            }
+        }
+        if let (None, Some(_)) = (&upstream_tls, &self.upstream_ca) {
+            return Err(Error::Upstream {
+                url: table.routes()[0].upstream().to_string(),
+                reason: "an upstream CA is for an https:// upstream".to_owned(),
+            });
+        }
         let policy = PolicyHandle::new(self.policy);
         let mut metrics = Metrics::new(policy.clone());
         if let Some(log) = &self.access_log {
@@ -214,7 +258,7 @@ impl GatewayBuilder {
                 .map_err(|e| Error::Setup(e.to_string()))?,
             access_log: self.access_log,
         });
-        let layer = EnforceLayer::new(policy, store, accounts)
+        let base = EnforceLayer::new(policy.clone(), store, accounts)
             .shadow(self.shadow)
             .ietf_headers(self.ietf_headers)
             .path_action(self.path_action)
@@ -222,8 +266,17 @@ impl GatewayBuilder {
                 metrics,
                 shared.access_log.is_some(),
             ))
+            .anonymous(Anonymous { policy });
+        // Each metered route's layer has its prefix; `/v1/limits`'s is
+        // `/v1/`, its one endpoint unmetered.
+        let layers: Arc<[_]> = table
+            .routes()
+            .iter()
+            .map(|r| r.is_metered().then(|| base.clone().prefix(r.prefix())))
+            .collect();
+        let layer = base
             .prefix(routes::API_PREFIX)
-            .unmetered(Route::UNMETERED);
+            .unmetered(routes::Route::UNMETERED);
         let forwarding = proxy::Forwarding {
             hide_credentials: (!self.forward_credentials).then(KeyHeaders::default),
             trusted: Arc::clone(&shared.trusted),
@@ -233,9 +286,11 @@ impl GatewayBuilder {
             factory: HandlerFactory {
                 shared,
                 layer,
-                upstream,
+                table: Arc::new(table),
+                layers,
                 serving: self.serving.clone(),
                 forwarding,
+                path_action: self.path_action,
             },
         })
     }
@@ -265,7 +320,7 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("upstream", &self.factory.upstream)
+            .field("routes", &self.factory.table.routes())
             .field("store", &self.factory.shared.store.backend())
             .field("accounts", &self.factory.shared.accounts.backend())
             .finish_non_exhaustive()
@@ -280,6 +335,7 @@ impl Gateway {
             store: GatewayStore::Memory(MemoryStore::new()),
             accounts: GatewayAccounts::Memory(MemoryAccounts::new()),
             upstream: None,
+            routes: Vec::new(),
             admin_token: None,
             shadow: false,
             ietf_headers: false,
@@ -319,9 +375,17 @@ impl Gateway {
         &self.factory.shared.store
     }
 
-    /// The upstream admitted requests go to.
+    /// The upstream of the first route (the builder's
+    /// [`upstream`](GatewayBuilder::upstream) without routes).
     pub fn upstream(&self) -> &Uri {
-        &self.factory.upstream
+        self.factory.table.routes()[0].upstream()
+    }
+
+    /// The routes to upstreams, in the order given (the builder's
+    /// [`upstream`](GatewayBuilder::upstream) without routes: one metered
+    /// `/v1/` route).
+    pub fn routes(&self) -> &[Route] {
+        self.factory.table.routes()
     }
 
     /// The certificate the gateway terminates TLS with, if it does

@@ -26,7 +26,9 @@
 //!   sans-IO, fuzzed and held to hyper by differential tests;
 //! - `server`: the accept loop, the workers, HTTP/1.1 (own path or hyper)
 //!   and HTTP/2;
-//! - `routes`: the one table of routes every path consults;
+//! - `routes`: the gateway's own routes, which every path consults first;
+//!   [`route_table`]: the routes to upstreams (metered or passthrough);
+//!   `anonymous`: callers without a key, by address;
 //! - `proxy`: the upstream client and its pool;
 //! - [`access_log`]: one JSON line per request, written off the hot path;
 //! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
@@ -41,6 +43,7 @@ pub mod access_log;
 #[cfg(feature = "redb")]
 pub mod accounts;
 mod admin;
+mod anonymous;
 mod app;
 pub mod backend;
 pub mod demo;
@@ -58,6 +61,8 @@ pub mod policy_file;
 mod proxy;
 pub mod reload;
 mod respond;
+pub mod route_file;
+pub mod route_table;
 mod routes;
 mod server;
 mod shared;
@@ -67,6 +72,7 @@ pub use access_log::{AccessLog, AccessLogError};
 pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;
+pub use route_table::{Route, RouteError};
 pub use server::shutdown_signal;
 pub use tls::{TlsConfig, TlsError};
 

@@ -1,14 +1,15 @@
-//! The gateway's routes: one table that every path consults (the router for
-//! hyper's connections and HTTP/2, the own HTTP/1.1 path, the service behind
-//! the enforcement layer, and the layer's list of unmetered endpoints).
+//! The gateway's own routes: one table that every path consults first (the
+//! router for hyper's connections and HTTP/2, the own HTTP/1.1 path, the
+//! service behind the enforcement layer, and the layer's list of unmetered
+//! endpoints).
 //!
 //! | path | route | answered by |
 //! |---|---|---|
 //! | `/healthz` | [`Route::Health`] | the router (GET) |
 //! | `/metrics` | [`Route::Metrics`] | the router (GET) |
 //! | `/admin`, `/admin/...` | [`Route::Admin`] | the admin API |
-//! | `/v1/limits` | [`Route::Limits`] | the service behind the layer: a valid key, unmetered |
-//! | anything else | [`Route::Proxy`] | the layer, then the upstream |
+//! | `/v1/limits` | [`Route::Limits`] | the service behind the layer: a valid key (or an anonymous caller), unmetered |
+//! | anything else | [`Route::Proxy`] | the routes to upstreams ([`crate::route_table`]): a metered route's layer then its upstream, a passthrough route's upstream, or 404 |
 
 /// The API prefix before endpoint names.
 pub(crate) const API_PREFIX: &str = "/v1/";

@@ -76,25 +76,38 @@ impl Default for Forwarding {
     }
 }
 
+#[derive(Clone)]
 struct Upstream {
     host: HeaderValue,
     /// The base path without a trailing `/` (empty for the root).
     base: String,
+    /// How many bytes of a request's path are not forwarded (a stripped
+    /// route's prefix but its last `/`; see [`Proxy::stripping`]).
+    strip: usize,
 }
 
 impl Upstream {
     /// The upstream request target (origin-form: the connection is to the
     /// upstream already) of a request for `path_and_query` (`None`: `/`).
     fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        let pq = match (self.base.is_empty(), path_and_query) {
+        let pq = match (self.base.is_empty() && self.strip == 0, path_and_query) {
             (true, Some(pq)) => pq.clone(),
             (true, None) => PathAndQuery::from_static("/"),
             (false, pq) => {
-                let pq = pq.map_or("/", PathAndQuery::as_str);
+                let pq = self.stripped(pq.map_or("/", PathAndQuery::as_str));
                 PathAndQuery::try_from(format!("{}{pq}", self.base))?
             }
         };
         Ok(Uri::from(pq))
+    }
+
+    /// `target` without the stripped prefix (the whole of it when it is
+    /// not under one: the router only hands on paths under their route).
+    fn stripped<'t>(&self, target: &'t str) -> &'t str {
+        match target.get(self.strip..) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => target,
+        }
     }
 }
 
@@ -132,7 +145,11 @@ impl Proxy {
         };
         Ok(Proxy(Arc::new(Inner {
             pool: Pool::with_tls(addr, timeout, client_timeout, tls),
-            upstream: Upstream { host, base },
+            upstream: Upstream {
+                host,
+                base,
+                strip: 0,
+            },
             timeout,
             metrics,
             forwarding,
@@ -177,9 +194,20 @@ impl Proxy {
         })
     }
 
-    /// How long the upstream gets to answer.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.0.timeout
+    /// The same upstream (its connections shared) for a route that strips
+    /// `strip` bytes, its prefix but the last `/`, off every path.
+    pub(crate) fn stripping(&self, strip: usize) -> Proxy {
+        let this = &*self.0;
+        Proxy(Arc::new(Inner {
+            pool: Arc::clone(&this.pool),
+            upstream: Upstream {
+                strip,
+                ..this.upstream.clone()
+            },
+            timeout: this.timeout,
+            metrics: Arc::clone(&this.metrics),
+            forwarding: this.forwarding.clone(),
+        }))
     }
 
     /// What the upstream gets instead of the client's own headers (see
@@ -350,6 +378,7 @@ impl Proxy {
     ) -> Result<(Head, UpstreamBody), Response<Body>> {
         let this = &*self.0;
         let base = &this.upstream.base;
+        let target = this.upstream.stripped(target);
         let joined;
         let target = if base.is_empty() {
             target
@@ -545,10 +574,20 @@ mod tests {
         let up = |base: &str| Upstream {
             host: HeaderValue::from_static("127.0.0.1:9"),
             base: base.into(),
+            strip: 0,
         };
         let pq: PathAndQuery = "/v1/a?b=c".parse().unwrap();
         assert_eq!(up("").uri(Some(&pq)).unwrap(), "/v1/a?b=c");
         assert_eq!(up("/api").uri(Some(&pq)).unwrap(), "/api/v1/a?b=c");
         assert_eq!(up("").uri(None).unwrap(), "/");
+        // A stripped route's prefix (`/v1/`: 3 bytes) goes no further.
+        let stripped = |base: &str| Upstream {
+            strip: 3,
+            ..up(base)
+        };
+        assert_eq!(stripped("").uri(Some(&pq)).unwrap(), "/a?b=c");
+        assert_eq!(stripped("/api").uri(Some(&pq)).unwrap(), "/api/a?b=c");
+        let root: PathAndQuery = "/v1/?x".parse().unwrap();
+        assert_eq!(stripped("").uri(Some(&root)).unwrap(), "/?x");
     }
 }

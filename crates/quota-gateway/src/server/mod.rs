@@ -212,12 +212,10 @@ impl Conn {
         } = self;
         let own = Arc::clone(&gw);
         let client_timeout = gw.client_timeout;
-        // The client's address goes with the connection's copy of the
+        // The client's address goes with each request to its route's
         // service (no per-request extension to carry it).
-        let mut enforced = gw.enforced.clone();
-        enforced.get_mut().set_client(client.clone());
-        let peer = client.peer;
-        let svc = service_fn(move |req| route(Arc::clone(&gw), enforced.clone(), peer, req));
+        let peer = client.clone();
+        let svc = service_fn(move |req| route(Arc::clone(&gw), peer.clone(), req));
         match sniffed {
             // Served by hyper alone (`Http1::Hyper`). Its header timer
             // starts when it starts reading, after the sniff: the first

@@ -83,6 +83,12 @@ pub struct Setup {
     configure: Vec<Configure>,
 }
 
+/// A gateway with no upstream of its own: the test gives it routes
+/// (`.with(|b| b.route(...))`).
+pub fn setup_routes() -> Setup {
+    setup("")
+}
+
 /// A gateway in front of `upstream` (a URL), to customise and start.
 pub fn setup(upstream: &str) -> Setup {
     Setup {
@@ -211,12 +217,15 @@ fn run(
 /// Builds the gateway (on its own runtime: a Redis store's connection
 /// lives there) and binds its listener.
 async fn build(setup: Setup) -> Result<(Gateway, TcpListener), String> {
-    let upstream = setup
-        .upstream
-        .parse()
-        .map_err(|e| format!("upstream {:?}: {e}", setup.upstream))?;
-    let mut builder = Gateway::builder(setup.policy)
-        .upstream(upstream)
+    let mut builder = Gateway::builder(setup.policy);
+    if !setup.upstream.is_empty() {
+        let upstream = setup
+            .upstream
+            .parse()
+            .map_err(|e| format!("upstream {:?}: {e}", setup.upstream))?;
+        builder = builder.upstream(upstream);
+    }
+    let mut builder = builder
         .admin_token(ADMIN_TOKEN)
         .http1(http1_from_env())
         .shutdown_timeout(SHUTDOWN_TIMEOUT);

@@ -247,6 +247,14 @@ impl Default for Http {
 }
 
 impl Http {
+    /// A client whose connections come from `local` (`127.0.0.2`, say: all
+    /// of 127.0.0.0/8 is loopback).
+    pub fn from_address(local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Http(Client::builder(TokioExecutor::new()).build(connector))
+    }
+
     pub async fn send(
         &self,
         method: Method,

@@ -1,19 +1,21 @@
 //! The gateway's own HTTP/1.1 path for the requests it proxies most:
-//! requests without a body (see [`request::parse`]) to metered endpoints.
+//! requests without a body (see [`request::parse`]) to a route of the
+//! table ([`RouteTable`]), metered or passthrough.
 //!
 //! A connection starts here. Each request is parsed where it was read,
-//! checked by the enforcement layer ([`EnforceLayer::check_head`], the same
-//! checks, answers and metrics as the tower layer), forwarded with the
+//! checked by its metered route's enforcement layer
+//! ([`EnforceLayer::check_head_with`], the same checks, answers and metrics
+//! as the tower layer; a passthrough route's are not checked), forwarded with the
 //! upstream client's raw path ([`Proxy::forward_head`](crate::proxy::Proxy::forward_head)) and answered in one
 //! write with the upstream's fields and the rate-limit headers, without
 //! building `http` requests and responses or going through hyper's
 //! connection state machine. The first request this path does not answer
 //! (a body, an upgrade, HTTP/1.0, a malformed head, the gateway's own
-//! routes) hands the connection, with the bytes already read, to hyper,
+//! routes, a path that is not canonical or that no route takes) hands the connection, with the bytes already read, to hyper,
 //! which serves it from then on exactly as it serves every other
 //! connection.
 //!
-//! [`EnforceLayer::check_head`]: quota_transport::enforce::EnforceLayer::check_head
+//! [`EnforceLayer::check_head_with`]: quota_transport::enforce::EnforceLayer::check_head_with
 
 #[cfg(test)]
 mod differential;
@@ -34,12 +36,14 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::access_log::{self, Pending, Record, Tally, Where};
+use crate::anonymous;
 use crate::handler::Handler;
 use crate::http1::answer::{Framing, HeadWriter};
 use crate::http1::edge::Refusal;
 use crate::http1::hop::pairs;
 use crate::http1::request::{self, Parsed, Simple};
 use crate::respond::{BoxError, ClientAddr};
+use crate::route_table::RouteTable;
 use crate::routes::Route;
 pub(crate) use rewind::Rewind;
 
@@ -83,7 +87,7 @@ pub(crate) async fn serve<S: Io>(
     // One timer and one shutdown watch for the connection's life, not one
     // per request: the timer is moved on only when it fires early.
     let mut timer = pin!(tokio::time::sleep_until(accepted + timeout));
-    let mut upstream_timer = pin!(tokio::time::sleep(gw.proxy.timeout()));
+    let mut upstream_timer = pin!(tokio::time::sleep(gw.upstream_timeout));
     let mut shutdown = pin!(closing.wait_for(|closing| *closing));
     // A head is due within the client timeout from when the connection is
     // ready for one: accepted (the wait for its first byte included), or
@@ -132,7 +136,8 @@ pub(crate) async fn serve<S: Io>(
                 return Ended::Closed;
             }
         };
-        let Some(exchange) = Exchange::new(&buf, &simple) else {
+        // A path no route takes is hyper's to refuse (404).
+        let Some(exchange) = Exchange::new(&buf, &simple).and_then(|e| e.routed(&gw.table)) else {
             return handover(buf, stream);
         };
         out.clear();
@@ -240,6 +245,8 @@ struct Exchange<'b> {
     path: &'b str,
     fields: smallvec::SmallVec<[(&'b [u8], &'b [u8]); 16]>,
     close: bool,
+    /// Its route in the gateway's table.
+    route: usize,
 }
 
 impl<'b> Exchange<'b> {
@@ -269,7 +276,14 @@ impl<'b> Exchange<'b> {
             path,
             fields: simple.fields(buf),
             close: simple.close,
+            route: 0,
         })
+    }
+
+    /// The request with its route in `table`; `None` when none takes it.
+    fn routed(mut self, table: &RouteTable) -> Option<Self> {
+        self.route = table.find(self.path)?;
+        Some(self)
     }
 
     /// The access log record of this request, from `client`, arriving now.
@@ -295,27 +309,47 @@ impl<'b> Exchange<'b> {
         stream: &mut S,
         out: &mut Vec<u8>,
     ) -> Sent {
-        let admission = match gw.layer.check_head(self.path, &self.fields[..]).await {
-            HeadCheck::Refused(res) => {
-                let id = gw
-                    .shared
-                    .access_log
-                    .as_ref()
-                    .and_then(|_| access_log::id_in(res.headers()));
-                let mut sent = self.reply(res.map(Full::new), None, stream, out).await;
-                sent.refusal = true;
-                sent.id = id;
-                return sent;
+        let upstream = &gw.routes[self.route];
+        let admission = match &upstream.layer {
+            // Passthrough: nothing to check.
+            None => None,
+            Some(layer) => {
+                let fields = &self.fields[..];
+                // Without a key, the client's address (for the anonymous tier).
+                let anonymous = anonymous::has_no_key(fields).then(|| {
+                    let ip = gw
+                        .shared
+                        .trusted
+                        .client(client.peer, fields.values_of(&X_FORWARDED_FOR));
+                    anonymous::extensions(ip)
+                });
+                match layer
+                    .check_head_with(self.path, fields, anonymous.as_ref())
+                    .await
+                {
+                    HeadCheck::Refused(res) => {
+                        let id = gw
+                            .shared
+                            .access_log
+                            .as_ref()
+                            .and_then(|_| access_log::id_in(res.headers()));
+                        let mut sent = self.reply(res.map(Full::new), None, stream, out).await;
+                        sent.refusal = true;
+                        sent.id = id;
+                        return sent;
+                    }
+                    HeadCheck::Admitted(admission) => Some(admission),
+                }
             }
-            HeadCheck::Admitted(admission) => admission,
         };
         let caller = admission
-            .identity()
+            .as_ref()
+            .and_then(Admitted::identity)
             .map(|i| (i.account.as_str(), i.tier.as_str()));
         // The path checked and charged is the one forwarded (the same as
         // the client's here: only canonical paths take this path).
         let rewritten;
-        let target = match admission.path() {
+        let target = match admission.as_ref().and_then(Admitted::path) {
             None => self.target,
             Some(path) => {
                 rewritten = format!("{path}{}", &self.target[self.path.len()..]);
@@ -324,7 +358,7 @@ impl<'b> Exchange<'b> {
         };
         // The upstream's time, for the access log.
         let sent = gw.shared.access_log.is_some().then(std::time::Instant::now);
-        let forwarded = gw
+        let forwarded = upstream
             .proxy
             .forward_head(
                 &self.method,
@@ -342,14 +376,14 @@ impl<'b> Exchange<'b> {
             Ok((up, body)) => {
                 let answer = Answer {
                     status: up.status,
-                    admission: Some(&admission),
+                    admission: admission.as_ref(),
                 };
                 let head = self.method == Method::HEAD;
                 answer
                     .write(up.fields(), body, head, self.close, stream, out)
                     .await
             }
-            Err(res) => self.reply(res, Some(&admission), stream, out).await,
+            Err(res) => self.reply(res, admission.as_ref(), stream, out).await,
         }
     }
 
