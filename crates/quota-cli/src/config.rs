@@ -20,6 +20,7 @@ use toml::Spanned;
 
 use crate::cli::{LogFormat, ServeArgs};
 use quota_gateway::forwarded::TrustedProxies;
+use quota_gateway::route_file;
 
 /// The listen address when none is given.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -40,8 +41,10 @@ pub(crate) enum StoreSetting {
 pub(crate) struct Settings {
     /// Listen address.
     pub(crate) listen: SocketAddr,
-    /// Upstream base URL (absent only with `--demo`).
+    /// Upstream base URL (absent with `[[routes]]`, or with `--demo`).
     pub(crate) upstream: Option<http::Uri>,
+    /// The config file's `[[routes]]` (empty: `/v1/` to the upstream).
+    pub(crate) routes: Vec<quota_gateway::Route>,
     /// CA certificates also trusted for an `https://` upstream.
     pub(crate) upstream_ca: Option<PathBuf>,
     /// Policy file (the seed when absent).
@@ -156,6 +159,9 @@ struct ConfigFile {
     upstream_ca: Option<Spanned<String>>,
     #[serde(alias = "access-log")]
     access_log: Option<Spanned<String>>,
+    /// `[[routes]]`: read by `quota_gateway::route_file`.
+    #[serde(rename = "routes")]
+    _routes: Option<toml::Value>,
 }
 
 /// A loaded config file and its text (for line numbers).
@@ -428,7 +434,18 @@ impl Settings {
             Ok,
             || Ok(LogFormat::default()),
         )?;
-        if upstream.is_none() && !args.demo {
+        let routes = match l {
+            Some(l) => {
+                route_file::parse(&l.path, &l.src).map_err(|e| ConfigError(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        if upstream.is_some() && !routes.is_empty() {
+            return Err(ConfigError(
+                "--upstream (or QUOTA_UPSTREAM, or `upstream`) and [[routes]] both name upstreams: give the routes, or one upstream for /v1/".into(),
+            ));
+        }
+        if upstream.is_none() && routes.is_empty() && !args.demo {
             return Err(ConfigError(
                 "no upstream: pass --upstream URL (or QUOTA_UPSTREAM, or `upstream` in the config file), or try --demo"
                     .into(),
@@ -437,6 +454,7 @@ impl Settings {
         Ok(Settings {
             listen,
             upstream,
+            routes,
             upstream_ca,
             policy,
             store,

@@ -25,16 +25,13 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     if settings.demo {
         let addr = demo::start_mock_upstream().await?;
         demo_upstream = Some(addr);
-        if settings.upstream.is_none() {
+        if settings.upstream.is_none() && settings.routes.is_empty() {
             settings.upstream = Some(format!("http://{addr}").parse()?);
         }
         if settings.admin_token.is_none() {
             settings.admin_token = Some(ids::new_api_key().replacen("qk_", "admin_", 1));
         }
     }
-    let Some(upstream) = settings.upstream.clone() else {
-        anyhow::bail!("no upstream: pass --upstream URL")
-    };
     // Listen first: a gateway that cannot listen creates no database.
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -44,7 +41,6 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mut builder = Gateway::builder(policy)
         .store(store)
         .accounts(accounts)
-        .upstream(upstream.clone())
         .shadow(settings.shadow)
         .ietf_headers(settings.ietf_headers)
         .path_action(settings.path_action)
@@ -56,6 +52,12 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .max_connections(settings.max_connections)
         .workers(settings.workers)
         .http1(settings.http1);
+    if let Some(upstream) = &settings.upstream {
+        builder = builder.upstream(upstream.clone());
+    }
+    for route in &settings.routes {
+        builder = builder.route(route.clone());
+    }
     if let Some(token) = &settings.admin_token {
         builder = builder.admin_token(token.clone());
     }
@@ -83,7 +85,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
-        upstream = %upstream,
+        routes = %gateway.routes().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         policy = %settings.policy.as_ref().map_or("built-in seed".to_owned(), |p| p.display().to_string()),
         store = gateway.store().backend(),
         accounts = gateway.accounts().backend(),
