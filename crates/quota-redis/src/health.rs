@@ -34,6 +34,10 @@ pub struct StoreHealth {
     pub timeouts: u64,
     /// The configured failure policy.
     pub failure_policy: FailurePolicy,
+    /// Whether the store is on a Redis Cluster (`redis+cluster://`); then
+    /// `redis_ok` after a [`ping`](crate::RedisStore::ping) means every
+    /// master answered.
+    pub cluster: bool,
 }
 
 /// The shared counters behind [`StoreHealth`].
@@ -74,6 +78,7 @@ impl Health {
             errors: self.errors.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             failure_policy: self.policy,
+            cluster: false,
         }
     }
 

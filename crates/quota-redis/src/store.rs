@@ -57,7 +57,9 @@ pub struct Answer {
 
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[user:password@]host:port[/db]`,
-    /// `rediss://` needs a TLS feature of the `redis` crate).
+    /// `rediss://` needs a TLS feature of the `redis` crate), or on the Redis
+    /// Cluster at `redis+cluster://[user:password@]host:port[,host:port...]`
+    /// (any of its nodes; the others are found from them).
     ///
     /// Never blocks for long: the connection is made lazily, and one ping
     /// (bounded by [`RedisConfig::connect_timeout`]) warms it and loads the
@@ -120,7 +122,10 @@ impl RedisStore {
 
     /// Whether Redis answers, and what the failure policy did so far.
     pub fn health(&self) -> StoreHealth {
-        self.inner.health.snapshot()
+        StoreHealth {
+            cluster: self.inner.conn.is_cluster(),
+            ..self.inner.health.snapshot()
+        }
     }
 
     /// Accounts in the same Redis, over the same connection and prefix.
@@ -128,7 +133,8 @@ impl RedisStore {
         RedisAccounts::from_parts(self.inner.conn.clone(), self.inner.keys.clone())
     }
 
-    /// Checks that Redis answers within [`RedisConfig::timeout`].
+    /// Checks that Redis answers within [`RedisConfig::timeout`] (on a
+    /// cluster: every master).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Timeout`].
