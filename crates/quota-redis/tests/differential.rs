@@ -8,6 +8,10 @@
 //! events pick among a few accounts and endpoints, costs of 1 or 2, and time
 //! gaps from 0 to more than a 5 s window.
 //!
+//! The first property runs again on the Redis Cluster of
+//! `QUOTA_REDIS_CLUSTER` (`scripts/test.sh` starts it), where the accounts'
+//! keys live on different masters.
+//!
 //! A second property lets the clock step back now and then (another node's
 //! clock with `Clock::Caller`, or an adjustment) and compares Redis with a
 //! reference model that applies `Limit::evaluate`/`Limit::commit` to states
@@ -137,6 +141,57 @@ fn forward_or_back(back: u32) -> impl Strategy<Value = Event> {
         })
 }
 
+/// Runs `events` through the memory store and a `RedisStore` under `keys`
+/// (on one Redis or a cluster) and compares every answer.
+fn memory_and_redis_agree(
+    keys: &common::TestKeys,
+    start: u64,
+    events: &[Event],
+) -> Result<(), TestCaseError> {
+    runtime().block_on(async {
+        let redis = RedisStore::connect(&keys.url, keys.virtual_time_config())
+            .await
+            .unwrap();
+        let memory = MemoryStore::new();
+        let policy = policy();
+        let mut now = 1_700_000_000_000 + start;
+        for (step, e) in events.iter().enumerate() {
+            now = now.saturating_add_signed(e.gap_ms);
+            let req = Request {
+                account: ACCOUNTS[e.account],
+                tier: "t",
+                endpoint: ENDPOINTS[e.endpoint],
+                cost: e.cost,
+            };
+            let plan = policy.plan(&req).unwrap();
+            let at = Timestamp::from_millis(now);
+            let (expected, answer) = if e.peek {
+                (
+                    memory.peek_now(&plan, at),
+                    redis.peek_detailed(&plan, at).await,
+                )
+            } else {
+                (
+                    memory.decide_now(&plan, at),
+                    redis.decide_detailed(&plan, at).await,
+                )
+            };
+            let answer = answer.unwrap();
+            prop_assert_eq!(answer.now, at);
+            prop_assert_eq!(answer.source, quota_redis::Source::Redis);
+            prop_assert_eq!(
+                &answer.outcomes,
+                &expected,
+                "step {} ({:?}) at {}",
+                step,
+                e,
+                now
+            );
+        }
+        Ok(())
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -144,29 +199,21 @@ proptest! {
     fn memory_and_redis_stores_decide_identically(start in 0u64..86_400_000, events in proptest::collection::vec(event(), 1..120)) {
         common::require_redis();
         let keys = common::TestKeys::new("differential");
-        let result: Result<(), TestCaseError> = runtime().block_on(async {
-            let redis = RedisStore::connect(&keys.url, keys.virtual_time_config()).await.unwrap();
-            let memory = MemoryStore::new();
-            let policy = policy();
-            let mut now = 1_700_000_000_000 + start;
-            for (step, e) in events.iter().enumerate() {
-                now = now.saturating_add_signed(e.gap_ms);
-                let req = Request { account: ACCOUNTS[e.account], tier: "t", endpoint: ENDPOINTS[e.endpoint], cost: e.cost };
-                let plan = policy.plan(&req).unwrap();
-                let at = Timestamp::from_millis(now);
-                let (expected, answer) = if e.peek {
-                    (memory.peek_now(&plan, at), redis.peek_detailed(&plan, at).await)
-                } else {
-                    (memory.decide_now(&plan, at), redis.decide_detailed(&plan, at).await)
-                };
-                let answer = answer.unwrap();
-                prop_assert_eq!(answer.now, at);
-                prop_assert_eq!(answer.source, quota_redis::Source::Redis);
-                prop_assert_eq!(&answer.outcomes, &expected, "step {} ({:?}) at {}", step, e, now);
-            }
-            Ok(())
-        });
-        result?;
+        memory_and_redis_agree(&keys, start, &events)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The same on the Redis Cluster of `QUOTA_REDIS_CLUSTER` (skipped
+    /// without it): the accounts' keys spread over three masters.
+    #[test]
+    fn memory_and_redis_cluster_stores_decide_identically(start in 0u64..86_400_000, events in proptest::collection::vec(event(), 1..120)) {
+        let Some(keys) = common::TestKeys::cluster("differential-cluster") else {
+            return Ok(());
+        };
+        memory_and_redis_agree(&keys, start, &events)?;
     }
 }
 

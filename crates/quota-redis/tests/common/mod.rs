@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quota_redis::{Clock, RedisConfig};
 
+pub(crate) mod cluster;
 mod private_redis;
 #[allow(unused_imports)] // the fault tests use it, the others do not
 pub(crate) use private_redis::PrivateRedis;
@@ -93,53 +94,78 @@ impl TestKeys {
             .with_timeout(Duration::from_secs(5))
     }
 
-    /// A plain connection to the same Redis.
+    /// A fresh prefix on the Redis Cluster of `QUOTA_REDIS_CLUSTER`, or
+    /// `None` (the test skips) when that is not set.
+    pub(crate) fn cluster(test: &str) -> Option<Self> {
+        let url = cluster::cluster_url(test)?;
+        Some(TestKeys::on(&url, test))
+    }
+
+    /// A plain connection to the same Redis (not for a cluster).
     pub(crate) fn connection(&self) -> redis::Connection {
         sync_connection(&self.url, Duration::from_secs(2)).expect("connect to redis")
     }
 
-    /// Every key under the prefix.
+    /// The servers holding keys: the Redis, or every master of a cluster.
+    fn servers(&self) -> Vec<String> {
+        if self.url.starts_with("redis+cluster://") {
+            cluster::master_urls(&self.url)
+        } else {
+            vec![self.url.clone()]
+        }
+    }
+
+    /// Every key under the prefix (on every master of a cluster).
     pub(crate) fn keys(&self) -> Vec<String> {
-        let mut c = self.connection();
         let pattern = quota_redis::KeySpace::new(&self.prefix).unwrap().pattern();
-        let mut keys: Vec<String> = redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter(&mut c)
-            .unwrap()
-            .map(|k| k.unwrap())
-            .collect();
+        let mut keys = Vec::new();
+        for server in self.servers() {
+            let mut c = sync_connection(&server, Duration::from_secs(2)).expect("connect to redis");
+            keys.extend(scan(&mut c, &pattern).unwrap());
+        }
         keys.sort();
         keys
     }
 }
 
+fn scan(c: &mut redis::Connection, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    Ok(redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .clone()
+        .iter(c)?
+        .filter_map(Result::ok)
+        .collect())
+}
+
 impl Drop for TestKeys {
     fn drop(&mut self) {
-        let Ok(mut c) = sync_connection(&self.url, Duration::from_secs(1)) else {
-            return;
-        };
         let Ok(space) = quota_redis::KeySpace::new(&self.prefix) else {
             return;
         };
-        let keys: Vec<String> = match redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(space.pattern())
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter(&mut c)
-        {
-            Ok(iter) => iter.filter_map(Result::ok).collect(),
-            Err(_) => return,
+        let on_cluster = self.url.starts_with("redis+cluster://");
+        let servers = if on_cluster {
+            // A test that panicked over a broken cluster must not panic again here.
+            std::panic::catch_unwind(|| cluster::master_urls(&self.url)).unwrap_or_default()
+        } else {
+            vec![self.url.clone()]
         };
-        for chunk in keys.chunks(500) {
-            let _ = redis::cmd("DEL").arg(chunk).query::<i64>(&mut c);
+        for server in servers {
+            let Ok(mut c) = sync_connection(&server, Duration::from_secs(1)) else {
+                continue;
+            };
+            let Ok(keys) = scan(&mut c, &space.pattern()) else {
+                continue;
+            };
+            // On a cluster one key at a time: keys of one master may still
+            // hash to different slots.
+            let chunk = if on_cluster { 1 } else { 500 };
+            for keys in keys.chunks(chunk) {
+                let _ = redis::cmd("DEL").arg(keys).query::<i64>(&mut c);
+            }
         }
     }
 }
