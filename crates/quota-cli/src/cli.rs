@@ -58,7 +58,8 @@ pub(crate) struct ServeArgs {
     /// Policy file (TOML or JSON); the built-in seed policy when absent.
     #[arg(long, env = "QUOTA_POLICY", value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
-    /// Where limit counters live: `memory` (default) or a Redis URL (redis://host:port).
+    /// Where limit counters live: `memory` (default), a Redis URL (redis://host:port)
+    /// or a Redis Cluster (redis+cluster://host:port[,host:port...]).
     #[arg(long, env = "QUOTA_STORE", value_name = "memory|redis://...")]
     pub(crate) store: Option<String>,
     /// Key prefix for the Redis store (default `quota:`), so several deployments can share one Redis.

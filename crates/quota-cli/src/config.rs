@@ -523,11 +523,12 @@ fn parse_store(v: &str) -> Result<StoreSetting, String> {
     } else if t.starts_with("redis://")
         || t.starts_with("rediss://")
         || t.starts_with("redis+unix://")
+        || t.starts_with("redis+cluster://")
     {
         Ok(StoreSetting::Redis(t.to_owned()))
     } else {
         Err(format!(
-            "invalid store {v:?}: expected `memory` or a Redis URL such as redis://127.0.0.1:6379"
+            "invalid store {v:?}: expected `memory` or a Redis URL such as redis://127.0.0.1:6379 (a cluster: redis+cluster://host:port,host:port)"
         ))
     }
 }
@@ -595,6 +596,14 @@ mod tests {
         let p = dir.join("quota.toml");
         std::fs::write(&p, text).unwrap();
         File(p)
+    }
+
+    #[test]
+    fn a_redis_cluster_is_a_store() {
+        let url = "redis+cluster://127.0.0.1:7101,127.0.0.1:7102";
+        assert!(matches!(parse_store(url), Ok(StoreSetting::Redis(u)) if u == url));
+        let e = parse_store("cluster://127.0.0.1:7101").err().unwrap();
+        assert!(e.contains("redis+cluster://"), "{e}");
     }
 
     #[test]

@@ -387,6 +387,7 @@ async fn health(shared: &Shared) -> Response<Body> {
     let mut store = serde_json::json!({ "backend": shared.store.backend(), "mode": mode });
     if let Some(h) = shared.store.redis_health() {
         store["redis_ok"] = h.redis_ok.into();
+        store["redis_cluster"] = h.cluster.into();
         store["failure_policy"] = h.failure_policy.to_string().into();
     }
     json(
