@@ -82,7 +82,10 @@
 //! # Keys and TTLs
 //! Every key of an account carries the hash tag `{<account>}`, so all the
 //! keys one decision touches live in one Redis Cluster slot ([`KeySpace`]
-//! has the layout). Limit state is small: a string `window:used` (fixed
+//! has the layout), and the store runs on Redis Cluster: connect with
+//! `redis+cluster://host:port[,host:port...]`; `MOVED` and `ASK` are
+//! followed, scripts loaded on every node (`docs/redis.md`, [`guide`], tells
+//! what a failover does). Limit state is small: a string `window:used` (fixed
 //! window), `window:previous:current` (sliding window counter) or `tat`
 //! (GCRA), and a sorted set with one member per admitted unit (sliding log).
 //! Each key's TTL ends when its state stops counting anything
