@@ -4,6 +4,14 @@
 //! in the same run. Prints a Markdown table. Needs Redis at 127.0.0.1:6379
 //! and `redis-benchmark` on the PATH.
 //!
+//! A second table compares, in the same run, the same decisions on one
+//! Redis and on a Redis Cluster (three masters, three replicas: start it
+//! with `scripts/ensure-redis-cluster.sh`; another with
+//! `QUOTA_BENCH_CLUSTER=redis+cluster://...`), for one hot account (its keys
+//! in one slot, so on one master) and for one account per task (spread over
+//! the masters): medians of 3 rounds of 3 s, the two stores alternating.
+//! Skipped, with a note, when the cluster does not answer.
+//!
 //! Run: `cargo bench -p quota-benches --bench redis`
 
 use std::process::Command;
@@ -29,14 +37,31 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn measure(store: Arc<RedisStore>, policy: Arc<Policy>, in_flight: usize) -> (f64, f64, f64) {
-    let deadline = Instant::now() + RUN;
+    measure_for(store, policy, in_flight, false, RUN).await
+}
+
+/// Decisions/s, p50 and p99 (ms) with `in_flight` tasks for `run`: all on
+/// one account, or (`spread`) one account per task.
+async fn measure_for(
+    store: Arc<RedisStore>,
+    policy: Arc<Policy>,
+    in_flight: usize,
+    spread: bool,
+    run: Duration,
+) -> (f64, f64, f64) {
+    let deadline = Instant::now() + run;
     let tasks: Vec<_> = (0..in_flight)
-        .map(|_| {
+        .map(|i| {
             let (store, policy) = (store.clone(), policy.clone());
+            let account = if spread {
+                format!("bench-{i}")
+            } else {
+                "bench-hot".to_owned()
+            };
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(200_000);
                 let req = Request {
-                    account: "bench-hot",
+                    account: &account,
                     tier: "basic",
                     endpoint: "txt2img",
                     cost: 1,
@@ -141,6 +166,8 @@ fn main() {
         );
     }
 
+    compare_with_cluster(&rt, &store, &policy, &prefix);
+
     // Clean up this run's keys.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
@@ -151,6 +178,105 @@ fn main() {
         .query(&mut con)
         .unwrap_or_default();
     for k in keys.iter().chain(&rb) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(k).query(&mut con);
+    }
+}
+
+const CLUSTER_URL: &str = "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
+const ROUNDS: usize = 3;
+const CLUSTER_RUN: Duration = Duration::from_secs(3);
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The same decisions on one Redis (`single`) and on the cluster, medians
+/// of `ROUNDS` alternating rounds; then the cluster's keys are deleted.
+fn compare_with_cluster(
+    rt: &tokio::runtime::Runtime,
+    single: &Arc<RedisStore>,
+    policy: &Arc<Policy>,
+    prefix: &str,
+) {
+    let url = std::env::var("QUOTA_BENCH_CLUSTER").unwrap_or_else(|_| CLUSTER_URL.to_owned());
+    let cluster = rt.block_on(async {
+        RedisStore::connect(
+            &url,
+            RedisConfig::default()
+                .with_prefix(prefix.to_owned())
+                .with_timeout(Duration::from_secs(2)),
+        )
+        .await
+    });
+    let cluster = match cluster {
+        Ok(c) if c.health().redis_ok => Arc::new(c),
+        _ => {
+            println!("\n(no Redis Cluster answers at {url}: start one with scripts/ensure-redis-cluster.sh to compare)");
+            return;
+        }
+    };
+    println!("\nOne Redis against the Redis Cluster at {url} (3 masters), medians of {ROUNDS} rounds of {} s:\n", CLUSTER_RUN.as_secs());
+    println!("| accounts | in flight | one Redis decisions/s | p50 ms | p99 ms | cluster decisions/s | p50 ms | p99 ms | cluster / one Redis |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for spread in [false, true] {
+        for in_flight in [1usize, 16, 64] {
+            let mut one = (Vec::new(), Vec::new(), Vec::new());
+            let mut many = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                for (store, into) in [(single, &mut one), (&cluster, &mut many)] {
+                    let (rate, p50, p99) = rt.block_on(measure_for(
+                        store.clone(),
+                        policy.clone(),
+                        in_flight,
+                        spread,
+                        CLUSTER_RUN,
+                    ));
+                    into.0.push(rate);
+                    into.1.push(p50);
+                    into.2.push(p99);
+                }
+            }
+            let (r1, r2) = (median(one.0), median(many.0));
+            println!(
+                "| {} | {in_flight} | {r1:.0} | {:.3} | {:.3} | {r2:.0} | {:.3} | {:.3} | {:.2} |",
+                if spread { "one per task" } else { "one (hot)" },
+                median(one.1),
+                median(one.2),
+                median(many.1),
+                median(many.2),
+                r2 / r1
+            );
+        }
+    }
+    // The cluster's keys of this run, on every master.
+    let seeds: Vec<String> = url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    let Ok(mut con) = redis::cluster::ClusterClient::new(seeds).and_then(|c| c.get_connection())
+    else {
+        return;
+    };
+    let accounts = (0..64)
+        .map(|i| format!("bench-{i}"))
+        .chain(["bench-hot".to_owned()]);
+    let plan_keys: Vec<String> = accounts
+        .flat_map(|account| {
+            let req = Request {
+                account: &account,
+                tier: "basic",
+                endpoint: "txt2img",
+                cost: 1,
+            };
+            policy
+                .plan(&req)
+                .map(|p| cluster.plan_keys(&p))
+                .unwrap_or_default()
+        })
+        .collect();
+    for k in plan_keys {
         let _: Result<(), _> = redis::cmd("DEL").arg(k).query(&mut con);
     }
 }
