@@ -148,6 +148,21 @@ async fn redirected(
     result
 }
 
+/// Makes the cluster client read the slot map again. redis-rs has no call
+/// for it; it does so after a command for a node it has no connection to
+/// (`ClusterConnectionNotFound`: it reconnects to the nodes of the URL and
+/// reads the slot map). So: a `PING` for an address no node has.
+async fn refresh_slots(c: &mut ClusterConnection) {
+    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+    let nowhere = SingleNodeRoutingInfo::ByAddress {
+        host: "quota-redis.refresh-slots.invalid".to_owned(),
+        port: 1,
+    };
+    let _ = c
+        .route_command(redis::cmd("PING"), RoutingInfo::SingleNode(nowhere))
+        .await;
+}
+
 /// Whether `cmd` is `SCRIPT LOAD`.
 fn is_script_load(cmd: &redis::Cmd) -> bool {
     let mut args = cmd.args_iter().map(|a| match a {
@@ -279,13 +294,24 @@ impl Conn {
     }
 
     /// Checks that Redis answers, waiting at most `limit`.
+    ///
+    /// On a cluster, `PING` goes to every master of the client's slot map;
+    /// when it fails, the client is told to read the slot map again, so that
+    /// a store that only pings (a gateway's `/healthz` with no traffic)
+    /// learns of a replica promoted in a failover instead of pinging the
+    /// dead master forever.
     pub(crate) async fn ping(&self, limit: Duration) -> Result<(), StoreError> {
         let mut m = self.manager.clone();
-        let pong: String = self
+        let pong: Result<String, StoreError> = self
             .bounded(limit, async move {
                 redis::cmd("PING").query_async(&mut m).await
             })
-            .await?;
+            .await;
+        if let (Err(_), Link::Cluster(c)) = (&pong, &self.manager) {
+            let mut c = c.clone();
+            let _ = tokio::time::timeout(limit, refresh_slots(&mut c)).await;
+        }
+        let pong = pong?;
         if pong == "PONG" {
             Ok(())
         } else {

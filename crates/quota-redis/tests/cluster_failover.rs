@@ -213,6 +213,11 @@ async fn a_master_fails_over_under_steady_load() {
     let local = RedisStore::connect(URL, config(FailurePolicy::Local { nodes: 2 }))
         .await
         .unwrap();
+    // A store that only pings (a gateway's /healthz with no traffic).
+    let idle = RedisStore::connect(URL, config(FailurePolicy::Closed))
+        .await
+        .unwrap();
+    assert!(idle.ping().await.is_ok());
     let policy = Arc::new(policy());
     let plan = policy
         .plan(&Request {
@@ -304,6 +309,17 @@ async fn a_master_fails_over_under_steady_load() {
         seen.push(l.await.unwrap());
     }
     let recovery = recovered_at - killed_at;
+    // The idle store's PING (every master) answers again too, without a
+    // decision of its own to show it the new master.
+    let idle_deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = idle.ping().await {
+        assert!(
+            Instant::now() < idle_deadline,
+            "PING through an idle store still fails 10 s after the recovery: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle_back = recovered_at.elapsed();
     for (name, s, gap) in [
         ("closed", &seen[0], Got::Transient),
         ("open", &seen[1], Got::Open),
@@ -368,10 +384,11 @@ async fn a_master_fails_over_under_steady_load() {
     // A peek reports what would remain after it: one unit less than now.
     let counted = LIMIT - peek.outcomes[0].remaining - 1;
     eprintln!(
-        "failover: recovery {} ms after the kill; during the gap: closed {} errors ({} timeouts), \
+        "failover: recovery {} ms after the kill (an idle store's PING ok again within {} ms of it); during the gap: closed {} errors ({} timeouts), \
          open {} admitted uncounted, local {} decided in memory; counted {counted}: {answered_by_redis} \
          decisions answered by Redis, {timed_out} timed out",
         recovery.as_millis(),
+        idle_back.as_millis(),
         closed_h.errors,
         closed_h.timeouts,
         open_h.fallback_decisions,
