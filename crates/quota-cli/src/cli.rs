@@ -47,6 +47,13 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, env = "QUOTA_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
+    /// Also serve Envoy's rate limit service (gRPC, RLS v3) on this
+    /// address, with the same policy, store and accounts.
+    #[arg(long, env = "QUOTA_GRPC_LISTEN", value_name = "ADDR")]
+    pub(crate) grpc_listen: Option<String>,
+    /// The domain Envoy's requests must name (default `quota`).
+    #[arg(long, env = "QUOTA_GRPC_DOMAIN", value_name = "NAME")]
+    pub(crate) grpc_domain: Option<String>,
     /// The API to forward admitted requests to, e.g. http://127.0.0.1:9000
     /// or `https://api.internal[:port][/base]` (its certificate verified).
     #[arg(long, env = "QUOTA_UPSTREAM", value_name = "URL")]

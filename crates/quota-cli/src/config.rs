@@ -41,6 +41,10 @@ pub(crate) enum StoreSetting {
 pub(crate) struct Settings {
     /// Listen address.
     pub(crate) listen: SocketAddr,
+    /// Envoy's rate limit service's listen address, if served.
+    pub(crate) grpc_listen: Option<SocketAddr>,
+    /// The domain Envoy's requests name.
+    pub(crate) grpc_domain: String,
     /// Upstream base URL (absent with `[[routes]]`, or with `--demo`).
     pub(crate) upstream: Option<http::Uri>,
     /// The config file's `[[routes]]` (empty: `/v1/` to the upstream).
@@ -119,6 +123,10 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     listen: Option<Spanned<String>>,
+    #[serde(alias = "grpc-listen")]
+    grpc_listen: Option<Spanned<String>>,
+    #[serde(alias = "grpc-domain")]
+    grpc_domain: Option<Spanned<String>>,
     upstream: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
     store: Option<Spanned<String>>,
@@ -278,6 +286,21 @@ impl Settings {
             in_file!(l, listen),
             |v| parse_listen(&v),
             || parse_listen(DEFAULT_LISTEN),
+        )?;
+        let grpc_listen = setting(
+            (args.grpc_listen.clone(), "grpc-listen"),
+            in_file!(l, grpc_listen),
+            |v| parse_listen(&v).map(Some),
+            || Ok(None),
+        )?;
+        let grpc_domain = setting(
+            (args.grpc_domain.clone(), "grpc-domain"),
+            in_file!(l, grpc_domain),
+            |v| match v.trim() {
+                "" => Err("the gRPC domain is empty".to_owned()),
+                d => Ok(d.to_owned()),
+            },
+            || Ok("quota".to_owned()),
         )?;
         let upstream = setting(
             (args.upstream.clone(), "upstream"),
@@ -453,6 +476,8 @@ impl Settings {
         }
         Ok(Settings {
             listen,
+            grpc_listen,
+            grpc_domain,
             upstream,
             routes,
             upstream_ca,

@@ -102,6 +102,25 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         let token = settings.admin_token.as_deref().unwrap_or("");
         print!("{}", demo::banner(local, up, token, &accounts));
     }
+    // Envoy's rate limit service, stopped with the gateway.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let grpc = match settings.grpc_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--grpc-listen): {e}"))?;
+            let local = listener.local_addr()?;
+            let rls = gateway.rls(&settings.grpc_domain);
+            tracing::info!(grpc_listen = %local, domain = %settings.grpc_domain, "envoy rate limit service started");
+            println!("quota: rate limit service (gRPC) on {local}");
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(rls.serve(listener, async move {
+                let _ = stopped.changed().await;
+            })))
+        }
+        None => None,
+    };
+    drop(stopped);
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
@@ -114,6 +133,10 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
     }
 
     gateway.serve(listener, shutdown_signal()).await?;
+    drop(stop);
+    if let Some(grpc) = grpc {
+        grpc.await??;
+    }
     if let Some(dir) = demo_dir {
         let _ = std::fs::remove_dir_all(dir);
     }

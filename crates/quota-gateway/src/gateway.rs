@@ -394,6 +394,18 @@ impl Gateway {
         self.factory.serving.tls.as_ref()
     }
 
+    /// Envoy's rate limit service for `domain`, deciding with this
+    /// gateway's policy, store, accounts and metrics (feature `grpc`):
+    /// serve it beside [`serve`](Self::serve), or alone.
+    #[cfg(feature = "grpc")]
+    pub fn rls(&self, domain: &str) -> crate::rls::RlsService {
+        crate::rls::RlsService::new(
+            self.factory.layer.clone(),
+            self.factory.shared.policy.clone(),
+            domain,
+        )
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.factory.shared
     }

@@ -63,6 +63,8 @@ pub mod reload;
 mod respond;
 pub mod route_file;
 pub mod route_table;
+#[cfg(feature = "grpc")]
+pub mod rls;
 mod routes;
 mod server;
 mod shared;

@@ -106,6 +106,11 @@ pub struct RequestFacts<'a> {
     /// Why the declared content type cannot frame the body (a multipart
     /// type without a boundary: **400**), if it cannot.
     pub framing: Result<(), &'a (dyn Error + Send + Sync)>,
+    /// The units the request uses on each of its limits: 1 for one HTTP
+    /// request; a front end that decides several hits at once (Envoy's
+    /// `hits_addend`) says how many. A cost no window can ever admit is
+    /// refused with **500** ([`PlanError::CostExceedsLimit`]); 0 only reports.
+    pub cost: u64,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -116,7 +121,15 @@ impl<'a> RequestFacts<'a> {
             api_key,
             declared_length: Ok(None),
             framing: Ok(()),
+            cost: 1,
         }
+    }
+
+    /// The same request, using `cost` units instead of one.
+    #[must_use]
+    pub fn with_cost(mut self, cost: u64) -> Self {
+        self.cost = cost;
+        self
     }
 }
 
@@ -478,7 +491,7 @@ impl<'a> Admission<'a> {
             account,
             tier,
             endpoint: endpoint_name(&self.path, self.config),
-            cost: 1,
+            cost: self.facts.cost,
         };
         let planned = match policy.tier(tier) {
             Some(found) => policy.plan_at(found, self.endpoint_index, &req),

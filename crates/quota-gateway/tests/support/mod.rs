@@ -81,6 +81,8 @@ pub struct Setup {
     policy: Policy,
     store: Store,
     configure: Vec<Configure>,
+    /// Envoy's rate limit service beside the gateway, for this domain.
+    grpc: Option<String>,
 }
 
 /// A gateway with no upstream of its own: the test gives it routes
@@ -96,6 +98,7 @@ pub fn setup(upstream: &str) -> Setup {
         policy: Policy::parse(TEST_POLICY).unwrap(),
         store: Store::Memory,
         configure: Vec::new(),
+        grpc: None,
     }
 }
 
@@ -120,6 +123,14 @@ impl Setup {
             prefix: prefix.map(str::to_owned),
             failure,
         };
+        self
+    }
+
+    /// Also serves Envoy's rate limit service for `domain` on a port of
+    /// its own ([`Gw::grpc_addr`]), stopped with the gateway.
+    #[allow(dead_code)] // used by the tests of the grpc feature only
+    pub fn grpc(mut self, domain: &str) -> Self {
+        self.grpc = Some(domain.to_owned());
         self
     }
 
@@ -153,13 +164,14 @@ impl Setup {
         let started = tokio::time::timeout(START_WITHIN, ready_rx)
             .await
             .unwrap_or_else(|_| panic!("the gateway did not start within {START_WITHIN:?}"));
-        let addr = match started {
-            Ok(Ok(addr)) => addr,
+        let (addr, grpc_addr) = match started {
+            Ok(Ok(addrs)) => addrs,
             Ok(Err(e)) => panic!("the gateway did not start: {e}; log:\n{}", logs.text()),
             Err(_) => panic!("the gateway's thread ended; log:\n{}", logs.text()),
         };
         Gw {
             addr,
+            grpc_addr,
             logs,
             stop: Some(stop_tx),
             done: done_rx,
@@ -175,7 +187,7 @@ static GATEWAYS: AtomicU64 = AtomicU64::new(0);
 fn run(
     setup: Setup,
     dispatch: &Dispatch,
-    ready: tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
+    ready: tokio::sync::oneshot::Sender<Result<(SocketAddr, Option<SocketAddr>), String>>,
     stop: tokio::sync::oneshot::Receiver<()>,
     done: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
@@ -194,6 +206,7 @@ fn run(
         }
     };
     rt.block_on(async move {
+        let grpc = setup.grpc.clone();
         let (gateway, listener) = match build(setup).await {
             Ok(built) => built,
             Err(e) => {
@@ -201,17 +214,55 @@ fn run(
                 return;
             }
         };
+        let (grpc_stop, grpc_addr) = match grpc {
+            Some(domain) => match serve_grpc(&gateway, &domain).await {
+                Ok((stop, addr)) => (Some(stop), Some(addr)),
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            },
+            None => (None, None),
+        };
         let addr = listener.local_addr().map_err(|e| e.to_string());
-        let _ = ready.send(addr);
+        let _ = ready.send(addr.map(|a| (a, grpc_addr)));
         let served = gateway
             .serve(listener, async {
                 // Told to stop, or the guard is gone: either way, stop.
                 let _ = stop.await;
             })
             .await;
+        drop(grpc_stop);
         let _ = done.send(served.map_err(|e| e.to_string()));
     });
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Serves the gateway's rate limit service on a free port, until the
+/// returned sender is dropped.
+#[cfg(feature = "grpc")]
+async fn serve_grpc(
+    gateway: &Gateway,
+    domain: &str,
+) -> Result<(tokio::sync::watch::Sender<()>, SocketAddr), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:0: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(());
+    let rls = gateway.rls(domain);
+    tokio::spawn(rls.serve(listener, async move {
+        let _ = stopped.changed().await;
+    }));
+    Ok((stop, addr))
+}
+
+#[cfg(not(feature = "grpc"))]
+async fn serve_grpc(
+    _: &Gateway,
+    _: &str,
+) -> Result<(tokio::sync::watch::Sender<()>, SocketAddr), String> {
+    Err("the rate limit service needs the grpc feature".to_owned())
 }
 
 /// Builds the gateway (on its own runtime: a Redis store's connection
@@ -318,6 +369,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 pub struct Gw {
     /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
+    /// Where its rate limit service listens, if it serves one
+    /// ([`Setup::grpc`]).
+    #[allow(dead_code)] // used by the tests of the grpc feature only
+    pub grpc_addr: Option<SocketAddr>,
     logs: Logs,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::mpsc::Receiver<Result<(), String>>,

@@ -18,7 +18,7 @@ use super::layer::Config;
 use super::observe::{Observation, Outcome};
 use super::policy::Loaded;
 use crate::fields::HeaderFields;
-use crate::identity::extract::{find_caller, Found};
+use crate::identity::extract::{find_caller, ExtractError, Found};
 use crate::upload::{declared_length, multipart_boundary};
 
 /// What the admission of a request ended in.
@@ -43,7 +43,6 @@ where
     A: Accounts,
     H: HeaderFields + Sync + ?Sized,
 {
-    let started = config.observer.as_ref().map(|_| Instant::now());
     // Who the caller is: the API key headers, or the layer's extractor.
     let caller = find_caller(
         config.key.as_deref(),
@@ -52,6 +51,45 @@ where
         headers,
         extensions,
     );
+    let length = declared_length(headers);
+    let framing = multipart_boundary(headers).transpose();
+    let body = Body {
+        length: length.as_ref().map(|l| *l).map_err(as_error),
+        framing: framing.as_ref().map(drop).map_err(as_error),
+    };
+    drive_caller(config, loaded, path, caller, body, 1).await
+}
+
+/// What a request declares of its body, for the admission.
+pub(crate) struct Body<'a> {
+    pub(crate) length: Result<Option<u64>, &'a (dyn Error + Send + Sync)>,
+    pub(crate) framing: Result<(), &'a (dyn Error + Send + Sync)>,
+}
+
+impl Body<'_> {
+    /// No body.
+    pub(crate) const NONE: Body<'static> = Body {
+        length: Ok(None),
+        framing: Ok(()),
+    };
+}
+
+/// Runs the admission of a request for `path` from `caller` (found in its
+/// headers, or given by a front end that is not HTTP), declaring `body`,
+/// using `cost` units, to its verdict, and tells the observer.
+pub(crate) async fn drive_caller<S, A>(
+    config: &Config<S, A>,
+    loaded: &Loaded,
+    path: &str,
+    caller: Result<Found<'_>, ExtractError>,
+    body: Body<'_>,
+    cost: u64,
+) -> Driven
+where
+    S: Store,
+    A: Accounts,
+{
+    let started = config.observer.as_ref().map(|_| Instant::now());
     let key = match &caller {
         Ok(Found::ApiKey(key)) => Ok(&**key),
         // Known already: the resolve step is answered with it below.
@@ -64,13 +102,12 @@ where
             }
         }
     };
-    let length = declared_length(headers);
-    let framing = multipart_boundary(headers).transpose();
     let facts = RequestFacts {
         path,
         api_key: key.map_err(as_error),
-        declared_length: length.as_ref().map(|l| *l).map_err(as_error),
-        framing: framing.as_ref().map(drop).map_err(as_error),
+        declared_length: body.length,
+        framing: body.framing,
+        cost,
     };
     let mut admission = Admission::new(&config.admission, &loaded.policy, facts);
     let verdict = loop {

@@ -9,9 +9,11 @@ use quota_core::admission::Verdict;
 use quota_core::{RateReport, Store};
 
 use super::answer::refusal_response;
-use super::drive::{drive, Driven};
+use super::drive::{drive, drive_caller, Body, Driven};
 use super::layer::EnforceLayer;
 use crate::fields::HeaderFields;
+use crate::identity::extract::Found;
+use crate::identity::Caller;
 use crate::response::write_rate_headers;
 
 /// What [`EnforceLayer::check_head`] decided.
@@ -86,6 +88,24 @@ impl Admitted {
     }
 }
 
+/// What [`EnforceLayer::check_caller`] decided: a [`HeadCheck`]'s answer,
+/// with a refusal's rate-limit report kept for a front end that reports
+/// limits in its own terms.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // `Admitted` is the common case; boxing it would allocate per request
+pub enum CallerCheck {
+    /// Admitted: the caller, the report and the headers of the answer.
+    Admitted(Admitted),
+    /// Refused.
+    Refused {
+        /// The answer the layer would send (status, headers, JSON body).
+        response: Response<Bytes>,
+        /// The rate-limit report of a 429 (which limit refused, and when
+        /// it has room again); `None` for the other refusals.
+        report: Option<RateReport>,
+    },
+}
+
 impl<S, A> EnforceLayer<S, A>
 where
     S: Store + 'static,
@@ -137,8 +157,55 @@ where
         H: HeaderFields + Sync + ?Sized,
     {
         let loaded = self.config.policy.load_full();
+        let driven = drive(&self.config, &loaded, path, headers, extensions).await;
+        self.head_check(driven)
+    }
+
+    /// Runs the layer's checks on a request that is not an HTTP head: for
+    /// `path` (as [`check_head`](Self::check_head) takes it), from `caller`
+    /// (an API key to resolve, or an identity known already), using `cost`
+    /// units of each limit, with no body. The same configuration, order,
+    /// answers and observations as [`check_head`](Self::check_head): a
+    /// front end that speaks another protocol (Envoy's rate limit service)
+    /// turns the answer into its own.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use quota_core::{MemoryStore, policy::Policy, account::{Identity, MemoryAccounts}};
+    /// # use quota_transport::enforce::{CallerCheck, EnforceLayer};
+    /// # use quota_transport::identity::Caller;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let accounts = Arc::new(MemoryAccounts::new());
+    /// let layer = EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), accounts);
+    /// let who = Caller::Identity(Identity { account: "acct-1".into(), tier: "basic".into() });
+    /// match layer.check_caller("/v1/txt2img", who, 2).await {
+    ///     CallerCheck::Admitted(ok) => assert_eq!(ok.report().unwrap().minute().unwrap().remaining, 1),
+    ///     CallerCheck::Refused { .. } => unreachable!(),
+    /// }
+    /// # });
+    /// ```
+    pub async fn check_caller(&self, path: &str, caller: Caller, cost: u64) -> CallerCheck {
+        let loaded = self.config.policy.load_full();
+        let found = match caller {
+            Caller::ApiKey(key) => Found::ApiKey(key.into()),
+            Caller::Identity(who) => Found::Identity(who),
+        };
         let Driven { verdict, identity } =
-            drive(&self.config, &loaded, path, headers, extensions).await;
+            drive_caller(&self.config, &loaded, path, Ok(found), Body::NONE, cost).await;
+        match verdict {
+            Verdict::Admit(admit) => CallerCheck::Admitted(Admitted {
+                identity,
+                report: admit.report,
+                path: admit.path,
+            }),
+            Verdict::Refuse(refusal) => CallerCheck::Refused {
+                response: refusal_response(&self.config, &refusal.reason, refusal.report.as_ref()),
+                report: refusal.report,
+            },
+        }
+    }
+
+    fn head_check(&self, Driven { verdict, identity }: Driven) -> HeadCheck {
         match verdict {
             Verdict::Admit(admit) => HeadCheck::Admitted(Admitted {
                 identity,

@@ -136,7 +136,7 @@ mod service;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
-pub use head::{Admitted, HeadCheck};
+pub use head::{Admitted, CallerCheck, HeadCheck};
 pub use layer::{system_clock, Clock, EnforceLayer};
 pub use observe::{Observation, Observer, Outcome};
 pub use policy::PolicyHandle;
