@@ -2,6 +2,7 @@
 //! Python's grpcio, with stubs compiled by grpcio-tools from the `.proto`
 //! files the envoy-types crate ships (`tests/python/rls_client.py`). The
 //! Python tools are installed, pinned, by `scripts/ensure-python-tools.sh`.
+//! And `docs/envoy/envoy.yaml` read against Envoy's own protos.
 #![cfg(feature = "grpc")]
 // tests may panic
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -72,6 +73,7 @@ fn run_python(addr: std::net::SocketAddr, calls: &Value) -> Vec<Value> {
         .arg(envoy_protos())
         .arg(addr.to_string())
         .arg(scratch.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -151,4 +153,26 @@ async fn grpcio_sees_the_seeds_limits_and_its_429() {
     assert_eq!(answers[5]["error"], "INVALID_ARGUMENT", "{}", answers[5]);
     assert_eq!(answers[6]["error"], "INVALID_ARGUMENT", "{}", answers[6]);
     assert!(answers[6]["message"].as_str().unwrap().contains("endpoint"));
+}
+
+/// The Envoy configuration the docs give, read against Envoy's protos: a
+/// field name, type or enum value Envoy would not accept fails here.
+#[test]
+fn the_documented_envoy_yaml_is_what_envoy_reads() {
+    let scratch = TempDir::new("envoy-config");
+    let out = Command::new(python())
+        .arg(repo().join("crates/quota-gateway/tests/python/envoy_config.py"))
+        .arg(envoy_protos())
+        .arg(scratch.path())
+        .arg(repo().join("docs/envoy/envoy.yaml"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok: 1 listener(s), 2 cluster(s)"), "{stdout}");
 }
