@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use crate::account::{Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount};
 use crate::policy::{Money, Plan};
-use crate::{Outcomes, Store, StoreError, Timestamp};
+use crate::{Outcomes, Receipt, Store, StoreError, Timestamp};
 
 /// A boxed, `Send` future: what the dyn-compatible traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -69,6 +69,21 @@ pub trait DynStore: Send + Sync {
         plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Outcomes, StoreError>>;
+
+    /// [`Store::decide_with_receipt`], boxed.
+    fn decide_with_receipt_boxed<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Receipt, StoreError>>;
+
+    /// [`Store::refund`], boxed.
+    fn refund_boxed<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 impl<T: Store> DynStore for T {
@@ -86,6 +101,23 @@ impl<T: Store> DynStore for T {
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Outcomes, StoreError>> {
         Box::pin(Store::peek(self, plan, now))
+    }
+
+    fn decide_with_receipt_boxed<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Receipt, StoreError>> {
+        Box::pin(Store::decide_with_receipt(self, plan, now))
+    }
+
+    fn refund_boxed<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::refund(self, plan, receipt, now))
     }
 }
 
@@ -209,6 +241,23 @@ macro_rules! store_for_pointer {
                 now: Timestamp,
             ) -> impl Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
                 (**self).peek_boxed(plan, now)
+            }
+
+            fn decide_with_receipt<'a>(
+                &'a self,
+                plan: &'a Plan<'_>,
+                now: Timestamp,
+            ) -> impl Future<Output = Result<Receipt, StoreError>> + Send + 'a {
+                (**self).decide_with_receipt_boxed(plan, now)
+            }
+
+            fn refund<'a>(
+                &'a self,
+                plan: &'a Plan<'_>,
+                receipt: &'a Receipt,
+                now: Timestamp,
+            ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+                (**self).refund_boxed(plan, receipt, now)
             }
         }
     )+};

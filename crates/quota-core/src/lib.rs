@@ -63,7 +63,7 @@ pub use decision::{Decision, LimitStatus, TOO_MANY_ATTEMPTS_BODY};
 pub use dynamic::DynStore;
 pub use memory::MemoryStore;
 pub use report::RateReport;
-pub use store::{Outcomes, Store, StoreError};
+pub use store::{Counted, Outcomes, Receipt, Store, StoreError};
 pub use time::Timestamp;
 
 /// The workspace README's examples, compiled and run as doctests.

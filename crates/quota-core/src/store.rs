@@ -163,6 +163,55 @@ pub(crate) fn source_of(source: Option<&ErrorSource>) -> Option<&(dyn Error + 's
     })
 }
 
+/// What a decision counted, kept to give it back with [`Store::refund`]
+/// (when the upstream failed to answer the request it admitted).
+///
+/// [`Store::decide_with_receipt`] makes it; [`Receipt::outcomes`] are what
+/// [`Store::decide`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// One outcome per limit, in plan order.
+    pub outcomes: Outcomes,
+    /// The time the decision was taken at, on the store's clock (the
+    /// caller's `now`, or the store's own).
+    pub at: Timestamp,
+    /// Where the decision was counted.
+    pub counted: Counted,
+}
+
+/// Where a store counted a decision: what [`Store::refund`] gives back from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Counted {
+    /// In the store's own state (the shared one, for a shared store).
+    #[default]
+    Store,
+    /// In a fallback the store decided by while its own state was out of
+    /// reach (the Redis store's `local:N` failure policy).
+    Fallback,
+    /// Nowhere: admitted without counting (the Redis store's `open`
+    /// failure policy). Nothing to give back.
+    Nothing,
+}
+
+impl Receipt {
+    /// The receipt of `outcomes` decided at `at`, counted in the store's
+    /// own state.
+    pub fn new(outcomes: Outcomes, at: Timestamp) -> Self {
+        Receipt {
+            outcomes,
+            at,
+            counted: Counted::Store,
+        }
+    }
+
+    /// Whether the decision admitted the request (every limit admitted),
+    /// and so counted it: only then is there anything to give back.
+    pub fn admitted(&self) -> bool {
+        self.outcomes.iter().all(|o| o.admits)
+    }
+}
+
 /// A place that keeps limit state and decides plans atomically.
 ///
 /// `now` is the caller's clock. A store with a clock of its own (the Redis
@@ -183,6 +232,37 @@ pub trait Store: Send + Sync {
         plan: &'a Plan<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcomes, StoreError>> + Send + 'a;
+
+    /// [`Store::decide`], answered with what [`Store::refund`] needs to give
+    /// the decision back. The default is right for a store on the caller's
+    /// clock that always counts in its own state: the outcomes, decided at
+    /// `now`. A store with a clock of its own, or a fallback, says so here.
+    fn decide_with_receipt<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Receipt, StoreError>> + Send + 'a {
+        async move {
+            self.decide(plan, now)
+                .await
+                .map(|outcomes| Receipt::new(outcomes, now))
+        }
+    }
+
+    /// Gives back, at `now`, what the decision of `plan` (the same plan)
+    /// that `receipt` describes counted, atomically: every limit as
+    /// [`Limit::refund`](crate::algorithm::Limit::refund) says (never a
+    /// budget beyond a limit). Nothing changes for a decision that refused
+    /// ([`Receipt::admitted`]) or counted nothing ([`Counted::Nothing`]).
+    ///
+    /// Giving the same receipt back twice is a mistake the store cannot
+    /// always see; call it once per decision.
+    fn refund<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
 }
 
 /// Decides `plan` through `store` and builds the [`Decision`].

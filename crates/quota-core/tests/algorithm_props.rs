@@ -191,6 +191,66 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// A refund gives back no more than the request took: after it, the
+    /// limit never admits more, at any later time, than the same limit
+    /// that never saw the request (the reference replays every other
+    /// admitted request); and when no request was admitted after it, the
+    /// two answer alike (the refund is exact).
+    #[test]
+    fn a_refund_never_gives_back_more_than_the_request_took(
+        (count, window, events) in scenario(),
+        start in 0u64..1_000_000,
+        alg in 0usize..4,
+        pick in any::<prop::sample::Index>(),
+        late in 0u64..6000,
+    ) {
+        let limit = Limit::from_millis(count, window, ALGORITHMS[alg]).unwrap();
+        let mut state = State::default();
+        let mut now = start;
+        let mut admitted = Vec::new();
+        for &(gap, cost) in &events {
+            now += gap;
+            let t = Timestamp::from_millis(now);
+            let (next, outcome) = limit.step(state, t, cost);
+            if outcome.admits {
+                admitted.push((now, cost, outcome));
+            }
+            state = next;
+        }
+        prop_assume!(!admitted.is_empty());
+        let k = pick.index(admitted.len());
+        let (at, cost, outcome) = admitted[k];
+        let refund_at = now + late;
+        limit.refund(&mut state, Timestamp::from_millis(at), &outcome, cost, Timestamp::from_millis(refund_at));
+        let mut reference = State::default();
+        for (i, &(t, c, _)) in admitted.iter().enumerate() {
+            if i != k {
+                let (next, o) = limit.step(reference, Timestamp::from_millis(t), c);
+                prop_assert!(o.admits, "fewer requests, all admitted");
+                reference = next;
+            }
+        }
+        let last = k + 1 == admitted.len();
+        for probe in [0, 1, window / 3, window / 2, window - 1, window, window + window / 2, 2 * window] {
+            let t = Timestamp::from_millis(refund_at + probe);
+            for c in 1..=count {
+                let got = limit.evaluate(&state, t, c);
+                let want = limit.evaluate(&reference, t, c);
+                // Units left before the request (`remaining` is after it when admitted).
+                let left = |o: &quota_core::algorithm::LimitOutcome| o.remaining + if o.admits { c } else { 0 };
+                prop_assert!(left(&got) <= left(&want), "{:?} at +{}: {:?} vs {:?}", limit.algorithm(), probe, got, want);
+                prop_assert!(!got.admits || want.admits, "{:?} at +{}: admitted beyond the limit", limit.algorithm(), probe);
+                if last {
+                    prop_assert_eq!((got.admits, got.remaining), (want.admits, want.remaining), "{:?} at +{}: not exact", limit.algorithm(), probe);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_limit_state_is_at_most_24_bytes() {
     // The sliding log is boxed and the counter's counts are u32 (counts are

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use quota_core::policy::{Money, Plan};
-use quota_core::{MemoryStore, Outcomes, Store, StoreError, Timestamp};
+use quota_core::{MemoryStore, Outcomes, Receipt, Store, StoreError, Timestamp};
 
 use quota_redis::{FailurePolicy, RedisAccounts, RedisStore, StoreHealth};
 
@@ -113,6 +113,29 @@ impl Store for GatewayStore {
         match self {
             GatewayStore::Memory(m) => Ok(m.peek_now(plan, now)),
             GatewayStore::Redis(r, _) => r.peek(plan, now).await,
+        }
+    }
+
+    async fn decide_with_receipt<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> Result<Receipt, StoreError> {
+        match self {
+            GatewayStore::Memory(m) => Ok(Receipt::new(m.decide_now(plan, now), now)),
+            GatewayStore::Redis(r, _) => r.decide_with_receipt(plan, now).await,
+        }
+    }
+
+    async fn refund<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        match self {
+            GatewayStore::Memory(m) => m.refund(plan, receipt, now).await,
+            GatewayStore::Redis(r, _) => r.refund(plan, receipt, now).await,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! number of gateway nodes.
 
 use quota_core::policy::Plan;
-use quota_core::{MemoryStore, Outcomes, Timestamp};
+use quota_core::{MemoryStore, Outcomes, Receipt, Timestamp};
 
 /// This node's shares of the limits, in the core's memory store.
 #[derive(Debug)]
@@ -37,6 +37,11 @@ impl LocalFallback {
         } else {
             self.store.peek_share(plan, now, self.nodes)
         }
+    }
+
+    /// Gives back what a decision of [`LocalFallback::decide`] counted.
+    pub(crate) fn refund(&self, plan: &Plan<'_>, receipt: &Receipt, now: Timestamp) {
+        self.store.refund_share(plan, receipt, now, self.nodes);
     }
 }
 

@@ -2,10 +2,42 @@
 
 use quota_core::algorithm::{Algorithm, LimitOutcome};
 use quota_core::policy::Plan;
-use quota_core::{Outcomes, StoreError, Timestamp};
+use quota_core::{Outcomes, Receipt, StoreError, Timestamp};
 
 /// The Lua source: a line-by-line port of `quota_core::algorithm`.
 pub(crate) const DECIDE_LUA: &str = include_str!("decide.lua");
+
+/// The refund script (`give_back.lua`): a port of the refund arithmetic of
+/// `quota_core::algorithm`.
+pub(crate) const GIVE_BACK_LUA: &str = include_str!("give_back.lua");
+
+/// Fills an invocation of the refund script: `keys` are the plan's limit
+/// keys, in plan order; `receipt` the decision's (one outcome per key).
+pub(crate) fn prepare_refund<'s>(
+    script: &'s redis::Script,
+    plan: &Plan<'_>,
+    keys: &[String],
+    receipt: &Receipt,
+    caller_now: Option<Timestamp>,
+) -> redis::ScriptInvocation<'s> {
+    let mut inv = script.prepare_invoke();
+    for key in keys {
+        inv.key(key.as_str());
+    }
+    match caller_now {
+        Some(now) => inv.arg(now.as_millis()),
+        None => inv.arg(""),
+    };
+    inv.arg(receipt.at.as_millis()).arg(plan.cost());
+    for (l, o) in plan.limits().zip(&receipt.outcomes) {
+        let limit = l.limit();
+        inv.arg(code(limit.algorithm()))
+            .arg(limit.count())
+            .arg(limit.window_ms())
+            .arg(o.reset_after_ms);
+    }
+    inv
+}
 
 /// Whether the script commits or only evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use quota_core::algorithm::LimitOutcome;
 use quota_core::policy::Plan;
-use quota_core::{Outcomes, Store, StoreError, Timestamp};
+use quota_core::{Counted, Outcomes, Receipt, Store, StoreError, Timestamp};
 
 use crate::conn::{millis, Conn};
 use crate::health::{Health, StoreHealth};
@@ -27,6 +27,7 @@ struct Inner {
     keys: KeySpace,
     config: RedisConfig,
     script: redis::Script,
+    give_back: redis::Script,
     local: Option<LocalFallback>,
     health: Health,
 }
@@ -103,6 +104,7 @@ impl RedisStore {
                 conn,
                 keys,
                 script: redis::Script::new(script::DECIDE_LUA),
+                give_back: redis::Script::new(script::GIVE_BACK_LUA),
                 local,
                 health,
                 config,
@@ -173,6 +175,53 @@ impl RedisStore {
         now: Timestamp,
     ) -> Result<Answer, StoreError> {
         self.run(plan, now, Mode::Peek).await
+    }
+
+    /// Gives back what the decision `receipt` describes counted for `plan`
+    /// (see [`Store::refund`]), in one atomic script call: in Redis when
+    /// Redis counted it, in the local fallback when that did
+    /// ([`Counted::Fallback`]), nowhere when the `open` policy admitted it
+    /// uncounted. With [`Clock::Redis`], `now` is Redis `TIME`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] / [`StoreError::Timeout`] when Redis
+    /// cannot answer (whatever the failure policy: a refund is not a
+    /// decision, and nothing is given back); [`StoreError::Protocol`] when
+    /// Redis refuses the script.
+    pub async fn refund_detailed(
+        &self,
+        plan: &Plan<'_>,
+        receipt: &Receipt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        if plan.is_empty() || !receipt.admitted() || receipt.outcomes.len() != plan.len() {
+            return Ok(());
+        }
+        match receipt.counted {
+            Counted::Store => {}
+            Counted::Fallback => {
+                if let Some(local) = &inner.local {
+                    local.refund(plan, receipt, now);
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+        let keys = self.plan_keys(plan);
+        let caller_now = (inner.config.clock == Clock::Caller).then_some(now);
+        let inv = script::prepare_refund(&inner.give_back, plan, &keys, receipt, caller_now);
+        let reply = inner.conn.eval::<Vec<i64>>(&inv).await;
+        match reply {
+            Ok(r) if r.len() == 2 => Ok(()),
+            Ok(r) => Err(StoreError::protocol(format!(
+                "refund script: expected 2 numbers (reply {r:?})"
+            ))),
+            Err(e) => {
+                inner.health.record_error(&e);
+                Err(e)
+            }
+        }
     }
 
     /// The keys of `plan`'s limits, in plan order.
@@ -280,5 +329,31 @@ impl Store for RedisStore {
         now: Timestamp,
     ) -> Result<Outcomes, StoreError> {
         self.peek_detailed(plan, now).await.map(|a| a.outcomes)
+    }
+
+    async fn decide_with_receipt<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        now: Timestamp,
+    ) -> Result<Receipt, StoreError> {
+        let answer = self.decide_detailed(plan, now).await?;
+        Ok(Receipt {
+            outcomes: answer.outcomes,
+            at: answer.now,
+            counted: match answer.source {
+                Source::Redis => Counted::Store,
+                Source::Local => Counted::Fallback,
+                Source::Open => Counted::Nothing,
+            },
+        })
+    }
+
+    async fn refund<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.refund_detailed(plan, receipt, now).await
     }
 }

@@ -271,6 +271,49 @@ async fn local_policy_enforces_each_nodes_share() {
     assert_eq!((health.redis_ok, health.fallback_decisions), (false, 9));
 }
 
+/// A decision the local fallback counted is given back there; one the
+/// `open` policy let through counted nothing and gives nothing back; a
+/// refund Redis cannot take is an error (and changes nothing).
+#[tokio::test]
+async fn refunds_go_where_the_decision_was_counted() {
+    use quota_core::{Counted, Store as _};
+    let policy = policy();
+    let e = policy
+        .plan(&Request {
+            account: "a",
+            tier: "t",
+            endpoint: "e",
+            cost: 1,
+        })
+        .unwrap();
+    let now = Timestamp::from_millis(T0);
+    let local = RedisStore::connect(NOTHING_LISTENS, config(FailurePolicy::Local { nodes: 2 }))
+        .await
+        .unwrap();
+    // This node's share is 5: five admitted, one given back, one more admitted.
+    let mut receipts = Vec::new();
+    for _ in 0..5 {
+        let r = local.decide_with_receipt(&e, now).await.unwrap();
+        assert_eq!((r.admitted(), r.counted), (true, Counted::Fallback));
+        receipts.push(r);
+    }
+    assert!(!local.decide_with_receipt(&e, now).await.unwrap().admitted());
+    local.refund(&e, &receipts[4], now).await.unwrap();
+    assert!(local.decide_with_receipt(&e, now).await.unwrap().admitted());
+    assert!(!local.decide_with_receipt(&e, now).await.unwrap().admitted());
+
+    let open = RedisStore::connect(NOTHING_LISTENS, config(FailurePolicy::Open))
+        .await
+        .unwrap();
+    let r = open.decide_with_receipt(&e, now).await.unwrap();
+    assert_eq!((r.admitted(), r.counted), (true, Counted::Nothing));
+    open.refund(&e, &r, now).await.unwrap();
+    // A receipt Redis counted, given back while Redis is away: an error.
+    let counted = quota_core::Receipt::new(r.outcomes.clone(), now);
+    let err = open.refund(&e, &counted, now).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+}
+
 #[tokio::test]
 async fn redis_errors_are_returned_whatever_the_policy() {
     let keys = common::TestKeys::new("protocol");

@@ -243,6 +243,14 @@ impl Store for DownStore {
     ) -> impl std::future::Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
         self.decide(plan, now)
     }
+    fn refund<'a>(
+        &'a self,
+        _: &'a Plan<'_>,
+        _: &'a quota_core::Receipt,
+        _: Timestamp,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'a {
+        std::future::ready(Err(StoreError::unavailable("connection refused")))
+    }
 }
 
 #[tokio::test]

@@ -84,3 +84,28 @@ pub(crate) fn after((window, used): (u64, u64), cost: u64) -> (u64, u64) {
 pub(crate) fn end_of(limit: &Limit, window: u64) -> u64 {
     window.saturating_add(1).saturating_mul(limit.window_ms)
 }
+
+/// The units used after giving back `cost` units admitted at `at` with an
+/// outcome of `reset_after_ms`, from a state of `(end, used)` (the window's
+/// end in ms, units used): `None` when the state is no longer the window
+/// they were counted in (it ended: they count nothing any more).
+///
+/// The window they were counted in ends at `at + reset_after_ms` (the
+/// admitted outcome's), which is exact even when the caller's clock went
+/// back and the request was counted in a later window than `at`'s.
+#[inline]
+pub(crate) fn refunded(
+    (end, used): (u64, u64),
+    (at, reset_after_ms): (u64, u64),
+    cost: u64,
+) -> Option<u64> {
+    (end == at.saturating_add(reset_after_ms)).then(|| used.saturating_sub(cost))
+}
+
+pub(super) fn refund(limit: &Limit, state: &mut State, charged: (u64, u64), cost: u64) {
+    if let State::Fixed { window, used } = state {
+        if let Some(left) = refunded((end_of(limit, *window), *used), charged, cost) {
+            *used = left;
+        }
+    }
+}

@@ -55,3 +55,41 @@ pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
 pub(crate) fn next_tat(limit: &Limit, tat: u64, now: u64, cost: u64) -> u64 {
     tat.max(now) + cost * emission_interval(limit)
 }
+
+/// The theoretical arrival time after giving back `cost` units admitted at
+/// `at` with an outcome of `reset_after_ms`, at `now`, from `tat`.
+///
+/// The admission set the TAT to `a = at + reset_after_ms`. Had it never
+/// happened, the TAT would be `cost * T` lower as long as the schedule
+/// never ran dry since; a request that found it dry in between took up part
+/// of that room itself, and the state does not say which. So what is given
+/// back is `min(cost * T, a - now)` (nothing once `a` has passed): never
+/// more than the request's own room, never a TAT below `now` (a budget
+/// beyond the burst), and exactly the request's room when no other request
+/// came after it. A TAT below `a` is not the state the request was counted
+/// in (it expired since): nothing changes.
+#[inline]
+pub(crate) fn refunded(
+    limit: &Limit,
+    tat: u64,
+    (at, reset_after_ms): (u64, u64),
+    now: u64,
+    cost: u64,
+) -> u64 {
+    let a = at.saturating_add(reset_after_ms);
+    if tat < a {
+        return tat;
+    }
+    let room = cost
+        .saturating_mul(emission_interval(limit))
+        .min(a.saturating_sub(now));
+    tat - room
+}
+
+pub(super) fn refund(limit: &Limit, state: &mut State, charged: (u64, u64), now: u64, cost: u64) {
+    if let State::Gcra { tat } = *state {
+        *state = State::Gcra {
+            tat: refunded(limit, tat, charged, now, cost),
+        };
+    }
+}

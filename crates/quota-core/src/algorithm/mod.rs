@@ -278,6 +278,61 @@ impl Limit {
         }
     }
 
+    /// Gives back a request of `cost` units that this limit admitted at
+    /// `at`, answering `outcome` (the [`LimitOutcome`] of that decision), in
+    /// `state` at `now`: the state then counts what it would count had the
+    /// request been refused, as far as the state can tell.
+    ///
+    /// | algorithm | given back |
+    /// |---|---|
+    /// | [`Algorithm::FixedWindow`] | `cost` units, while the window they were counted in lasts (then they count nothing anyway) |
+    /// | [`Algorithm::SlidingWindow`] | `cost` units from the current count while it is the window they were counted in, from the previous count in the next window |
+    /// | [`Algorithm::SlidingLog`] | the `cost` entries logged at `at` that have not expired |
+    /// | [`Algorithm::Gcra`] | the TAT moves back by `min(cost × T, tat_after − now)`: exact when no later request found the schedule dry, less otherwise, never below `now` |
+    ///
+    /// Never a budget beyond the limit: units are taken only from the
+    /// window that counted them, never below zero. A request the limit did
+    /// not admit (`outcome.admits` false) counted nothing, and nothing
+    /// changes.
+    ///
+    /// ```
+    /// use quota_core::algorithm::{Algorithm, Limit, State};
+    /// use quota_core::Timestamp;
+    /// use std::time::Duration;
+    ///
+    /// let limit = Limit::new(3, Duration::from_secs(60), Algorithm::FixedWindow).unwrap();
+    /// let at = Timestamp::from_secs(120);
+    /// let (mut state, outcome) = limit.step(State::default(), at, 1);
+    /// assert_eq!(outcome.remaining, 2);
+    /// limit.refund(&mut state, at, &outcome, 1, Timestamp::from_secs(125));
+    /// assert_eq!(limit.evaluate(&state, Timestamp::from_secs(126), 1).remaining, 2); // 3 again, less this one
+    /// // A minute later the window it was counted in has passed: nothing to give back.
+    /// let (mut state, outcome) = limit.step(state, at, 1);
+    /// let later = Timestamp::from_secs(181);
+    /// let (mut state, _) = limit.step(state, later, 1);
+    /// limit.refund(&mut state, at, &outcome, 1, later);
+    /// assert_eq!(limit.evaluate(&state, later, 1).remaining, 1);
+    /// ```
+    pub fn refund(
+        &self,
+        state: &mut State,
+        at: Timestamp,
+        outcome: &LimitOutcome,
+        cost: u64,
+        now: Timestamp,
+    ) {
+        if !outcome.admits {
+            return;
+        }
+        let charged = (at.as_millis(), outcome.reset_after_ms);
+        match self.algorithm {
+            Algorithm::FixedWindow => fixed_window::refund(self, state, charged, cost),
+            Algorithm::SlidingLog => sliding_log::refund(state, charged.0, cost),
+            Algorithm::SlidingWindow => sliding_window::refund(self, state, charged, cost),
+            Algorithm::Gcra => gcra::refund(self, state, charged, now.as_millis(), cost),
+        }
+    }
+
     /// The pure transition: `(state, now) -> (state, outcome)`. A refused
     /// request returns the state unchanged.
     pub fn step(&self, mut state: State, now: Timestamp, cost: u64) -> (State, LimitOutcome) {

@@ -82,3 +82,14 @@ pub(super) fn commit(limit: &Limit, state: &mut State, now: u64, cost: u64) {
         log.times.splice(at..at, core::iter::repeat_n(now, n));
     }
 }
+
+/// Gives back `cost` units logged at `at`: removes up to `cost` entries of
+/// that time (those that expired are gone already).
+pub(super) fn refund(state: &mut State, at: u64, cost: u64) {
+    if let State::Log(log) = state {
+        let end = log.times.partition_point(|&t| t <= at);
+        let start = log.times.partition_point(|&t| t < at);
+        let n = usize::try_from(cost).unwrap_or(usize::MAX).min(end - start);
+        log.times.drain(end - n..end);
+    }
+}

@@ -137,3 +137,57 @@ pub(crate) fn expires_at(limit: &Limit, (window, previous, current): (u64, u32, 
         0
     }
 }
+
+/// The window index a request admitted at `at` with an outcome of
+/// `reset_after_ms` was counted in: `at`'s, unless the outcome says it
+/// was a later one (the caller's clock went back), then `None`: which one
+/// is not known, and nothing is given back.
+#[inline]
+fn counted_in(limit: &Limit, (at, reset_after_ms): (u64, u64)) -> Option<u64> {
+    let w = limit.window_ms;
+    let idx = at / w;
+    let e = (at - idx * w).min(w - 1);
+    (reset_after_ms == 2 * w - e).then_some(idx)
+}
+
+/// The counts after giving back `cost` units admitted at `at` (see
+/// [`counted_in`]), from the state's `(window, previous, current)`: taken
+/// from `current` while the state is still in that window, from
+/// `previous` once it moved on by one, and from nothing after that (they
+/// count nothing any more). `None` when nothing changes.
+#[inline]
+pub(crate) fn refunded(
+    limit: &Limit,
+    (window, previous, current): (u64, u32, u32),
+    charged: (u64, u64),
+    cost: u64,
+) -> Option<(u64, u32, u32)> {
+    let idx = counted_in(limit, charged)?;
+    let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+    if window == idx {
+        Some((window, previous, current.saturating_sub(cost)))
+    } else if window == idx + 1 {
+        Some((window, previous.saturating_sub(cost), current))
+    } else {
+        None
+    }
+}
+
+pub(super) fn refund(limit: &Limit, state: &mut State, charged: (u64, u64), cost: u64) {
+    if let State::Counter {
+        window,
+        previous,
+        current,
+    } = *state
+    {
+        if let Some((window, previous, current)) =
+            refunded(limit, (window, previous, current), charged, cost)
+        {
+            *state = State::Counter {
+                window,
+                previous,
+                current,
+            };
+        }
+    }
+}

@@ -195,6 +195,34 @@ pub(super) fn record(
     }
 }
 
+/// Gives back `cost` units an inline cell's limit admitted at `charged =
+/// (at, reset_after_ms)`, at `now`, as
+/// [`Limit::refund`](crate::algorithm::Limit::refund) does to a state.
+pub(super) fn refund(cell: &mut [u64], limit: &Limit, charged: (u64, u64), now: u64, cost: u64) {
+    let tag = cell[0] & TAG_MASK;
+    match limit.algorithm() {
+        Algorithm::FixedWindow => {
+            if let Some(used) = fixed_window::refunded((cell[1], cell[0] >> 32), charged, cost) {
+                cell[0] = tag | (used << 32);
+            }
+        }
+        Algorithm::SlidingWindow => {
+            let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            let counts = (cell[1], narrow(cell[2]), narrow(cell[0] >> 32));
+            if let Some((window, previous, current)) =
+                sliding_window::refunded(limit, counts, charged, cost)
+            {
+                cell[0] = tag | (u64::from(current) << 32);
+                cell[1] = window;
+                cell[2] = u64::from(previous);
+            }
+        }
+        Algorithm::Gcra => cell[1] = gcra::refunded(limit, cell[1], charged, now, cost),
+        // Logs live beside the arena.
+        Algorithm::SlidingLog => {}
+    }
+}
+
 /// The log slot a [`Kind::Log`] cell points at, if any.
 pub(super) fn log_slot(cell: &[u64]) -> Option<usize> {
     let v = cell.get(1).copied().unwrap_or(0);
@@ -237,6 +265,52 @@ mod tests {
                     assert_eq!(commit(cell, &limit, now, 1), limit.expires_at(&state));
                 }
                 assert_eq!(tag_of(cell[0]), tag(0xDEAD_BEEF_CAFE, kind));
+            }
+        }
+    }
+
+    #[test]
+    fn a_cell_refunds_as_the_state_it_holds() {
+        for alg in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+            Algorithm::Gcra,
+        ] {
+            let kind = Kind::of(alg);
+            let limit = Limit::from_millis(4, 1_000, alg).unwrap();
+            let mut cell = [0u64; 3];
+            let cell = &mut cell[..kind.words()];
+            init(cell, tag(7, kind));
+            let mut state = State::Empty;
+            let mut taken = Vec::new();
+            for now in [5_000, 5_001, 5_400, 5_999, 6_000, 6_500, 7_200, 9_000] {
+                let t = Timestamp::from_millis(now);
+                let outcome = limit.evaluate(&state, t, 1);
+                if outcome.admits {
+                    limit.commit(&mut state, t, 1);
+                    commit(cell, &limit, now, 1);
+                    taken.push((now, outcome));
+                }
+                // Give back every other one, a little later.
+                if now % 2 == 0 {
+                    if let Some((at, o)) = taken.pop() {
+                        let later = now + 150;
+                        limit.refund(
+                            &mut state,
+                            Timestamp::from_millis(at),
+                            &o,
+                            1,
+                            Timestamp::from_millis(later),
+                        );
+                        refund(cell, &limit, (at, o.reset_after_ms), later, 1);
+                    }
+                }
+                let probe = Timestamp::from_millis(now + 200);
+                assert_eq!(
+                    evaluate(cell, &limit, probe.as_millis(), 1),
+                    limit.evaluate(&state, probe, 1),
+                    "{alg:?} at {now}"
+                );
             }
         }
     }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use crate::algorithm::LimitOutcome;
 use crate::decision::Decision;
 use crate::policy::{Bucket, Plan, PlanError, Policy, Request};
-use crate::store::{Outcomes, Store, StoreError};
+use crate::store::{Counted, Outcomes, Receipt, Store, StoreError};
 use crate::Timestamp;
 use shard::{bucket_hash, Shard};
 
@@ -134,6 +134,34 @@ impl MemoryStore {
         let mut outcomes = Outcomes::new();
         self.run_with::<false>(plan, now, parts, &mut outcomes);
         outcomes
+    }
+
+    /// Gives back what the decision of `plan` that `receipt` describes
+    /// counted, at `now` (see [`Store::refund`]).
+    pub fn refund_now(&self, plan: &Plan<'_>, receipt: &Receipt, now: Timestamp) {
+        self.refund_share(plan, receipt, now, 1);
+    }
+
+    /// [`MemoryStore::refund_now`] for a decision of
+    /// [`MemoryStore::decide_share`] with the same `parts`.
+    pub fn refund_share(&self, plan: &Plan<'_>, receipt: &Receipt, now: Timestamp, parts: u64) {
+        if plan.is_empty() || !receipt.admitted() || receipt.outcomes.len() != plan.len() {
+            return;
+        }
+        let account = plan.account().as_bytes();
+        let h_account = self.hasher.hash_one(account);
+        let mut shard = self.shards[shard_of(h_account, self.mask)].0.lock();
+        let mut outcomes = &receipt.outcomes[..];
+        for bucket in plan.buckets() {
+            let (mine, rest) = outcomes.split_at(bucket.limits().len().min(outcomes.len()));
+            outcomes = rest;
+            let scope = bucket.scope().as_bytes();
+            let h = bucket_hash(&self.hasher, h_account, scope);
+            if let Some(r) = shard.find(h, account, scope) {
+                let at = (receipt.at, now, plan.cost(), parts);
+                shard.refund(r, bucket.limits(), mine, at);
+            }
+        }
     }
 
     /// Buckets held (each holds the states of one account's scope).
@@ -317,6 +345,18 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> impl core::future::Future<Output = Result<Outcomes, StoreError>> + Send + 'a {
         core::future::ready(Ok(self.peek_now(plan, now)))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        plan: &'a Plan<'_>,
+        receipt: &'a Receipt,
+        now: Timestamp,
+    ) -> impl core::future::Future<Output = Result<(), StoreError>> + Send + 'a {
+        if receipt.counted == Counted::Store {
+            self.refund_now(plan, receipt, now);
+        }
+        core::future::ready(Ok(()))
     }
 }
 

@@ -463,6 +463,36 @@ impl Shard {
         }
     }
 
+    /// Gives back, in the record at `r`, what its `limits` admitted with
+    /// `outcomes` (one per limit, in order) at `at`, at `now`: see
+    /// [`Limit::refund`]. A limit without a cell counts nothing to give.
+    pub(super) fn refund(
+        &mut self,
+        r: usize,
+        limits: &[PolicyLimit],
+        outcomes: &[LimitOutcome],
+        (at, now, cost, parts): (Timestamp, Timestamp, u64, u64),
+    ) {
+        for (limit, outcome) in limits.iter().zip(outcomes) {
+            let Some(i) = self.cell(r, limit) else {
+                continue;
+            };
+            let limit = limit.limit().share(parts);
+            if !outcome.admits || cost > limit.count() {
+                continue;
+            }
+            if limit.algorithm() == Algorithm::SlidingLog {
+                let slot = cell::log_slot(&self.words[i..i + 2]);
+                if let Some(state) = slot.and_then(|s| self.logs.get_mut(s)) {
+                    limit.refund(state, at, outcome, cost, now);
+                }
+            } else {
+                let charged = (at.as_millis(), outcome.reset_after_ms);
+                cell::refund(&mut self.words[i..], &limit, charged, now.as_millis(), cost);
+            }
+        }
+    }
+
     fn commit_log(&mut self, i: usize, limit: &Limit, now: Timestamp, cost: u64) -> u64 {
         let cell = &mut self.words[i..i + 2];
         let slot = match cell::log_slot(cell) {

@@ -14,7 +14,7 @@ use quota_core::algorithm::{Algorithm, LimitOutcome};
 use quota_core::policy::{
     Count, EndpointSpec, LimitSpec, Policy, PolicySpec, Request, TierSpec, WindowLength,
 };
-use quota_core::{Store, Timestamp};
+use quota_core::{Receipt, Store, Timestamp};
 
 /// Every algorithm.
 pub(crate) const ALGORITHMS: [Algorithm; 4] = [
@@ -385,6 +385,162 @@ pub(crate) async fn old_state_counts_nothing_after_its_windows<S: Store>(s: &S) 
     }
 }
 
+/// Decides a request and keeps its receipt; `refund` gives one back.
+pub(crate) async fn decide_kept<S: Store>(
+    s: &S,
+    p: &Policy,
+    account: &str,
+    endpoint: &str,
+    now: u64,
+) -> Receipt {
+    let plan = ManuallyDrop::new(
+        p.plan(&Request {
+            account,
+            tier: "t",
+            endpoint,
+            cost: 1,
+        })
+        .unwrap(),
+    );
+    s.decide_with_receipt(&plan, Timestamp::from_millis(now))
+        .await
+        .unwrap()
+}
+
+/// Gives back what `receipt` counted, at `now`.
+pub(crate) async fn refund<S: Store>(
+    s: &S,
+    p: &Policy,
+    account: &str,
+    endpoint: &str,
+    receipt: &Receipt,
+    now: u64,
+) {
+    let plan = ManuallyDrop::new(
+        p.plan(&Request {
+            account,
+            tier: "t",
+            endpoint,
+            cost: 1,
+        })
+        .unwrap(),
+    );
+    s.refund(&plan, receipt, Timestamp::from_millis(now))
+        .await
+        .unwrap();
+}
+
+/// An endpoint limit of 3 and a tier-wide one of 5 per second.
+fn two_limits(alg: Algorithm) -> Policy {
+    policy(&[
+        L {
+            endpoint: Some("e"),
+            count: 3,
+            window_ms: 1000,
+            alg,
+            name: "endpoint",
+        },
+        L {
+            endpoint: None,
+            count: 5,
+            window_ms: 1000,
+            alg,
+            name: "tier",
+        },
+    ])
+}
+
+pub(crate) async fn a_refund_gives_back_every_limit_it_took<S: Store>(s: &S) {
+    for alg in ALGORITHMS {
+        let p = two_limits(alg);
+        let acct = format!("refund-{}", alg.as_str());
+        let now = T0 + 100;
+        let kept = decide_kept(s, &p, &acct, "e", now).await;
+        assert!(kept.admitted(), "{alg:?}");
+        let given = decide_kept(s, &p, &acct, "e", now).await;
+        assert!(given.admitted(), "{alg:?}");
+        refund(s, &p, &acct, "e", &given, now + 20).await;
+        // As if only the first had come: 2 left on the endpoint, 4 on the tier.
+        let o = peek(s, &p, &acct, "e", 1, now + 20).await;
+        assert_eq!(named(&o, "endpoint").remaining, 1, "{alg:?}: {o:?}");
+        assert_eq!(named(&o, "tier").remaining, 3, "{alg:?}: {o:?}");
+        for left in [1, 0] {
+            let o = decide(s, &p, &acct, "e", 1, now + 20).await;
+            assert!(admitted(&o), "{alg:?}");
+            assert_eq!(named(&o, "endpoint").remaining, left, "{alg:?}");
+        }
+        assert!(
+            !admitted(&decide(s, &p, &acct, "e", 1, now + 20).await),
+            "{alg:?}"
+        );
+        // The tier-wide limit counted 3: 2 left for another endpoint (1
+        // after that one).
+        assert_eq!(
+            named(&peek(s, &p, &acct, "y", 1, now + 20).await, "tier").remaining,
+            1,
+            "{alg:?}"
+        );
+    }
+}
+
+pub(crate) async fn a_refused_decision_gives_nothing_back<S: Store>(s: &S) {
+    for alg in ALGORITHMS {
+        let p = single(alg, 2, 1000);
+        let acct = format!("refund-refused-{}", alg.as_str());
+        let now = T0 + 300;
+        let first = decide_kept(s, &p, &acct, "e", now).await;
+        let second = decide_kept(s, &p, &acct, "e", now).await;
+        let refused = decide_kept(s, &p, &acct, "e", now).await;
+        assert!(
+            first.admitted() && second.admitted() && !refused.admitted(),
+            "{alg:?}"
+        );
+        refund(s, &p, &acct, "e", &refused, now).await;
+        assert!(
+            !only(&peek(s, &p, &acct, "e", 1, now).await).admits,
+            "{alg:?}: a refusal took nothing"
+        );
+        refund(s, &p, &acct, "e", &second, now).await;
+        let o = only(&peek(s, &p, &acct, "e", 1, now).await);
+        assert_eq!((o.admits, o.remaining), (true, 0), "{alg:?}: one unit back");
+    }
+}
+
+/// A unit counted in a window that has ended is not given back to the next
+/// one: the next window's budget stays what its own requests left.
+pub(crate) async fn a_refund_after_the_window_rolled_over_makes_no_budget<S: Store>(s: &S) {
+    for alg in ALGORITHMS {
+        let p = single(alg, 2, 1000);
+        let acct = format!("refund-late-{}", alg.as_str());
+        let early = decide_kept(s, &p, &acct, "e", T0 + 900).await;
+        assert!(early.admitted(), "{alg:?}");
+        // The next window: what it admits with the early unit still counted.
+        let mut admitted_then = 0;
+        for _ in 0..3 {
+            admitted_then += u64::from(decide_kept(s, &p, &acct, "e", T0 + 1100).await.admitted());
+        }
+        refund(s, &p, &acct, "e", &early, T0 + 1200).await;
+        let o = only(&peek(s, &p, &acct, "e", 1, T0 + 1200).await);
+        let expected = match alg {
+            // The early unit counted nothing in the new window: the new
+            // window holds its own 2, and nothing is given back.
+            Algorithm::FixedWindow => (2, false),
+            // It weighed on the new window as the previous count: taken
+            // from there, the one admitted then leaves room for one more.
+            Algorithm::SlidingWindow => (1, true),
+            // Its own entry is removed: room for one more.
+            Algorithm::SlidingLog => (1, true),
+            // T = 500 ms: the schedule (T0 + 1900) moves back by what the
+            // early unit still held at the refund (1400 - 1200 = 200 ms),
+            // not by its whole 500 ms (the request at T0 + 1100 found the
+            // schedule at 1400 and took the rest): room for one more.
+            Algorithm::Gcra => (1, true),
+        };
+        assert_eq!((admitted_then, o.admits), expected, "{alg:?}: {o:?}");
+        assert_eq!(o.remaining, 0, "{alg:?}: never more than the limit");
+    }
+}
+
 /// Instantiates every scenario as a `#[tokio::test]` over the harness that
 /// `$make` (an async fn) returns.
 macro_rules! store_conformance {
@@ -433,6 +589,21 @@ macro_rules! store_conformance {
             async fn accounts_have_separate_budgets() {
                 let h = $make().await;
                 suite::accounts_have_separate_budgets(h.store()).await;
+            }
+            #[tokio::test]
+            async fn a_refund_gives_back_every_limit_it_took() {
+                let h = $make().await;
+                suite::a_refund_gives_back_every_limit_it_took(h.store()).await;
+            }
+            #[tokio::test]
+            async fn a_refused_decision_gives_nothing_back() {
+                let h = $make().await;
+                suite::a_refused_decision_gives_nothing_back(h.store()).await;
+            }
+            #[tokio::test]
+            async fn a_refund_after_the_window_rolled_over_makes_no_budget() {
+                let h = $make().await;
+                suite::a_refund_after_the_window_rolled_over_makes_no_budget(h.store()).await;
             }
             #[tokio::test]
             async fn old_state_counts_nothing_after_its_windows() {
