@@ -12,7 +12,7 @@ use quota_core::admission::{Admission, AdmissionConfig, Reason, RequestFacts, St
 use quota_core::algorithm::LimitOutcome;
 use quota_core::path::PathAction;
 use quota_core::policy::{EndpointSpec, LimitSpec, Money, Policy, WindowLength};
-use quota_core::{Outcomes, StoreError};
+use quota_core::{Outcomes, Receipt, StoreError, Timestamp};
 
 /// A transport's error, for the facts.
 #[derive(Debug)]
@@ -416,7 +416,7 @@ fn drive(case: &Case, policy: &Policy, ask_twice: bool) -> Run {
 }
 
 /// The fake store's answer for a plan of `limits` limits.
-fn store_answer(kind: StoreKind, limits: usize) -> Result<Outcomes, StoreError> {
+fn store_answer(kind: StoreKind, limits: usize) -> Result<Receipt, StoreError> {
     let admitted = LimitOutcome {
         admits: true,
         remaining: 1,
@@ -437,7 +437,7 @@ fn store_answer(kind: StoreKind, limits: usize) -> Result<Outcomes, StoreError> 
         StoreKind::Fails => return Err(StoreError::timeout(50)),
         StoreKind::Mismatch => outcomes.push(admitted),
     }
-    Ok(outcomes)
+    Ok(Receipt::new(outcomes, Timestamp::from_secs(1_700_000_000)))
 }
 
 fn identity(tier: &str) -> Identity {
@@ -501,6 +501,8 @@ proptest! {
         if let Verdict::Admit(admit) = &verdict {
             // A charge kept is handed on, to give back if the body breaks a rule.
             prop_assert_eq!(admit.charged, charged.then_some(PRICE));
+            // So is the store's receipt, when the decision counted the request.
+            prop_assert_eq!(admit.receipt.is_some(), expected.decided && expected.status == 200);
             prop_assert_eq!(admit.guard_body, !case.shadow && expected.decided);
             // Reported whenever the limits were decided.
             prop_assert_eq!(admit.report.is_some(), expected.decided && matches!(expected.status, 200 | 429));

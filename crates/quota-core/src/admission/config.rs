@@ -1,5 +1,6 @@
 //! [`AdmissionConfig`]: what a gateway decides once for every request.
 
+use super::RefundOn;
 use crate::path::PathAction;
 
 /// The settings an [`Admission`](super::Admission) runs under, shared by
@@ -7,7 +8,8 @@ use crate::path::PathAction;
 ///
 /// Defaults: prefix `/v1/`, paths that are not canonical refused
 /// ([`PathAction::Refuse`]), no unmetered endpoint, enforcing (not shadow),
-/// the seed's headers only.
+/// the seed's headers only, refunds when the upstream cannot be reached
+/// ([`RefundOn::Unreachable`]).
 ///
 /// ```
 /// use quota_core::admission::AdmissionConfig;
@@ -24,6 +26,7 @@ pub struct AdmissionConfig {
     unmetered: Vec<Box<str>>,
     shadow: bool,
     ietf_headers: bool,
+    refund_on: RefundOn,
 }
 
 impl Default for AdmissionConfig {
@@ -34,6 +37,7 @@ impl Default for AdmissionConfig {
             unmetered: Vec::new(),
             shadow: false,
             ietf_headers: false,
+            refund_on: RefundOn::Unreachable,
         }
     }
 }
@@ -87,6 +91,20 @@ impl AdmissionConfig {
     pub fn ietf_headers(mut self, on: bool) -> Self {
         self.ietf_headers = on;
         self
+    }
+
+    /// When an admitted request's units and credit are given back: when
+    /// its upstream cannot be reached or times out (the default), also on
+    /// the upstream's own 5xx answers, or never (see [`RefundOn`]).
+    #[must_use]
+    pub fn refund_on(mut self, on: RefundOn) -> Self {
+        self.refund_on = on;
+        self
+    }
+
+    /// When admitted requests are refunded.
+    pub fn refunds(&self) -> RefundOn {
+        self.refund_on
     }
 
     /// The path prefix, with its trailing `/`.

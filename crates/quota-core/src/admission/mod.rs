@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | [`Step::Resolve`]`(key)` | [`Accounts::resolve`](crate::account::Accounts::resolve) | [`Admission::resolved`] |
 //! | [`Step::Charge`]` { account, price }` | [`Accounts::charge`](crate::account::Accounts::charge) | [`Admission::charged`] |
-//! | [`Step::Decide`]`(plan)` | [`Store::decide`](crate::Store::decide) at its clock's `now` | [`Admission::decided`] |
+//! | [`Step::Decide`]`(plan)` | [`Store::decide_with_receipt`](crate::Store::decide_with_receipt) at its clock's `now` | [`Admission::decided`] |
 //! | [`Step::Refund`]` { account, amount }` | [`Accounts::refund`](crate::account::Accounts::refund) | [`Admission::refunded`] |
 //! | [`Step::Done`]`(verdict)` | serves the request, or answers the refusal | |
 //!
@@ -43,11 +43,16 @@
 //! charged, no body is checked, and every refusal but the path's becomes an
 //! admission that carries it ([`Admit::shadowed`]).
 //!
+//! # After the answer
+//! An admitted request carries what it took ([`Admit::receipt`],
+//! [`Admit::charged`]: a [`Taken`]). When its upstream fails to answer it,
+//! the driver gives both back as [`RefundOn`] says (module [`refund`]).
+//!
 //! ```
 //! use quota_core::account::Identity;
 //! use quota_core::admission::{Admission, AdmissionConfig, RequestFacts, Step, Verdict};
 //! use quota_core::policy::Policy;
-//! use quota_core::{MemoryStore, Timestamp};
+//! use quota_core::{MemoryStore, Receipt, Timestamp};
 //!
 //! let (policy, config, store) = (Policy::seed(), AdmissionConfig::default(), MemoryStore::new());
 //! let now = Timestamp::from_secs(1_700_000_000);
@@ -62,7 +67,7 @@
 //!         }
 //!         Step::Decide(plan) => {
 //!             let outcomes = store.decide_now(&plan, now);
-//!             admission.decided(Ok(outcomes));
+//!             admission.decided(Ok(Receipt::new(outcomes, now)));
 //!         }
 //!         Step::Done(verdict) => break verdict,
 //!         other => unreachable!("a free endpoint: {other:?}"),
@@ -74,12 +79,14 @@
 //! ```
 
 mod config;
+pub mod refund;
 mod verdict;
 
 use core::error::Error;
 use std::borrow::Cow;
 
 pub use config::AdmissionConfig;
+pub use refund::{RefundOn, RefundOnError, RefundReason, Taken, UpstreamResult};
 pub use verdict::{Admit, DecideError, Reason, Refusal, Verdict};
 
 use crate::account::{AccountError, Charge, Identity};
@@ -87,7 +94,7 @@ use crate::decision::Decision;
 use crate::path::canonicalize;
 use crate::policy::{Money, Plan, PlanError, Policy, Request};
 use crate::report::RateReport;
-use crate::store::{Outcomes, StoreError};
+use crate::store::{Receipt, StoreError};
 
 /// What a transport read of a request, for an [`Admission`]. No method: a
 /// gateway that limits by method chooses its endpoints by path.
@@ -308,26 +315,31 @@ impl<'a> Admission<'a> {
         }
     }
 
-    /// The answer to [`Step::Decide`]: the store's outcomes for the plan,
-    /// or why it could not decide.
-    pub fn decided(&mut self, answer: Result<Outcomes, StoreError>) {
+    /// The answer to [`Step::Decide`]: the store's receipt of its decision
+    /// of the plan ([`Store::decide_with_receipt`](crate::Store::decide_with_receipt);
+    /// its outcomes are what [`Store::decide`](crate::Store::decide)
+    /// answers), or why it could not decide.
+    pub fn decided(&mut self, answer: Result<Receipt, StoreError>) {
         if !matches!(self.state, State::Deciding) {
             return;
         }
         let ietf = self.config.reports_ietf_headers();
+        let mut kept = None;
         let report = match answer {
             Err(e) => Err(Reason::DecideFailed(DecideError::Store(e))),
-            Ok(outcomes) => {
+            Ok(receipt) => {
                 let name = endpoint_name(&self.path, self.config);
-                match &self.plan {
+                let report = match &self.plan {
                     Some(plan) => {
                         let plan = plan.with_names(account_of(self.identity.as_ref()), name);
-                        Decision::from_outcomes(&plan, &outcomes)
+                        Decision::from_outcomes(&plan, &receipt.outcomes)
                             .map(|d| RateReport::new(&d).with_ietf(ietf))
                             .map_err(|e| Reason::DecideFailed(DecideError::Mismatch(e)))
                     }
                     None => Err(Reason::Plan(PlanError::UnknownEndpoint(name.to_owned()))),
-                }
+                };
+                kept = Some(receipt);
+                report
             }
         };
         match report {
@@ -338,6 +350,7 @@ impl<'a> Admission<'a> {
                     path: self.rewritten_path(),
                     guard_body: !self.config.is_shadow(),
                     charged: self.charged,
+                    receipt: kept.and_then(Taken::counted),
                     shadowed: None,
                 }));
             }

@@ -6,7 +6,7 @@ use crate::decision::OutcomeMismatch;
 use crate::path::PathError;
 use crate::policy::{Money, PlanError};
 use crate::report::RateReport;
-use crate::store::StoreError;
+use crate::store::{Receipt, StoreError};
 use crate::upload::UploadRefusal;
 
 /// The end of an admission.
@@ -37,9 +37,27 @@ pub struct Admit {
     /// The price charged to the caller's account: to give back if the
     /// request is refused after all (its body breaks an upload rule).
     pub charged: Option<Money>,
+    /// The store's receipt of the decision that counted the request (none
+    /// for an unmetered endpoint, a refusal shadow mode lets through, or a
+    /// store that admitted without counting): to give back, with
+    /// [`Admit::charged`], when the upstream fails to answer (see
+    /// [`RefundOn`](super::RefundOn)).
+    pub receipt: Option<Receipt>,
     /// In shadow mode, why the request would have been refused (a 429's
     /// report is [`Admit::report`]).
     pub shadowed: Option<Reason>,
+}
+
+impl Admit {
+    /// What the request took ([`Admit::receipt`], taken out, and
+    /// [`Admit::charged`]), for the driver to keep while the service
+    /// answers.
+    pub fn take(&mut self) -> super::Taken {
+        super::Taken {
+            receipt: self.receipt.take(),
+            credit: self.charged,
+        }
+    }
 }
 
 /// A refused request: why, and what the rate limits reported.

@@ -125,7 +125,7 @@ where
             }
             Step::Decide(plan) => {
                 let now = (config.clock)();
-                let answer = config.store.decide(&plan, now).await;
+                let answer = config.store.decide_with_receipt(&plan, now).await;
                 admission.decided(answer);
             }
             Step::Refund { account, amount } => {
