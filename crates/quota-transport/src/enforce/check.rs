@@ -10,7 +10,7 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
 use quota_core::account::Accounts;
-use quota_core::admission::Verdict;
+use quota_core::admission::{UpstreamResult, Verdict};
 use quota_core::policy::Money;
 use quota_core::upload::UploadRules;
 use quota_core::Store;
@@ -20,6 +20,7 @@ use super::body::RequestBody;
 use super::drive::{drive, refund, Driven};
 use super::guard::guard;
 use super::layer::Config;
+use super::refund::{may_refund, Settle};
 use crate::response::{json_message, RateHeaders};
 use crate::upload::Verdict as UploadVerdict;
 
@@ -32,8 +33,15 @@ pub(crate) enum Checked<B> {
     Refuse(Response<Bytes>),
 }
 
+/// A give-back running.
+pub(crate) type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Gives a charge back, if the upload is refused after the service ran.
-pub(crate) type Refund = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+pub(crate) type Refund = Box<dyn FnOnce() -> BoxRefund + Send>;
+
+/// Gives back what the request took if the upstream's result calls for it
+/// (the layer's `RefundOn`): `None` when it does not.
+pub(crate) type Settler = Box<dyn FnOnce(UpstreamResult) -> Option<BoxRefund> + Send>;
 
 /// What an admitted request carries to its response.
 #[derive(Default)]
@@ -46,6 +54,8 @@ pub(crate) struct Pass {
     pub(crate) verdict: Option<UploadVerdict>,
     /// The charge to give back when it did.
     pub(crate) refund: Option<Refund>,
+    /// What the request took, to give back when the upstream failed.
+    pub(crate) settle: Option<Settler>,
 }
 
 /// Runs every check on `req` (see the module docs of `enforce` for the order).
@@ -58,7 +68,7 @@ pub(crate) fn check<S, A, B>(
     req: Request<B>,
 ) -> impl Future<Output = Checked<RequestBody<B>>> + Send
 where
-    S: Store,
+    S: Store + 'static,
     A: Accounts + 'static,
     B: Body + Send,
 {
@@ -73,7 +83,7 @@ where
             Some(&parts.extensions),
         )
         .await;
-        let admit = match verdict {
+        let mut admit = match verdict {
             Verdict::Admit(admit) => admit,
             Verdict::Refuse(refusal) => {
                 let res = refusal_response(&config, &refusal.reason, refusal.report.as_ref());
@@ -101,6 +111,28 @@ where
             }
         }
         let refund = admit.charged.and_then(refund_of);
+        let taken = admit.take();
+        let endpoint = parts
+            .uri
+            .path()
+            .get(config.admission.prefix_str().len()..)
+            .unwrap_or_default();
+        let settle = match &identity {
+            Some(who) if may_refund(config.admission.refunds(), &taken) => {
+                let settle = Settle {
+                    config: Arc::clone(&config),
+                    loaded: Arc::clone(&loaded),
+                    who: who.clone(),
+                    endpoint: endpoint.into(),
+                    taken,
+                };
+                Some(Box::new(move |result| {
+                    let reason = settle.reason(result)?;
+                    Some(Box::pin(settle.give_back(reason)) as BoxRefund)
+                }) as Settler)
+            }
+            _ => None,
+        };
         if let Some(identity) = identity {
             parts.extensions.insert(identity);
         }
@@ -112,16 +144,12 @@ where
             headers
         });
         let rules: Option<Arc<UploadRules>> = admit.guard_body.then(|| Arc::clone(&loaded.uploads));
-        let endpoint = parts
-            .uri
-            .path()
-            .get(config.admission.prefix_str().len()..)
-            .unwrap_or_default();
         let (body, verdict) = guard(body, &parts.headers, endpoint, rules);
         let pass = Pass {
             headers,
             verdict,
             refund,
+            settle,
         };
         Checked::Proceed {
             req: Request::from_parts(parts, body),

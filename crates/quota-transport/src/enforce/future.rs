@@ -11,10 +11,10 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
-use super::check::{Checked, Pass};
+use super::check::{BoxRefund, Checked, Pass};
+use super::refund::UpstreamFailure;
 
 pub(crate) type BoxCheck<B> = Pin<Box<dyn Future<Output = Checked<RequestBody<B>>> + Send>>;
-type BoxRefund = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pin_project! {
     /// The response future of [`Enforce`](super::Enforce).
@@ -43,6 +43,7 @@ pin_project! {
         Check { check: BoxCheck<B>, service: Option<Inner> },
         Call { #[pin] future: Inner::Future, pass: Option<Pass> },
         Refund { refund: BoxRefund, response: Option<Response<Bytes>> },
+        GiveBack { refund: BoxRefund, response: Option<Inner::Response> },
         Done,
     }
 }
@@ -70,6 +71,7 @@ where
             State::Check { .. } => "check",
             State::Call { .. } => "call",
             State::Refund { .. } => "refund",
+            State::GiveBack { .. } => "give back",
             State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
@@ -110,9 +112,23 @@ where
                 }
                 StateProj::Call { future, pass } => {
                     let res = ready!(future.poll(cx));
-                    let pass = pass.take().unwrap_or_default();
+                    let mut pass = pass.take().unwrap_or_default();
                     let rejection = pass.verdict.as_ref().and_then(|v| v.rejection());
                     let Some(rejection) = rejection.map(|e| e.to_response::<Bytes>()) else {
+                        // The upstream failed: what the request took is
+                        // given back before the answer goes, which then
+                        // carries no rate-limit headers.
+                        let give_back = match (&res, pass.settle.take()) {
+                            (Ok(res), Some(settle)) => settle(UpstreamFailure::of(res)),
+                            _ => None,
+                        };
+                        if let Some(refund) = give_back {
+                            this.state.set(State::GiveBack {
+                                refund,
+                                response: res.ok(),
+                            });
+                            continue;
+                        }
                         this.state.set(State::Done);
                         return Poll::Ready(res.map(|res| finish(res, pass)));
                     };
@@ -140,6 +156,14 @@ where
                     this.state.set(State::Done);
                     if let Some(response) = response {
                         return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                    }
+                }
+                StateProj::GiveBack { refund, response } => {
+                    ready!(refund.as_mut().poll(cx));
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    if let Some(response) = response {
+                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                     }
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),

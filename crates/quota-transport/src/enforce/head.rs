@@ -5,12 +5,16 @@ use bytes::Bytes;
 use http::header::HeaderMap;
 use http::{Extensions, Response};
 use quota_core::account::{Accounts, Identity};
-use quota_core::admission::Verdict;
+use std::sync::Arc;
+
+use quota_core::admission::{RefundReason, Taken, UpstreamResult, Verdict};
 use quota_core::{RateReport, Store};
 
 use super::answer::refusal_response;
 use super::drive::{drive, drive_caller, Body, Driven};
 use super::layer::EnforceLayer;
+use super::policy::Loaded;
+use super::refund::{give_back, may_refund};
 use crate::fields::HeaderFields;
 use crate::identity::extract::Found;
 use crate::identity::Caller;
@@ -35,6 +39,9 @@ pub struct Admitted {
     identity: Option<Identity>,
     report: Option<RateReport>,
     path: Option<Box<str>>,
+    /// What the request took, with the policy it was admitted under, when
+    /// the layer may give it back ([`EnforceLayer::settle`]).
+    taken: Option<(Taken, Arc<Loaded>)>,
 }
 
 impl Admitted {
@@ -207,16 +214,80 @@ where
 
     fn head_check(&self, Driven { verdict, identity }: Driven) -> HeadCheck {
         match verdict {
-            Verdict::Admit(admit) => HeadCheck::Admitted(Admitted {
-                identity,
-                report: admit.report,
-                path: admit.path,
-            }),
+            Verdict::Admit(mut admit) => {
+                let taken = admit.take();
+                let refunds = self.config.admission.refunds();
+                let taken =
+                    (identity.is_some() && may_refund(refunds, &taken)).then_some((taken, loaded));
+                HeadCheck::Admitted(Admitted {
+                    identity,
+                    report: admit.report,
+                    path: admit.path,
+                    taken,
+                })
+            }
             Verdict::Refuse(refusal) => HeadCheck::Refused(refusal_response(
                 &self.config,
                 &refusal.reason,
                 refusal.report.as_ref(),
             )),
         }
+    }
+}
+
+impl<S, A> EnforceLayer<S, A>
+where
+    S: Store + 'static,
+    A: Accounts + 'static,
+{
+    /// Tells the layer how the upstream answered a request
+    /// [`check_head`](EnforceLayer::check_head) admitted (`path` is the
+    /// path it was checked with): when the layer's
+    /// [`RefundOn`](quota_core::admission::RefundOn) calls for it, what the
+    /// request took (its units on every limit, its credit) is given back
+    /// now, the admission's headers are dropped (the answer then carries
+    /// none: the budget they described was given back), and the reason is
+    /// returned. What [`Enforce`](super::Enforce) does with a response
+    /// marked [`UpstreamFailure`](super::UpstreamFailure), or a 5xx. Call
+    /// it once, before answering.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use quota_core::{MemoryStore, policy::{Money, Policy}, account::{AccountAdmin, MemoryAccounts, NewAccount}, Timestamp};
+    /// # use quota_transport::enforce::{EnforceLayer, HeadCheck, UpstreamResult};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let accounts = MemoryAccounts::new();
+    /// let new = NewAccount { id: "acct-1".into(), api_key: "k-1".into(), tier: "basic".into(), credit: Money::ZERO };
+    /// accounts.create(new, Timestamp::EPOCH).await.unwrap();
+    /// let layer = EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), Arc::new(accounts));
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-api-key", "k-1".parse().unwrap());
+    /// let HeadCheck::Admitted(mut admitted) = layer.check_head("/v1/txt2img", &headers).await else { unreachable!() };
+    /// assert_eq!(admitted.report().unwrap().minute().unwrap().remaining, 2);
+    /// // The upstream could not be reached: the unit is given back.
+    /// let reason = layer.settle(&mut admitted, "/v1/txt2img", UpstreamResult::Unreachable).await;
+    /// assert_eq!(reason.unwrap().as_str(), "unreachable");
+    /// assert!(admitted.report().is_none()); // no headers on the 502
+    /// let HeadCheck::Admitted(again) = layer.check_head("/v1/txt2img", &headers).await else { unreachable!() };
+    /// assert_eq!(again.report().unwrap().minute().unwrap().remaining, 2);
+    /// # });
+    /// ```
+    pub async fn settle(
+        &self,
+        admitted: &mut Admitted,
+        path: &str,
+        result: UpstreamResult,
+    ) -> Option<RefundReason> {
+        let (taken, _) = admitted.taken.as_ref()?;
+        let reason = taken.refund_for(self.config.admission.refunds(), result)?;
+        let (taken, loaded) = admitted.taken.take()?;
+        let who = admitted.identity.as_ref()?;
+        let path = admitted.path.as_deref().unwrap_or(path);
+        let endpoint = path
+            .get(self.config.admission.prefix_str().len()..)
+            .unwrap_or_default();
+        give_back(&self.config, &loaded, who, endpoint, &taken, reason).await;
+        admitted.report = None;
+        Some(reason)
     }
 }

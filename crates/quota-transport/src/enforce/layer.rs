@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use quota_core::account::Accounts;
-use quota_core::admission::AdmissionConfig;
+use quota_core::admission::{AdmissionConfig, RefundOn};
 use quota_core::path::PathAction;
 use quota_core::{Store, Timestamp};
 use tower_layer::Layer;
@@ -221,6 +221,17 @@ impl<S, A> EnforceLayer<S, A> {
     #[must_use]
     pub fn shadow(self, on: bool) -> Self {
         self.edit_admission(|a| a.shadow(on))
+    }
+
+    /// When an admitted request's units and credit are given back
+    /// (default [`RefundOn::Unreachable`]): when the inner service marks
+    /// its response with an [`UpstreamFailure`](super::UpstreamFailure)
+    /// (its upstream could not be reached or timed out), also when it
+    /// answers a 5xx ([`RefundOn::ServerErrors`]), or never. A refunded
+    /// answer carries no rate-limit headers. See `docs/contract.md`.
+    #[must_use]
+    pub fn refund_on(self, on: RefundOn) -> Self {
+        self.edit_admission(|a| a.refund_on(on))
     }
 
     /// The clock decisions are taken at (default [`system_clock`]); tests

@@ -93,11 +93,20 @@
 //!    rate-limit headers (the request was counted), and a charge is given
 //!    back. A service that answers before reading its body (a streaming
 //!    proxy) keeps its answer: the body still ends in the error there.
+//! 8. **After the answer**: when the inner service's upstream failed (the
+//!    response carries an [`UpstreamFailure`]: the `quota` gateway's proxy
+//!    sets it on its 502 and 504) or, with
+//!    [`RefundOn::ServerErrors`], when it answered a 5xx, what the request
+//!    took is given back before the answer goes: its units on every limit
+//!    ([`Store::refund`](quota_core::Store::refund)) and its credit; the
+//!    answer then carries no rate-limit headers. See
+//!    [`EnforceLayer::refund_on`] and, for a server without tower,
+//!    [`EnforceLayer::settle`].
 //!
 //! # Options
 //! [`EnforceLayer`]'s builder methods: the prefix, the accepted key headers,
 //! the IETF `RateLimit-Policy`/`RateLimit` fields and problem+json 429s,
-//! shadow mode (decide and report, refuse nothing), the clock (virtual in
+//! shadow mode (decide and report, refuse nothing), refunds, the clock (virtual in
 //! tests), an [`Observer`] for metrics, and unmetered endpoints. The policy
 //! is held in a [`PolicyHandle`] and loaded once per request, so it can be
 //! replaced while serving.
@@ -132,13 +141,16 @@ mod head;
 mod layer;
 mod observe;
 mod policy;
+mod refund;
 mod service;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use head::{Admitted, CallerCheck, HeadCheck};
 pub use layer::{system_clock, Clock, EnforceLayer};
-pub use observe::{Observation, Observer, Outcome};
+pub use observe::{Observation, Observer, Outcome, Refunded};
 pub use policy::PolicyHandle;
+pub use quota_core::admission::{RefundOn, RefundReason, UpstreamResult};
 pub use quota_core::report::{LimitReport, RateReport};
+pub use refund::UpstreamFailure;
 pub use service::Enforce;

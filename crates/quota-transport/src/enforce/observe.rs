@@ -4,6 +4,7 @@ use core::fmt;
 use std::time::Duration;
 
 use http::StatusCode;
+use quota_core::admission::RefundReason;
 
 /// What became of a request at the enforcement layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,6 +87,28 @@ pub struct Observation<'a> {
 pub trait Observer: Send + Sync + 'static {
     /// Called once per request the layer decides.
     fn observe(&self, observation: &Observation<'_>);
+
+    /// Called when an admitted request was given back what it took,
+    /// because its upstream failed (see
+    /// [`RefundOn`](quota_core::admission::RefundOn)), on the request's
+    /// task before its answer is returned. Does nothing by default.
+    fn refunded(&self, refund: &Refunded<'_>) {
+        let _ = refund;
+    }
+}
+
+/// A refund, as labels: what [`Observer::refunded`] receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refunded<'a> {
+    /// The account's tier.
+    pub tier: &'a str,
+    /// The account (not a metric label: it is unbounded).
+    pub account: &'a str,
+    /// Why: `unreachable`, `timeout` or `5xx`.
+    pub reason: RefundReason,
+    /// True in shadow mode (units were counted, no credit was charged).
+    pub shadow: bool,
 }
 
 impl<F> Observer for F
