@@ -90,6 +90,12 @@ pub(crate) struct ServeArgs {
     /// Decide, send headers and count metrics, but never refuse a request.
     #[arg(long, env = "QUOTA_SHADOW", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) shadow: Option<bool>,
+    /// When an admitted request's units and credit are given back:
+    /// `unreachable` (default: the gateway's own 502 or 504, the upstream
+    /// could not be reached or timed out), `unreachable,5xx` (also the
+    /// upstream's own 5xx answers) or `none`.
+    #[arg(long, env = "QUOTA_REFUND_ON", value_name = "none|unreachable[,5xx]")]
+    pub(crate) refund_on: Option<String>,
     /// Also send the IETF draft's `RateLimit-Policy` and `RateLimit` headers.
     #[arg(long, env = "QUOTA_IETF_HEADERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) ietf_headers: Option<bool>,

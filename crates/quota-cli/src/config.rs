@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use quota_core::admission::RefundOn;
 use quota_core::path::PathAction;
 use quota_core::policy::LineCol;
 use quota_gateway::Http1;
@@ -67,6 +68,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir_given: bool,
     /// Never refuse.
     pub(crate) shadow: bool,
+    /// When admitted requests are refunded.
+    pub(crate) refund_on: RefundOn,
     /// Send the IETF `RateLimit-Policy`/`RateLimit` headers too.
     pub(crate) ietf_headers: bool,
     /// What to do with request paths that are not canonical.
@@ -139,6 +142,8 @@ struct ConfigFile {
     #[serde(alias = "data-dir")]
     data_dir: Option<Spanned<String>>,
     shadow: Option<Spanned<bool>>,
+    #[serde(alias = "refund-on")]
+    refund_on: Option<Spanned<String>>,
     #[serde(alias = "ietf-headers")]
     ietf_headers: Option<Spanned<bool>>,
     #[serde(alias = "path-action")]
@@ -380,6 +385,12 @@ impl Settings {
         let flag = |v: bool| Ok(v);
         let off = || Ok(false);
         let shadow = setting((args.shadow, "shadow"), in_file!(l, shadow), flag, off)?;
+        let refund_on = setting(
+            (args.refund_on.clone(), "refund-on"),
+            in_file!(l, refund_on),
+            |v: String| v.trim().parse::<RefundOn>().map_err(|e| e.to_string()),
+            || Ok(RefundOn::default()),
+        )?;
         let ietf_headers = setting(
             (args.ietf_headers, "ietf-headers"),
             in_file!(l, ietf_headers),
@@ -489,6 +500,7 @@ impl Settings {
             data_dir_given: data_dir.is_some(),
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             shadow,
+            refund_on,
             ietf_headers,
             path_action,
             http1,

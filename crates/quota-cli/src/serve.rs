@@ -42,6 +42,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .store(store)
         .accounts(accounts)
         .shadow(settings.shadow)
+        .refund_on(settings.refund_on)
         .ietf_headers(settings.ietf_headers)
         .path_action(settings.path_action)
         .forward_credentials(settings.forward_credentials)
@@ -90,6 +91,7 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         store = gateway.store().backend(),
         accounts = gateway.accounts().backend(),
         shadow = settings.shadow,
+        refund_on = %settings.refund_on,
         admin_api = settings.admin_token.is_some(),
         trusted_proxies = %settings.trusted_proxies,
         http1 = %settings.http1,

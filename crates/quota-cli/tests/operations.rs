@@ -185,3 +185,59 @@ async fn changed_policy_file_is_reloaded_and_a_bad_one_refused() {
     let res = http.post(&gw.url("/v1/txt2img"), Some(&key)).await;
     assert_eq!(res.header("x-ratelimit-limit"), Some("3"));
 }
+
+/// `--refund-on` reaches the gateway: with `none`, the 502s of a port
+/// nothing listens on are spent; by default (`unreachable`) they are not.
+/// Bad values stop it with the flag's or the line's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_on_is_a_flag_and_a_config_key() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let http = Http::default();
+    for (flags, statuses) in [
+        (&["--refund-on", "none"][..], [502, 502, 502, 429]),
+        (&[][..], [502, 502, 502, 502]),
+    ] {
+        let (gw, _dir) = common::gateway_to(&closed, flags).await;
+        let (_, key) = http.create_account(&gw).await;
+        early_in_window(60_000, Duration::from_secs(10)).await;
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(
+                http.get(&gw.url("/v1/txt2img"), Some(&key))
+                    .await
+                    .status
+                    .as_u16(),
+            );
+        }
+        assert_eq!(got, statuses, "{flags:?}");
+    }
+    let dir = TempDir::new("refund-on");
+    let bad = |args: &[&str]| {
+        let out = std::process::Command::new(common::bin())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--upstream", &closed];
+    let (code, msg) = bad(&[&serve[..], &["--refund-on", "4xx"]].concat());
+    assert_eq!(code, Some(2), "{msg}");
+    assert!(
+        msg.contains("--refund-on") && msg.contains("\"4xx\""),
+        "{msg}"
+    );
+    let cfg = dir.write(
+        "quota.toml",
+        &format!("upstream = \"{closed}\"\nlisten = \"127.0.0.1:0\"\nrefund_on = \"none,5xx\"\n"),
+    );
+    let (code, msg) = bad(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{msg}");
+    assert!(msg.contains(&format!("{}:3:", cfg.display())), "{msg}");
+    assert!(msg.contains("none cannot be combined"), "{msg}");
+}

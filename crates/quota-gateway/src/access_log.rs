@@ -32,7 +32,7 @@
 //! | `method` | the request's method (absent when an edge refusal had none readable) |
 //! | `route` | `proxy`, `limits`, `admin`, `healthz`, `metrics`, or `edge` for an edge refusal |
 //! | `endpoint` | the policy's endpoint (`prompt/*`), when the path names one |
-//! | `decision` | `admitted`, `refused:LIMIT` for a 429 (`refused` when no limit is named), or the refusing status as a word (`400`, `401`, `402`, `404`, `405`, `413`, `422`, `500`, `501`, `503`); in shadow mode a refusal not enforced is `shadow:` and what it would have been |
+//! | `decision` | `admitted`, `refused:LIMIT` for a 429 (`refused` when no limit is named), or the refusing status as a word (`400`, `401`, `402`, `404`, `405`, `413`, `422`, `500`, `501`, `503`); `refunded` when the request was admitted and then given back its units and credit because the upstream failed (see `--refund-on`); in shadow mode a refusal not enforced is `shadow:` and what it would have been |
 //! | `status` | the status answered |
 //! | `upstream_ms` | milliseconds from handing the request to the upstream client until its response head (or the failure: a 502 or 504); absent when not forwarded |
 //! | `bytes_in` | request body bytes read |
@@ -483,6 +483,8 @@ pub(crate) enum Decision {
     Refused(Option<Box<str>>),
     /// Refused (or failed) with this status.
     Status(u16),
+    /// Admitted, then given back what it took: the upstream failed.
+    Refunded,
 }
 
 impl Decision {
@@ -509,6 +511,7 @@ impl Decision {
             Decision::Status(s) => {
                 let _ = write!(out, "{s}");
             }
+            Decision::Refunded => out.push_str("refunded"),
         }
     }
 }
@@ -632,6 +635,12 @@ pub(crate) fn observed(o: &Observation<'_>) {
         });
         f.shadow = o.shadow && o.outcome != Outcome::Admitted;
     });
+}
+
+/// The enforcement layer gave the request back what it took (its
+/// upstream failed).
+pub(crate) fn refunded() {
+    Tally::with(|f| f.decision = Some(Decision::Refunded));
 }
 
 /// How long the upstream took to answer (or to fail).
@@ -904,6 +913,7 @@ mod tests {
         );
         assert_eq!(word(Decision::Refused(None), false), "refused");
         assert_eq!(word(Decision::Status(402), false), "402");
+        assert_eq!(word(Decision::Refunded, false), "refunded");
         assert_eq!(
             word(Decision::Refused(Some("daily".into())), true),
             "shadow:refused:daily"

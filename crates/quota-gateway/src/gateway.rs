@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::Uri;
 use quota_core::account::MemoryAccounts;
+use quota_core::admission::RefundOn;
 use quota_core::path::PathAction;
 use quota_core::policy::Policy;
 use quota_core::MemoryStore;
@@ -36,7 +37,8 @@ use crate::{observe, proxy, server};
 /// shadow), canonical paths only ([`PathAction::Refuse`]), credentials not
 /// forwarded, no trusted proxies, a 30 s upstream timeout, a 60 s client
 /// timeout, 30 s to drain on shutdown, 10,000 connections, one worker per
-/// CPU, the own HTTP/1.1 path, plain TCP (no TLS).
+/// CPU, the own HTTP/1.1 path, plain TCP (no TLS), refunds when the upstream
+/// cannot be reached or times out ([`RefundOn::Unreachable`]).
 #[must_use = "a builder does nothing until built"]
 pub struct GatewayBuilder {
     policy: Policy,
@@ -46,6 +48,7 @@ pub struct GatewayBuilder {
     routes: Vec<Route>,
     admin_token: Option<String>,
     shadow: bool,
+    refund_on: RefundOn,
     ietf_headers: bool,
     path_action: PathAction,
     forward_credentials: bool,
@@ -119,6 +122,17 @@ impl GatewayBuilder {
     /// Shadow mode: decide and report, never refuse.
     pub fn shadow(mut self, shadow: bool) -> Self {
         self.shadow = shadow;
+        self
+    }
+
+    /// When an admitted request's units and credit are given back: when the
+    /// gateway itself answers 502 or 504 because the upstream could not be
+    /// reached or timed out ([`RefundOn::Unreachable`], the default), also
+    /// when the upstream answers a 5xx ([`RefundOn::ServerErrors`]), or
+    /// never ([`RefundOn::Never`]). A refunded answer carries no rate-limit
+    /// headers; `docs/gateway.md` ("Refunds") has the rules.
+    pub fn refund_on(mut self, on: RefundOn) -> Self {
+        self.refund_on = on;
         self
     }
 
@@ -260,6 +274,7 @@ impl GatewayBuilder {
         });
         let base = EnforceLayer::new(policy.clone(), store, accounts)
             .shadow(self.shadow)
+            .refund_on(self.refund_on)
             .ietf_headers(self.ietf_headers)
             .path_action(self.path_action)
             .observer(observe::MetricsObserver::new(
@@ -338,6 +353,7 @@ impl Gateway {
             routes: Vec::new(),
             admin_token: None,
             shadow: false,
+            refund_on: RefundOn::default(),
             ietf_headers: false,
             path_action: PathAction::Refuse,
             forward_credentials: false,

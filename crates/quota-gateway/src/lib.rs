@@ -75,6 +75,7 @@ pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;
 pub use route_table::{Route, RouteError};
+pub use quota_core::admission::RefundOn;
 pub use server::shutdown_signal;
 pub use tls::{TlsConfig, TlsError};
 

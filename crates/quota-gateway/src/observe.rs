@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use quota_transport::enforce::{Observation, Observer, Outcome};
+use quota_transport::enforce::{Observation, Observer, Outcome, Refunded};
 
 use crate::metrics::{DecisionOutcome, Metrics};
 
@@ -68,5 +68,13 @@ impl Observer for MetricsObserver {
             micros = u64::try_from(o.latency.as_micros()).unwrap_or(u64::MAX),
             "decision"
         );
+    }
+
+    fn refunded(&self, r: &Refunded<'_>) {
+        self.metrics.record_refund(r.reason);
+        if self.access_log {
+            crate::access_log::refunded();
+        }
+        tracing::debug!(tier = r.tier, reason = r.reason.as_str(), "refunded");
     }
 }

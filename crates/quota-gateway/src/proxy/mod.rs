@@ -10,7 +10,8 @@
 //! [`Proxy::edits`]). An upstream that cannot be reached answers 502, one
 //! that sends no response headers in time 504, both with a JSON `message`
 //! and a request id (`X-Request-Id`) that the log line with the detail
-//! carries too.
+//! carries too, and marked with an [`UpstreamFailure`] in its extensions:
+//! the enforcement layer refunds the request by it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use quota_transport::enforce::UpstreamFailure;
 use quota_transport::fields::{text, HeaderFields};
 use quota_transport::identity::{is_bearer, KeyHeaders};
 use quota_transport::response::RequestId;
@@ -420,11 +422,13 @@ impl Proxy {
                     timeout_s = this.timeout.as_secs_f64(),
                     "upstream timed out"
                 );
-                server_error(
+                let mut res = server_error(
                     StatusCode::GATEWAY_TIMEOUT,
                     "the upstream service did not answer in time",
                     id,
-                )
+                );
+                res.extensions_mut().insert(UpstreamFailure::TimedOut);
+                res
             }
             e => {
                 this.metrics
@@ -432,11 +436,13 @@ impl Proxy {
                 let id = RequestId::new();
                 crate::access_log::request_id(id);
                 tracing::warn!(request_id = %id, error = %error_chain(&e), "upstream unreachable");
-                server_error(
+                let mut res = server_error(
                     StatusCode::BAD_GATEWAY,
                     "the upstream service cannot be reached",
                     id,
-                )
+                );
+                res.extensions_mut().insert(UpstreamFailure::Unreachable);
+                res
             }
         }
     }

@@ -29,7 +29,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full};
-use quota_transport::enforce::{Admitted, HeadCheck};
+use quota_transport::enforce::{Admitted, HeadCheck, UpstreamFailure, UpstreamResult};
 use quota_transport::fields::HeaderFields as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -342,6 +342,7 @@ impl<'b> Exchange<'b> {
                 }
             }
         };
+        let mut admission = admission;
         let caller = admission
             .as_ref()
             .and_then(Admitted::identity)
@@ -372,6 +373,14 @@ impl<'b> Exchange<'b> {
         if let Some(sent) = sent {
             access_log::upstream_took(sent.elapsed());
         }
+        // The upstream failed (or, as configured, answered a 5xx): what
+        // the request took is given back before the answer is written,
+        // which then carries no rate-limit headers.
+        let result = match &forwarded {
+            Ok((up, _)) => UpstreamResult::Answered(up.status.as_u16()),
+            Err(res) => UpstreamFailure::of(res),
+        };
+        gw.layer.settle(&mut admission, self.path, result).await;
         match forwarded {
             Ok((up, body)) => {
                 let answer = Answer {
