@@ -5,7 +5,7 @@
 use quota_core::account::Identity;
 use quota_core::admission::{Admission, AdmissionConfig, Reason, RequestFacts, Step, Verdict};
 use quota_core::policy::{Policy, PolicyError};
-use quota_core::{MemoryStore, Timestamp};
+use quota_core::{MemoryStore, Receipt, Timestamp};
 
 const POLICY: &str = r#"
 [[endpoints]]
@@ -42,8 +42,9 @@ fn run(policy: &Policy, config: &AdmissionConfig, path: &str, who: Identity) -> 
         match admission.step() {
             Step::Resolve(_) => admission.resolved(Ok(Some(who.clone()))),
             Step::Decide(plan) => {
-                let outcomes = store.decide_now(&plan, Timestamp::from_secs(1_700_000_000));
-                admission.decided(Ok(outcomes));
+                let now = Timestamp::from_secs(1_700_000_000);
+                let outcomes = store.decide_now(&plan, now);
+                admission.decided(Ok(Receipt::new(outcomes, now)));
             }
             Step::Done(verdict) => return verdict,
             other => panic!("an anonymous caller is never charged: {other:?}"),

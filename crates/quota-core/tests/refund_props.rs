@@ -240,7 +240,7 @@ proptest! {
                     if let Some(receipt) = &taken.receipt {
                         let who = who.as_ref().unwrap();
                         let endpoint = &r.path.as_str()[4..];
-                        let plan = Taken::plan(&policy, who, endpoint).unwrap();
+                        let plan = taken.plan(&policy, who, endpoint).unwrap();
                         now(store.refund(&plan, receipt, later)).unwrap();
                     }
                     if let Some(credit) = taken.credit {
@@ -286,7 +286,7 @@ fn a_refund_after_a_timeout_gives_back_the_whole_request() {
     assert_eq!(taken.credit, Some(PRICE));
     let reason = taken.refund_for(config.refunds(), UpstreamResult::TimedOut);
     assert_eq!(reason.map(|r| r.as_str()), Some("timeout"));
-    let plan = Taken::plan(&policy, who.as_ref().unwrap(), "paid").unwrap();
+    let plan = taken.plan(&policy, who.as_ref().unwrap(), "paid").unwrap();
     let later = Timestamp::from_millis(T0 + 3_000);
     now(store.refund(&plan, taken.receipt.as_ref().unwrap(), later)).unwrap();
     now(accounts.refund("acct-1", PRICE)).unwrap();

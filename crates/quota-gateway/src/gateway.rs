@@ -289,6 +289,7 @@ impl GatewayBuilder {
             .iter()
             .map(|r| r.is_metered().then(|| base.clone().prefix(r.prefix())))
             .collect();
+        let rls = base.clone().prefix(routes::API_PREFIX);
         let layer = base
             .prefix(routes::API_PREFIX)
             .unmetered(routes::Route::UNMETERED);
@@ -301,6 +302,7 @@ impl GatewayBuilder {
             factory: HandlerFactory {
                 shared,
                 layer,
+                rls,
                 table: Arc::new(table),
                 layers,
                 serving: self.serving.clone(),
@@ -416,7 +418,7 @@ impl Gateway {
     #[cfg(feature = "grpc")]
     pub fn rls(&self, domain: &str) -> crate::rls::RlsService {
         crate::rls::RlsService::new(
-            self.factory.layer.clone(),
+            self.factory.rls.clone(),
             self.factory.shared.policy.clone(),
             domain,
         )

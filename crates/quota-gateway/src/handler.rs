@@ -38,6 +38,8 @@ pub(crate) struct HandlerFactory {
     pub(crate) shared: Arc<Shared>,
     /// `/v1/limits`'s enforcement layer (prefix `/v1/`, `limits` unmetered).
     pub(crate) layer: EnforceLayer<GatewayStore, GatewayAccounts>,
+    /// Envoy's rate limit service's layer (prefix `/v1/`, nothing unmetered).
+    pub(crate) rls: EnforceLayer<GatewayStore, GatewayAccounts>,
     /// The routes to upstreams, and each metered one's layer (its prefix
     /// the route's), in the table's order.
     pub(crate) table: Arc<RouteTable>,

@@ -283,7 +283,7 @@ pub(crate) struct Metrics {
     /// In the order of [`UpstreamError::ALL`].
     upstream_errors: [Counter; 2],
     /// In the order of [`RefundReason::ALL`].
-    refunds: [Counter; 3],
+    refunds: [Counter; 4],
     /// In the order of [`EdgeStatus::ALL`].
     edge_refusals: [Counter; 3],
     store_errors: Counter,

@@ -351,6 +351,7 @@ impl<'a> Admission<'a> {
                     guard_body: !self.config.is_shadow(),
                     charged: self.charged,
                     receipt: kept.and_then(Taken::counted),
+                    cost: self.facts.cost,
                     shadowed: None,
                 }));
             }

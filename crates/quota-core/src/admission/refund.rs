@@ -66,14 +66,19 @@ pub enum RefundReason {
     Timeout,
     /// The upstream answered with a 5xx status (`5xx`).
     ServerError,
+    /// The admission was withdrawn by its front end: another decision of
+    /// the same request was refused (Envoy's descriptors are decided all
+    /// or nothing) (`withdrawn`).
+    Withdrawn,
 }
 
 impl RefundReason {
     /// Every reason, in the metric's order.
-    pub const ALL: [RefundReason; 3] = [
+    pub const ALL: [RefundReason; 4] = [
         RefundReason::Unreachable,
         RefundReason::Timeout,
         RefundReason::ServerError,
+        RefundReason::Withdrawn,
     ];
 
     /// `unreachable`, `timeout` or `5xx`.
@@ -82,6 +87,7 @@ impl RefundReason {
             RefundReason::Unreachable => "unreachable",
             RefundReason::Timeout => "timeout",
             RefundReason::ServerError => "5xx",
+            RefundReason::Withdrawn => "withdrawn",
         }
     }
 }
@@ -178,6 +184,8 @@ pub struct Taken {
     pub receipt: Option<Receipt>,
     /// The credit charged (a priced endpoint, not in shadow mode).
     pub credit: Option<Money>,
+    /// The units the decision counted on each limit.
+    pub cost: u64,
 }
 
 impl Taken {
@@ -205,6 +213,7 @@ impl Taken {
     /// The [`PlanError`] the admission would have met (it did not: the
     /// plan built then).
     pub fn plan<'p>(
+        &self,
         policy: &'p Policy,
         who: &'p Identity,
         endpoint: &'p str,
@@ -213,7 +222,7 @@ impl Taken {
             account: &who.account,
             tier: &who.tier,
             endpoint,
-            cost: 1,
+            cost: self.cost,
         })
     }
 

@@ -43,6 +43,9 @@ pub struct Admit {
     /// [`Admit::charged`], when the upstream fails to answer (see
     /// [`RefundOn`](super::RefundOn)).
     pub receipt: Option<Receipt>,
+    /// The units the decision counted on each limit (the request's cost:
+    /// 1 for one HTTP request), for a refund to give back as many.
+    pub cost: u64,
     /// In shadow mode, why the request would have been refused (a 429's
     /// report is [`Admit::report`]).
     pub shadowed: Option<Reason>,
@@ -56,6 +59,7 @@ impl Admit {
         super::Taken {
             receipt: self.receipt.take(),
             credit: self.charged,
+            cost: self.cost,
         }
     }
 }

@@ -7,7 +7,7 @@ use http::{Extensions, Response};
 use quota_core::account::{Accounts, Identity};
 use std::sync::Arc;
 
-use quota_core::admission::{RefundReason, Taken, UpstreamResult, Verdict};
+use quota_core::admission::{Admit, RefundReason, Taken, UpstreamResult, Verdict};
 use quota_core::{RateReport, Store};
 
 use super::answer::refusal_response;
@@ -165,7 +165,7 @@ where
     {
         let loaded = self.config.policy.load_full();
         let driven = drive(&self.config, &loaded, path, headers, extensions).await;
-        self.head_check(driven)
+        self.head_check(driven, loaded)
     }
 
     /// Runs the layer's checks on a request that is not an HTTP head: for
@@ -200,11 +200,11 @@ where
         let Driven { verdict, identity } =
             drive_caller(&self.config, &loaded, path, Ok(found), Body::NONE, cost).await;
         match verdict {
-            Verdict::Admit(admit) => CallerCheck::Admitted(Admitted {
-                identity,
-                report: admit.report,
-                path: admit.path,
-            }),
+            // Kept to give back whatever the refund setting: a front end
+            // may withdraw it ([`withdraw`](Self::withdraw)).
+            Verdict::Admit(admit) => {
+                CallerCheck::Admitted(self.admitted(identity, admit, loaded, true))
+            }
             Verdict::Refuse(refusal) => CallerCheck::Refused {
                 response: refusal_response(&self.config, &refusal.reason, refusal.report.as_ref()),
                 report: refusal.report,
@@ -212,19 +212,53 @@ where
         }
     }
 
-    fn head_check(&self, Driven { verdict, identity }: Driven) -> HeadCheck {
+    /// Gives back everything `admitted` took (its units on every limit,
+    /// its credit), whatever the layer's [`RefundOn`](quota_core::admission::RefundOn):
+    /// for a front end that decides several checks of one request all or
+    /// nothing, when a later check is refused. `path` is the path it was
+    /// checked with. Returns whether anything was given back; the
+    /// admission's headers are dropped. Call it once.
+    pub async fn withdraw(&self, admitted: &mut Admitted, path: &str) -> bool {
+        let Some((taken, loaded)) = admitted.taken.take() else {
+            return false;
+        };
+        let Some(who) = admitted.identity.as_ref() else {
+            return false;
+        };
+        let path = admitted.path.as_deref().unwrap_or(path);
+        let endpoint = path
+            .get(self.config.admission.prefix_str().len()..)
+            .unwrap_or_default();
+        give_back(&self.config, &loaded, who, endpoint, &taken, RefundReason::Withdrawn).await;
+        admitted.report = None;
+        true
+    }
+
+    /// An admitted request's [`Admitted`]: what it took is kept for a
+    /// refund when one may come (`always`: whatever the refund setting).
+    fn admitted(
+        &self,
+        identity: Option<Identity>,
+        mut admit: Admit,
+        loaded: Arc<Loaded>,
+        always: bool,
+    ) -> Admitted {
+        let taken = admit.take();
+        let keep = identity.is_some()
+            && !taken.is_empty()
+            && (always || may_refund(self.config.admission.refunds(), &taken));
+        Admitted {
+            identity,
+            report: admit.report,
+            path: admit.path,
+            taken: keep.then_some((taken, loaded)),
+        }
+    }
+
+    fn head_check(&self, Driven { verdict, identity }: Driven, loaded: Arc<Loaded>) -> HeadCheck {
         match verdict {
-            Verdict::Admit(mut admit) => {
-                let taken = admit.take();
-                let refunds = self.config.admission.refunds();
-                let taken =
-                    (identity.is_some() && may_refund(refunds, &taken)).then_some((taken, loaded));
-                HeadCheck::Admitted(Admitted {
-                    identity,
-                    report: admit.report,
-                    path: admit.path,
-                    taken,
-                })
+            Verdict::Admit(admit) => {
+                HeadCheck::Admitted(self.admitted(identity, admit, loaded, false))
             }
             Verdict::Refuse(refusal) => HeadCheck::Refused(refusal_response(
                 &self.config,

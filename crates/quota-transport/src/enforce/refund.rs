@@ -110,7 +110,7 @@ pub(crate) async fn give_back<S: Store, A: Accounts>(
     reason: RefundReason,
 ) {
     if let Some(receipt) = &taken.receipt {
-        match Taken::plan(&loaded.policy, who, endpoint) {
+        match taken.plan(&loaded.policy, who, endpoint) {
             Ok(plan) => {
                 let now = (config.clock)();
                 if let Err(e) = config.store.refund(&plan, receipt, now).await {

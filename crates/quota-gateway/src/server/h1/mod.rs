@@ -380,7 +380,9 @@ impl<'b> Exchange<'b> {
             Ok((up, _)) => UpstreamResult::Answered(up.status.as_u16()),
             Err(res) => UpstreamFailure::of(res),
         };
-        gw.layer.settle(&mut admission, self.path, result).await;
+        if let (Some(layer), Some(admitted)) = (&upstream.layer, admission.as_mut()) {
+            layer.settle(admitted, self.path, result).await;
+        }
         match forwarded {
             Ok((up, body)) => {
                 let answer = Answer {
