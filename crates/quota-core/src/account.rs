@@ -35,7 +35,7 @@
 
 use core::fmt;
 use core::future::{ready, Future};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -90,6 +90,77 @@ pub struct NewAccount {
     pub credit: Money,
 }
 
+/// One of an account's API keys as the admin API shows it: never the key
+/// itself (stores keep only its [`key_digest`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct KeyInfo {
+    /// The key's id: short and public (`key_` and 12 hex digits), unique in its account.
+    pub id: String,
+    /// The name the operator gave it (`default` for an account's first key).
+    pub name: String,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it last resolved a request, to within [`LAST_USED_EVERY`]
+    /// (`None`: never).
+    pub last_used: Option<Timestamp>,
+    /// When it stops working: set on a key rotated with a grace period.
+    pub expires: Option<Timestamp>,
+}
+
+/// A key to add to an account ([`AccountAdmin::add_key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewKey {
+    /// Its id (the caller generates it; unique in the account).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The API key (unique; the caller generates it). Stores keep its digest.
+    pub api_key: String,
+}
+
+/// What [`AccountAdmin::update`] changes: each field given is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountUpdate {
+    /// The new tier (up or down).
+    pub tier: Option<String>,
+    /// The new credit (set, not added: a payment adds).
+    pub credit: Option<Money>,
+}
+
+/// A key's last use is written at most once per this long (per key), so
+/// that resolving a key is not a write per request.
+pub const LAST_USED_EVERY: core::time::Duration = core::time::Duration::from_secs(60);
+
+/// The name of the key an account is created with.
+pub const FIRST_KEY_NAME: &str = "default";
+
+/// The id of the key an account is created with (and of the one key of an
+/// account written before named keys): `key_` and the first 12 hex digits
+/// of its digest. Derived, not drawn, so that every store and every gateway
+/// of a fleet migrating the same old account agree on it; 48 bits of a
+/// SHA-256 of a 128-bit random key tell nothing about the key.
+///
+/// ```
+/// use quota_core::account::{first_key_id, key_digest};
+/// assert_eq!(first_key_id(&key_digest("abc")), "key_ba7816bf8f01");
+/// ```
+pub fn first_key_id(digest: &KeyDigest) -> String {
+    let hex = digest.to_string();
+    format!("key_{}", &hex[..12])
+}
+
+/// Whether a key that `expires` (or not) still works at `now`.
+pub fn key_works(expires: Option<Timestamp>, now: Timestamp) -> bool {
+    expires.is_none_or(|at| now < at)
+}
+
+/// Whether a key last used at `last` (or never) should have its use at
+/// `now` written (at most once per [`LAST_USED_EVERY`]).
+pub fn last_used_due(last: Option<Timestamp>, now: Timestamp) -> bool {
+    last.is_none_or(|at| now.saturating_since(at) >= LAST_USED_EVERY)
+}
+
 /// The result of charging a request's price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charge {
@@ -130,6 +201,13 @@ pub enum AccountError {
     NotFound(String),
     /// The id or API key is taken.
     Exists(String),
+    /// The account has no key with this id.
+    KeyNotFound {
+        /// The account.
+        account: String,
+        /// The key id asked for.
+        key: String,
+    },
     /// The backend cannot be reached or failed.
     Unavailable {
         /// What went wrong, as shown.
@@ -192,7 +270,9 @@ impl AccountError {
     pub fn is_transient(&self) -> bool {
         match self {
             AccountError::Unavailable { transient, .. } => *transient,
-            AccountError::NotFound(_) | AccountError::Exists(_) => false,
+            AccountError::NotFound(_)
+            | AccountError::Exists(_)
+            | AccountError::KeyNotFound { .. } => false,
         }
     }
 }
@@ -202,6 +282,9 @@ impl fmt::Display for AccountError {
         match self {
             AccountError::NotFound(id) => write!(f, "account {id:?} not found"),
             AccountError::Exists(id) => write!(f, "account {id:?} already exists"),
+            AccountError::KeyNotFound { account, key } => {
+                write!(f, "account {account:?} has no key {key:?}")
+            }
             AccountError::Unavailable { message, .. } => {
                 write!(f, "account store unavailable: {message}")
             }
@@ -213,7 +296,9 @@ impl Error for AccountError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             AccountError::Unavailable { source, .. } => source_of(source.as_ref()),
-            AccountError::NotFound(_) | AccountError::Exists(_) => None,
+            AccountError::NotFound(_)
+            | AccountError::Exists(_)
+            | AccountError::KeyNotFound { .. } => None,
         }
     }
 }
@@ -260,20 +345,104 @@ pub trait AccountAdmin: Accounts {
         amount: Money,
         tier: &str,
     ) -> impl Future<Output = Result<Account, AccountError>> + Send;
+
+    /// Accounts in id order, after the id `after` (exclusive) when given,
+    /// at most `limit` of them, only those on `tier` when given. Paging by
+    /// the last id seen is stable: an account created meanwhile shows on a
+    /// later page or not at all, and none is seen twice or skipped.
+    fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        tier: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Account>, AccountError>> + Send;
+
+    /// Sets the fields `change` gives (the tier, down as well as up; the credit).
+    fn update(
+        &self,
+        id: &str,
+        change: AccountUpdate,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send;
+
+    /// Deletes an account and every key of it: its keys stop resolving at once.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
+
+    /// Adds a key to an account. [`AccountError::Exists`] when the key id
+    /// is taken in the account or the API key anywhere.
+    fn add_key(
+        &self,
+        account: &str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send;
+
+    /// An account's keys that still work at `now`, oldest first.
+    fn list_keys(
+        &self,
+        account: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<KeyInfo>, AccountError>> + Send;
+
+    /// Deletes a key: it stops resolving at once.
+    fn revoke_key(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+
+    /// Makes a key stop working at `at` (or keeps the earlier expiry it has):
+    /// the old key of a rotation with a grace period.
+    fn expire_key(
+        &self,
+        account: &str,
+        key: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send;
 }
 
 /// Accounts in memory (lost on exit): for tests and embedding.
+///
+/// Resolving a key takes no time argument, and the core reads no clock: give
+/// one with [`MemoryAccounts::with_clock`] for a rotated key's grace period
+/// to run and for keys' last use to be noted. Without one, a key given an
+/// expiry stops at once (never later than asked), and no use is noted.
 #[derive(Debug, Default)]
 pub struct MemoryAccounts {
     inner: Mutex<Inner>,
+    clock: Option<fn() -> Timestamp>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_id: HashMap<String, Account>,
-    /// Account ids by [`key_digest`] of their API key. The digest is
+    /// Accounts by id, in id order (for [`AccountAdmin::list`]).
+    by_id: BTreeMap<String, Account>,
+    /// Keys by [`key_digest`] of the API key. The digest is
     /// SHA-256 already: its words are mixed, not hashed again with SipHash.
-    by_key: HashMap<KeyDigest, String, BuildHasherDefault<DigestHasher>>,
+    by_key: HashMap<KeyDigest, StoredKey, BuildHasherDefault<DigestHasher>>,
+}
+
+/// A key as [`MemoryAccounts`] keeps it: its account and what is shown.
+#[derive(Clone, Debug)]
+struct StoredKey {
+    account: String,
+    info: KeyInfo,
+}
+
+impl Inner {
+    /// The digest of `account`'s key `key`.
+    fn digest_of(&self, account: &str, key: &str) -> Result<KeyDigest, AccountError> {
+        if !self.by_id.contains_key(account) {
+            return Err(AccountError::NotFound(account.to_owned()));
+        }
+        self.by_key
+            .iter()
+            .find(|(_, k)| k.account == account && k.info.id == key)
+            .map(|(d, _)| *d)
+            .ok_or_else(|| AccountError::KeyNotFound {
+                account: account.to_owned(),
+                key: key.to_owned(),
+            })
+    }
 }
 
 /// The hasher of [`Inner::by_key`]: a digest's bytes are uniform already,
@@ -309,9 +478,21 @@ impl Hasher for DigestHasher {
 }
 
 impl MemoryAccounts {
-    /// An empty set of accounts.
+    /// An empty set of accounts, without a clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same accounts, reading the time from `clock` when resolving a key.
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> Timestamp) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Whether a clock was given.
+    pub fn has_clock(&self) -> bool {
+        self.clock.is_some()
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -324,9 +505,23 @@ impl Accounts for MemoryAccounts {
         &self,
         api_key: &str,
     ) -> impl Future<Output = Result<Option<Identity>, AccountError>> + Send {
+        let now = self.clock.map(|clock| clock());
         ready(Ok(self.with(|i| {
-            let id = i.by_key.get(&key_digest(api_key))?;
-            let a = i.by_id.get(id)?;
+            let Inner { by_id, by_key } = i;
+            let key = by_key.get_mut(&key_digest(api_key))?;
+            let works = match now {
+                Some(now) => key_works(key.info.expires, now),
+                None => key.info.expires.is_none(),
+            };
+            if !works {
+                return None;
+            }
+            let a = by_id.get(&key.account)?;
+            if let Some(now) = now {
+                if last_used_due(key.info.last_used, now) {
+                    key.info.last_used = Some(now);
+                }
+            }
             Some(Identity {
                 account: a.id.clone(),
                 tier: a.tier.clone(),
@@ -397,7 +592,20 @@ impl AccountAdmin for MemoryAccounts {
                 requests: 0,
                 created_at: now,
             };
-            i.by_key.insert(digest, new.id.clone());
+            let info = KeyInfo {
+                id: first_key_id(&digest),
+                name: FIRST_KEY_NAME.to_owned(),
+                created: now,
+                last_used: None,
+                expires: None,
+            };
+            i.by_key.insert(
+                digest,
+                StoredKey {
+                    account: new.id.clone(),
+                    info,
+                },
+            );
             i.by_id.insert(new.id, a.clone());
             Ok(a)
         }))
@@ -424,6 +632,154 @@ impl AccountAdmin for MemoryAccounts {
             Ok(a.clone())
         }))
     }
+
+    fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        tier: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Account>, AccountError>> + Send {
+        use core::ops::Bound;
+        ready(Ok(self.with(|i| {
+            let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+            i.by_id
+                .range((from, Bound::Unbounded))
+                .map(|(_, a)| a)
+                .filter(|a| tier.is_none_or(|t| a.tier == t))
+                .take(limit)
+                .cloned()
+                .collect()
+        })))
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        change: AccountUpdate,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
+        ready(self.with(|i| {
+            let a = i
+                .by_id
+                .get_mut(id)
+                .ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            if let Some(tier) = change.tier {
+                a.tier = tier;
+            }
+            if let Some(credit) = change.credit {
+                a.credit = credit;
+            }
+            Ok(a.clone())
+        }))
+    }
+
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), AccountError>> + Send {
+        ready(self.with(|i| {
+            i.by_id
+                .remove(id)
+                .ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            i.by_key.retain(|_, k| k.account != id);
+            Ok(())
+        }))
+    }
+
+    fn add_key(
+        &self,
+        account: &str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+        ready(self.with(|i| {
+            if !i.by_id.contains_key(account) {
+                return Err(AccountError::NotFound(account.to_owned()));
+            }
+            let digest = key_digest(&key.api_key);
+            let id_taken = i
+                .by_key
+                .values()
+                .any(|k| k.account == account && k.info.id == key.id);
+            if id_taken || i.by_key.contains_key(&digest) {
+                return Err(AccountError::Exists(key.id));
+            }
+            let info = KeyInfo {
+                id: key.id,
+                name: key.name,
+                created: now,
+                last_used: None,
+                expires: None,
+            };
+            i.by_key.insert(
+                digest,
+                StoredKey {
+                    account: account.to_owned(),
+                    info: info.clone(),
+                },
+            );
+            Ok(info)
+        }))
+    }
+
+    fn list_keys(
+        &self,
+        account: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<KeyInfo>, AccountError>> + Send {
+        ready(self.with(|i| {
+            if !i.by_id.contains_key(account) {
+                return Err(AccountError::NotFound(account.to_owned()));
+            }
+            let mut keys: Vec<KeyInfo> = i
+                .by_key
+                .values()
+                .filter(|k| k.account == account && key_works(k.info.expires, now))
+                .map(|k| k.info.clone())
+                .collect();
+            sort_keys(&mut keys);
+            Ok(keys)
+        }))
+    }
+
+    fn revoke_key(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send {
+        ready(self.with(|i| {
+            let digest = i.digest_of(account, key)?;
+            i.by_key.remove(&digest);
+            Ok(())
+        }))
+    }
+
+    fn expire_key(
+        &self,
+        account: &str,
+        key: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+        ready(self.with(|i| {
+            let digest = i.digest_of(account, key)?;
+            let stored = i
+                .by_key
+                .get_mut(&digest)
+                .ok_or_else(|| AccountError::KeyNotFound {
+                    account: account.to_owned(),
+                    key: key.to_owned(),
+                })?;
+            stored.info.expires = Some(earliest(stored.info.expires, at));
+            Ok(stored.info.clone())
+        }))
+    }
+}
+
+/// Keys in the order [`AccountAdmin::list_keys`] lists them: oldest first, then by id.
+pub fn sort_keys(keys: &mut [KeyInfo]) {
+    keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+}
+
+/// The expiry a key gets when asked to stop at `at`: `at`, or the earlier
+/// expiry it has.
+pub fn earliest(current: Option<Timestamp>, at: Timestamp) -> Timestamp {
+    current.map_or(at, |c| c.min(at))
 }
 
 #[cfg(test)]
@@ -450,5 +806,134 @@ mod tests {
         let state = format!("{accounts:?}");
         assert!(!state.contains("k-very-secret"), "{state}");
         assert!(state.contains(&key_digest("k-very-secret").to_string()));
+    }
+
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("memory accounts answer at once"),
+        }
+    }
+
+    fn new(id: &str, key: &str) -> NewAccount {
+        NewAccount {
+            id: id.into(),
+            api_key: key.into(),
+            tier: "basic".into(),
+            credit: Money::ZERO,
+        }
+    }
+
+    fn at_2000() -> Timestamp {
+        Timestamp::from_secs(2_000)
+    }
+
+    #[test]
+    fn named_keys_resolve_until_revoked_or_expired() {
+        let a = MemoryAccounts::new().with_clock(at_2000);
+        let t0 = Timestamp::from_secs(1_000);
+        ready(a.create(new("acct-1", "k-1"), t0)).unwrap();
+        let first = ready(a.list_keys("acct-1", t0)).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].id, first_key_id(&key_digest("k-1")));
+        assert_eq!(
+            (first[0].name.as_str(), first[0].created),
+            (FIRST_KEY_NAME, t0)
+        );
+        let key = |id: &str, secret: &str| NewKey {
+            id: id.into(),
+            name: "ci".into(),
+            api_key: secret.into(),
+        };
+        ready(a.add_key("acct-1", key("key_b", "k-2"), t0)).unwrap();
+        assert!(matches!(
+            ready(a.add_key("acct-1", key("key_b", "k-3"), t0)),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            ready(a.add_key("acct-1", key("key_c", "k-1"), t0)),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            ready(a.add_key("nobody", key("key_d", "k-4"), t0)),
+            Err(AccountError::NotFound(_))
+        ));
+        assert_eq!(ready(a.resolve("k-2")).unwrap().unwrap().account, "acct-1");
+        // Used just now (the wall clock): noted.
+        let keys = ready(a.list_keys("acct-1", t0)).unwrap();
+        assert!(keys
+            .iter()
+            .any(|k| k.id == "key_b" && k.last_used.is_some()));
+
+        // Expired in the past: refused, and no longer listed.
+        let info = ready(a.expire_key("acct-1", "key_b", Timestamp::from_secs(1))).unwrap();
+        assert_eq!(info.expires, Some(Timestamp::from_secs(1)));
+        assert_eq!(ready(a.resolve("k-2")).unwrap(), None);
+        assert_eq!(ready(a.list_keys("acct-1", at_2000())).unwrap().len(), 1);
+        // A later expiry does not push an earlier one back.
+        let again = ready(a.expire_key("acct-1", "key_b", Timestamp::from_secs(9))).unwrap();
+        assert_eq!(again.expires, Some(Timestamp::from_secs(1)));
+
+        let first_id = first[0].id.clone();
+        ready(a.revoke_key("acct-1", &first_id)).unwrap();
+        assert_eq!(ready(a.resolve("k-1")).unwrap(), None);
+        assert!(matches!(
+            ready(a.revoke_key("acct-1", &first_id)),
+            Err(AccountError::KeyNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn accounts_list_update_and_delete() {
+        let a = MemoryAccounts::new();
+        for i in 0..5 {
+            ready(a.create(new(&format!("a{i}"), &format!("k{i}")), Timestamp::EPOCH)).unwrap();
+        }
+        let ids = |v: Vec<Account>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(ids(ready(a.list(None, 2, None)).unwrap()), ["a0", "a1"]);
+        assert_eq!(
+            ids(ready(a.list(Some("a1"), 2, None)).unwrap()),
+            ["a2", "a3"]
+        );
+        assert_eq!(
+            ids(ready(a.list(Some("a4"), 2, None)).unwrap()),
+            Vec::<String>::new()
+        );
+        let change = AccountUpdate {
+            tier: Some("premium".into()),
+            credit: Some(Money::from_dollars(2)),
+        };
+        let up = ready(a.update("a3", change)).unwrap();
+        assert_eq!(
+            (up.tier.as_str(), up.credit),
+            ("premium", Money::from_dollars(2))
+        );
+        assert_eq!(
+            ids(ready(a.list(None, 10, Some("premium"))).unwrap()),
+            ["a3"]
+        );
+        assert_eq!(ready(a.resolve("k3")).unwrap().unwrap().tier, "premium");
+        ready(a.delete("a3")).unwrap();
+        assert_eq!(ready(a.resolve("k3")).unwrap(), None);
+        assert!(matches!(
+            ready(a.delete("a3")),
+            Err(AccountError::NotFound(_))
+        ));
+        assert!(matches!(
+            ready(a.update("a3", AccountUpdate::default())),
+            Err(AccountError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_clock_an_expiring_key_stops_at_once() {
+        let a = MemoryAccounts::new();
+        assert!(!a.has_clock());
+        ready(a.create(new("acct-1", "k-1"), Timestamp::EPOCH)).unwrap();
+        assert!(ready(a.resolve("k-1")).unwrap().is_some());
+        let id = first_key_id(&key_digest("k-1"));
+        ready(a.expire_key("acct-1", &id, Timestamp::from_secs(u64::MAX / 2_000))).unwrap();
+        assert_eq!(ready(a.resolve("k-1")).unwrap(), None);
     }
 }

@@ -44,7 +44,10 @@ use core::future::Future;
 use core::pin::Pin;
 use std::sync::Arc;
 
-use crate::account::{Account, AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount};
+use crate::account::{
+    Account, AccountAdmin, AccountError, AccountUpdate, Accounts, Charge, Identity, KeyInfo,
+    NewAccount, NewKey,
+};
 use crate::policy::{Money, Plan};
 use crate::{Outcomes, Receipt, Store, StoreError, Timestamp};
 
@@ -195,6 +198,54 @@ pub trait DynAccountAdmin: DynAccounts {
         amount: Money,
         tier: &'a str,
     ) -> BoxFuture<'a, Result<Account, AccountError>>;
+
+    /// [`AccountAdmin::list`], boxed.
+    fn list_boxed<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+        tier: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Account>, AccountError>>;
+
+    /// [`AccountAdmin::update`], boxed.
+    fn update_boxed<'a>(
+        &'a self,
+        id: &'a str,
+        change: AccountUpdate,
+    ) -> BoxFuture<'a, Result<Account, AccountError>>;
+
+    /// [`AccountAdmin::delete`], boxed.
+    fn delete_boxed<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AccountError>>;
+
+    /// [`AccountAdmin::add_key`], boxed.
+    fn add_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<KeyInfo, AccountError>>;
+
+    /// [`AccountAdmin::list_keys`], boxed.
+    fn list_keys_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, AccountError>>;
+
+    /// [`AccountAdmin::revoke_key`], boxed.
+    fn revoke_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), AccountError>>;
+
+    /// [`AccountAdmin::expire_key`], boxed.
+    fn expire_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<KeyInfo, AccountError>>;
 }
 
 impl<T: AccountAdmin> DynAccountAdmin for T {
@@ -220,6 +271,61 @@ impl<T: AccountAdmin> DynAccountAdmin for T {
         tier: &'a str,
     ) -> BoxFuture<'a, Result<Account, AccountError>> {
         Box::pin(AccountAdmin::record_payment(self, id, amount, tier))
+    }
+
+    fn list_boxed<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+        tier: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Account>, AccountError>> {
+        Box::pin(AccountAdmin::list(self, after, limit, tier))
+    }
+
+    fn update_boxed<'a>(
+        &'a self,
+        id: &'a str,
+        change: AccountUpdate,
+    ) -> BoxFuture<'a, Result<Account, AccountError>> {
+        Box::pin(AccountAdmin::update(self, id, change))
+    }
+
+    fn delete_boxed<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AccountError>> {
+        Box::pin(AccountAdmin::delete(self, id))
+    }
+
+    fn add_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<KeyInfo, AccountError>> {
+        Box::pin(AccountAdmin::add_key(self, account, key, now))
+    }
+
+    fn list_keys_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, AccountError>> {
+        Box::pin(AccountAdmin::list_keys(self, account, now))
+    }
+
+    fn revoke_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), AccountError>> {
+        Box::pin(AccountAdmin::revoke_key(self, account, key))
+    }
+
+    fn expire_key_boxed<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<KeyInfo, AccountError>> {
+        Box::pin(AccountAdmin::expire_key(self, account, key, at))
     }
 }
 
@@ -331,6 +437,61 @@ macro_rules! account_admin_for_pointer {
                 tier: &str,
             ) -> impl Future<Output = Result<Account, AccountError>> + Send {
                 async move { (**self).record_payment_boxed(id, amount, tier).await }
+            }
+
+            fn list(
+                &self,
+                after: Option<&str>,
+                limit: usize,
+                tier: Option<&str>,
+            ) -> impl Future<Output = Result<Vec<Account>, AccountError>> + Send {
+                async move { (**self).list_boxed(after, limit, tier).await }
+            }
+
+            fn update(
+                &self,
+                id: &str,
+                change: AccountUpdate,
+            ) -> impl Future<Output = Result<Account, AccountError>> + Send {
+                async move { (**self).update_boxed(id, change).await }
+            }
+
+            fn delete(&self, id: &str) -> impl Future<Output = Result<(), AccountError>> + Send {
+                async move { (**self).delete_boxed(id).await }
+            }
+
+            fn add_key(
+                &self,
+                account: &str,
+                key: NewKey,
+                now: Timestamp,
+            ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+                async move { (**self).add_key_boxed(account, key, now).await }
+            }
+
+            fn list_keys(
+                &self,
+                account: &str,
+                now: Timestamp,
+            ) -> impl Future<Output = Result<Vec<KeyInfo>, AccountError>> + Send {
+                async move { (**self).list_keys_boxed(account, now).await }
+            }
+
+            fn revoke_key(
+                &self,
+                account: &str,
+                key: &str,
+            ) -> impl Future<Output = Result<(), AccountError>> + Send {
+                async move { (**self).revoke_key_boxed(account, key).await }
+            }
+
+            fn expire_key(
+                &self,
+                account: &str,
+                key: &str,
+                at: Timestamp,
+            ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+                async move { (**self).expire_key_boxed(account, key, at).await }
             }
         }
     )+};

@@ -5,8 +5,8 @@
 //! enums dispatch to the backend chosen at start-up.
 
 use quota_core::account::{
-    key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
-    MemoryAccounts, NewAccount,
+    key_digest, Account, AccountAdmin, AccountError, AccountUpdate, Accounts, Charge, Identity,
+    KeyDigest, KeyInfo, MemoryAccounts, NewAccount, NewKey,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -81,6 +81,21 @@ impl GatewayStore {
                     (false, _) => "fallback",
                 }
             }
+        }
+    }
+
+    /// Forgets every counter of `account` (every limit, every scope): the
+    /// admin API's `DELETE /admin/accounts/{id}/usage`.
+    ///
+    /// # Errors
+    /// The Redis store's, when it cannot be reached.
+    pub async fn reset_account(&self, account: &str) -> Result<(), StoreError> {
+        match self {
+            GatewayStore::Memory(m) => {
+                m.forget_account(account);
+                Ok(())
+            }
+            GatewayStore::Redis(r, _) => r.forget_account(account).await.map(|_| ()),
         }
     }
 
@@ -181,6 +196,15 @@ impl LastKnown {
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .cloned()
+    }
+
+    /// Forgets every identity of `account` (its key was revoked or
+    /// rotated, or it was deleted).
+    fn forget_account(&self, account: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, who| who.account != account);
     }
 
     fn forget(&self, key: &KeyDigest) {
@@ -304,6 +328,99 @@ impl AccountAdmin for GatewayAccounts {
             GatewayAccounts::Redis(r, _) => r.record_payment(id, amount, tier).await,
         }
     }
+
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        tier: Option<&str>,
+    ) -> Result<Vec<Account>, AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.list(after, limit, tier).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.list(after, limit, tier).await,
+            GatewayAccounts::Redis(r, _) => r.list(after, limit, tier).await,
+        }
+    }
+
+    async fn update(&self, id: &str, change: AccountUpdate) -> Result<Account, AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.update(id, change).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.update(id, change).await,
+            GatewayAccounts::Redis(r, _) => r.update(id, change).await,
+        }
+    }
+
+    /// On Redis, this gateway also forgets the identities it remembered
+    /// (`LastKnown`): a deleted account's keys stop here even while Redis
+    /// is away.
+    async fn delete(&self, id: &str) -> Result<(), AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.delete(id).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.delete(id).await,
+            GatewayAccounts::Redis(r, last) => {
+                r.delete(id).await?;
+                last.forget_account(id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn add_key(
+        &self,
+        account: &str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> Result<KeyInfo, AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.add_key(account, key, now).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.add_key(account, key, now).await,
+            GatewayAccounts::Redis(r, _) => r.add_key(account, key, now).await,
+        }
+    }
+
+    async fn list_keys(&self, account: &str, now: Timestamp) -> Result<Vec<KeyInfo>, AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.list_keys(account, now).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.list_keys(account, now).await,
+            GatewayAccounts::Redis(r, _) => r.list_keys(account, now).await,
+        }
+    }
+
+    async fn revoke_key(&self, account: &str, key: &str) -> Result<(), AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.revoke_key(account, key).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.revoke_key(account, key).await,
+            GatewayAccounts::Redis(r, last) => {
+                r.revoke_key(account, key).await?;
+                last.forget_account(account);
+                Ok(())
+            }
+        }
+    }
+
+    async fn expire_key(
+        &self,
+        account: &str,
+        key: &str,
+        at: Timestamp,
+    ) -> Result<KeyInfo, AccountError> {
+        match self {
+            GatewayAccounts::Memory(m) => m.expire_key(account, key, at).await,
+            #[cfg(feature = "redb")]
+            GatewayAccounts::Redb(r) => r.expire_key(account, key, at).await,
+            GatewayAccounts::Redis(r, last) => {
+                let info = r.expire_key(account, key, at).await?;
+                last.forget_account(account);
+                Ok(info)
+            }
+        }
+    }
 }
 
 impl From<MemoryStore> for GatewayStore {
@@ -318,9 +435,14 @@ impl From<RedisStore> for GatewayStore {
     }
 }
 
+/// Given the gateway's clock if it has none (so that rotated keys expire).
 impl From<MemoryAccounts> for GatewayAccounts {
     fn from(accounts: MemoryAccounts) -> Self {
-        GatewayAccounts::Memory(accounts)
+        if accounts.has_clock() {
+            GatewayAccounts::Memory(accounts)
+        } else {
+            GatewayAccounts::Memory(accounts.with_clock(crate::shared::now))
+        }
     }
 }
 

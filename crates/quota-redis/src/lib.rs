@@ -128,6 +128,7 @@ mod error;
 mod health;
 mod keys;
 mod local;
+mod reset;
 mod script;
 mod store;
 

@@ -5,7 +5,10 @@
 
 mod common;
 
-use quota_core::account::{AccountAdmin, AccountError, Accounts, Charge, Identity, NewAccount};
+use quota_core::account::{
+    first_key_id, key_digest, AccountAdmin, AccountError, AccountUpdate, Accounts, Charge,
+    Identity, NewAccount, NewKey,
+};
 use quota_core::policy::Money;
 use quota_core::Timestamp;
 use quota_redis::{RedisAccounts, RedisStore};
@@ -324,18 +327,23 @@ async fn a_created_account_is_indexed_by_the_sha256_of_its_key() {
     assert_eq!(
         keys.keys(),
         vec![
+            format!("{p}accounts"),
             format!("{p}apikey:{LEGACY_SHA256}"),
-            format!("{p}{{acct-1}}:account")
+            format!("{p}{{acct-1}}:account"),
+            format!("{p}{{acct-1}}:keys"),
         ],
     );
     let mut c = keys.connection();
     let id: String = redis::cmd("GET").arg(&index).query(&mut c).unwrap();
-    let field: String = redis::cmd("HGET")
-        .arg(format!("{p}{{acct-1}}:account"))
-        .arg("key")
+    let key_id: String = redis::cmd("HGET")
+        .arg(format!("{p}{{acct-1}}:keys"))
+        .arg(format!("d:{LEGACY_SHA256}"))
         .query(&mut c)
         .unwrap();
-    assert_eq!((id.as_str(), field.as_str()), ("acct-1", LEGACY_SHA256));
+    assert_eq!(
+        (id.as_str(), key_id.as_str()),
+        ("acct-1", format!("key_{}", &LEGACY_SHA256[..12]).as_str())
+    );
 }
 
 #[tokio::test]
@@ -464,4 +472,234 @@ async fn accounts_behind_a_trait_object_answer_as_redis_does() {
         matches!(&missing, Err(AccountError::NotFound(id)) if id == "nobody"),
         "{missing:?}"
     );
+}
+
+fn key(id: &str, name: &str, secret: &str) -> NewKey {
+    NewKey {
+        id: id.into(),
+        name: name.into(),
+        api_key: secret.into(),
+    }
+}
+
+#[tokio::test]
+async fn named_keys_are_added_listed_expired_and_revoked_for_every_node() {
+    let keys = common::TestKeys::new("acct-named-keys");
+    let (a, b) = (accounts(&keys), accounts(&keys));
+    let t0 = Timestamp::from_secs(1_700_000_000);
+    a.create(new("acct-1", "k-first", Money::ZERO), t0)
+        .await
+        .unwrap();
+    let first = a.list_keys("acct-1", t0).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (
+            first[0].id.as_str(),
+            first[0].name.as_str(),
+            first[0].created
+        ),
+        (first_key_id(&key_digest("k-first")).as_str(), "default", t0)
+    );
+    let ci = a
+        .add_key("acct-1", key("key_ci", "ci", "k-ci"), t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ci.name.as_str(), ci.last_used, ci.expires),
+        ("ci", None, None)
+    );
+    // Taken: the id in the account, or the key anywhere.
+    assert!(matches!(
+        a.add_key("acct-1", key("key_ci", "again", "k-other"), t0)
+            .await,
+        Err(AccountError::Exists(_))
+    ));
+    assert!(matches!(
+        a.add_key("acct-1", key("key_x", "dup", "k-ci"), t0).await,
+        Err(AccountError::Exists(_))
+    ));
+    assert!(matches!(
+        a.add_key("nobody", key("key_y", "y", "k-y"), t0).await,
+        Err(AccountError::NotFound(_))
+    ));
+    // A failed add left no index behind.
+    assert_eq!(b.resolve("k-other").await.unwrap(), None);
+    assert_eq!(b.resolve("k-y").await.unwrap(), None);
+
+    // Both keys resolve on the other node, and their use is noted.
+    assert_eq!(b.resolve("k-ci").await.unwrap().unwrap().account, "acct-1");
+    assert_eq!(
+        b.resolve("k-first").await.unwrap().unwrap().account,
+        "acct-1"
+    );
+    let listed = a.list_keys("acct-1", t0).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|k| k.last_used.is_some()), "{listed:?}");
+
+    // An expiry in the past: the key stops on every node, and is gone.
+    let expired = a
+        .expire_key("acct-1", "key_ci", Timestamp::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(expired.expires, Some(Timestamp::from_secs(1)));
+    assert_eq!(b.resolve("k-ci").await.unwrap(), None);
+    assert_eq!(
+        keys.keys().iter().filter(|k| k.contains("apikey:")).count(),
+        1
+    );
+    // A future one: still working.
+    let later = Timestamp::from_unix_duration(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            + std::time::Duration::from_secs(3600),
+    );
+    a.add_key("acct-1", key("key_2", "two", "k-two"), t0)
+        .await
+        .unwrap();
+    a.expire_key("acct-1", "key_2", later).await.unwrap();
+    assert!(b.resolve("k-two").await.unwrap().is_some());
+
+    // Revoked: at once, for every node.
+    let first_id = first_key_id(&key_digest("k-first"));
+    a.revoke_key("acct-1", &first_id).await.unwrap();
+    assert_eq!(b.resolve("k-first").await.unwrap(), None);
+    assert!(matches!(
+        a.revoke_key("acct-1", &first_id).await,
+        Err(AccountError::KeyNotFound { .. })
+    ));
+    assert!(matches!(
+        a.expire_key("nobody", "key_2", later).await,
+        Err(AccountError::NotFound(_))
+    ));
+    let left: Vec<String> = a
+        .list_keys("acct-1", t0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(left, ["key_2"]);
+    for (key, values) in every_value_but_sets(&keys) {
+        for v in values {
+            for secret in ["k-first", "k-ci", "k-two"] {
+                assert!(!v.contains(secret), "{key} holds a key");
+            }
+        }
+    }
+}
+
+/// Every string and hash value under the prefix.
+fn every_value_but_sets(keys: &common::TestKeys) -> Vec<(String, Vec<String>)> {
+    let mut c = keys.connection();
+    keys.keys()
+        .into_iter()
+        .filter_map(|key| {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut c).unwrap();
+            let values: Vec<String> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut c).unwrap()],
+                "hash" => redis::cmd("HGETALL").arg(&key).query(&mut c).unwrap(),
+                _ => return None,
+            };
+            Some((key, values))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_one_key_of_an_account_before_named_keys_becomes_its_first() {
+    // The layout before named keys: the SHA-256 in the account's `key`
+    // field and its index; no keys hash, no list of accounts.
+    let keys = common::TestKeys::new("acct-pre-named");
+    write_sha1_layout(&keys, LEGACY_SHA256);
+    let mut c = keys.connection();
+    let p = &keys.prefix;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}apikey:{LEGACY_SHA256}"))
+        .arg("acct-1")
+        .query(&mut c)
+        .unwrap();
+    let a = accounts(&keys);
+    let listed = a.list_keys("acct-1", Timestamp::EPOCH).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, format!("key_{}", &LEGACY_SHA256[..12]));
+    assert_eq!(listed[0].name, "default");
+    assert_eq!(
+        a.resolve(LEGACY_KEY).await.unwrap().map(|w| w.tier),
+        Some("premium".to_owned())
+    );
+    let field: Option<String> = redis::cmd("HGET")
+        .arg(format!("{p}{{acct-1}}:account"))
+        .arg("key")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(field, None, "moved to the keys hash");
+    // Listed, though it was never added to the list of accounts.
+    let page = a.list(None, 10, None).await.unwrap();
+    assert_eq!(
+        page.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["acct-1"]
+    );
+    // Revoking it works like any key's.
+    a.revoke_key("acct-1", &listed[0].id).await.unwrap();
+    assert_eq!(a.resolve(LEGACY_KEY).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn accounts_list_in_id_order_page_by_page_with_a_tier_filter() {
+    let keys = common::TestKeys::new("acct-list");
+    let a = accounts(&keys);
+    for i in 0..7 {
+        a.create(
+            new(&format!("acct-{i}"), &format!("k-{i}"), Money::ZERO),
+            Timestamp::EPOCH,
+        )
+        .await
+        .unwrap();
+    }
+    let page1 = a.list(None, 3, None).await.unwrap();
+    let ids =
+        |p: &[quota_core::account::Account]| p.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&page1), ["acct-0", "acct-1", "acct-2"]);
+    let page2 = a.list(Some("acct-2"), 3, None).await.unwrap();
+    assert_eq!(ids(&page2), ["acct-3", "acct-4", "acct-5"]);
+    let page3 = a.list(Some("acct-5"), 3, None).await.unwrap();
+    assert_eq!(ids(&page3), ["acct-6"]);
+    a.update(
+        "acct-4",
+        AccountUpdate {
+            tier: Some("premium".into()),
+            credit: Some(Money::from_dollars(3)),
+        },
+    )
+    .await
+    .unwrap();
+    let a4 = a.get("acct-4").await.unwrap().unwrap();
+    assert_eq!(
+        (a4.tier.as_str(), a4.credit),
+        ("premium", Money::from_dollars(3))
+    );
+    assert_eq!(
+        ids(&a.list(None, 10, Some("premium")).await.unwrap()),
+        ["acct-4"]
+    );
+    assert_eq!(a.list(None, 2, Some("basic")).await.unwrap().len(), 2);
+    assert!(matches!(
+        a.update("nobody", AccountUpdate::default()).await,
+        Err(AccountError::NotFound(_))
+    ));
+
+    // Deleted: gone from the list, its key resolves to nobody, nothing of it left.
+    a.delete("acct-4").await.unwrap();
+    assert_eq!(a.resolve("k-4").await.unwrap(), None);
+    assert!(a.list(None, 10, Some("premium")).await.unwrap().is_empty());
+    assert!(
+        keys.keys().iter().all(|k| !k.contains("acct-4")),
+        "{:?}",
+        keys.keys()
+    );
+    assert!(matches!(
+        a.delete("acct-4").await,
+        Err(AccountError::NotFound(_))
+    ));
 }

@@ -181,6 +181,14 @@ impl MemoryStore {
         }
     }
 
+    /// Forgets every state of `account` (every scope and limit): its
+    /// counters start again from nothing. What the admin API's usage reset does.
+    pub fn forget_account(&self, account: &str) {
+        for s in self.shards.iter() {
+            s.0.lock().forget_account(&self.hasher, account.as_bytes());
+        }
+    }
+
     /// Forgets every state.
     pub fn clear(&self) {
         for s in self.shards.iter() {

@@ -631,13 +631,32 @@ impl Shard {
     /// copies), then compacts the arena and rebuilds the index.
     pub(super) fn sweep<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         self.sweep_due = now.saturating_add(SWEEP_INTERVAL_MS);
+        self.retain(hasher, |h, _| h.expires > now);
+    }
+
+    /// Drops every record of `account`, whatever its windows.
+    pub(super) fn forget_account<S: BuildHasher>(&mut self, hasher: &S, account: &[u8]) {
+        self.retain(hasher, |_, (a, _)| a != account);
+    }
+
+    /// Keeps the records that are not moved and that `keep` accepts (by
+    /// header and key), compacting the arena when any is dropped.
+    fn retain<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        keep: impl Fn(&Header, (&[u8], &[u8])) -> bool,
+    ) {
+        let live_at = |words: &[u64], r: usize| {
+            let h = Header::read(words, r);
+            !h.moved && keep(&h, key_of(words, r))
+        };
         let mut live_words = 0;
         let mut live = 0;
         let mut dead = false;
         let mut r = 0;
         while r < self.words.len() {
             let h = Header::read(&self.words, r);
-            if !h.moved && h.expires > now {
+            if live_at(&self.words, r) {
                 live += 1;
                 live_words += h.len();
             } else {
@@ -654,7 +673,7 @@ impl Shard {
         let mut r = 0;
         while r < self.words.len() {
             let h = Header::read(&self.words, r);
-            if !h.moved && h.expires > now {
+            if live_at(&self.words, r) {
                 let at = words.len();
                 words.extend_from_slice(&self.words[r..r + h.len()]);
                 let hash = record_hash(hasher, &words, at);

@@ -1,9 +1,18 @@
 //! Accounts on disk: the embedded default, in a `redb` database under `--data-dir`.
 //!
-//! Two tables: `accounts` (id to the account as JSON) and `key_digests`
-//! ([`key_digest`] of an API key, 32 bytes, to the account id). No API key
+//! Three tables: `accounts` (id to the account as JSON), `key_digests`
+//! ([`key_digest`] of an API key, 32 bytes, to the account id) and
+//! `api_keys` (the same digest to what is shown of the key: its id, name,
+//! creation, last use and expiry, as JSON). No API key
 //! is stored in clear, in the file or in memory: resolving a request's key
 //! hashes it once and looks the digest up.
+//!
+//! Versions before named keys wrote no `api_keys`: opening such a database
+//! gives each digest of `key_digests` without a row there its row, as the
+//! account's first key (named `default`, with the id
+//! [`first_key_id`] derives from the digest, created with the account).
+//! A key's last use is kept in memory and written by the flush, at most
+//! once per [`LAST_USED_EVERY`](quota_core::account::LAST_USED_EVERY) per key.
 //!
 //! Creating an account and recording a payment commit durably (fsync)
 //! before they answer; charges and refunds, one per priced request, commit
@@ -24,14 +33,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use quota_core::account::{
-    key_digest, Account, AccountAdmin, AccountError, Accounts, Charge, Identity, KeyDigest,
-    NewAccount,
+    earliest, first_key_id, key_digest, key_works, sort_keys, Account, AccountAdmin, AccountError,
+    AccountUpdate, Accounts, Charge, Identity, KeyDigest, KeyInfo, NewAccount, NewKey,
+    FIRST_KEY_NAME,
 };
 use quota_core::policy::Money;
 use quota_core::Timestamp;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 
-use index::Index;
+use index::{Index, IndexedKey};
 
 mod index;
 mod migration;
@@ -39,6 +49,8 @@ mod migration;
 const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
 /// Account ids by [`key_digest`] of their API key.
 const KEY_DIGESTS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("key_digests");
+/// What is shown of each key ([`KeyInfo`] as JSON), by the same digest.
+const API_KEYS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("api_keys");
 
 /// The database file's name inside the data folder.
 pub const DB_FILE: &str = "accounts.redb";
@@ -52,6 +64,8 @@ pub struct RedbAccounts {
     /// Held by each writer from reading the index to updating it.
     writer: Arc<Mutex<()>>,
     dirty: Arc<AtomicBool>,
+    /// Some key's last use moved since the last flush.
+    used: Arc<AtomicBool>,
     path: PathBuf,
 }
 
@@ -85,8 +99,11 @@ impl RedbAccounts {
         {
             tx.open_table(ACCOUNTS)?;
             tx.open_table(KEY_DIGESTS)?;
+            tx.open_table(API_KEYS)?;
         }
         tx.commit()?;
+        name_first_keys(&db)
+            .map_err(|e| anyhow::anyhow!("{}: cannot name the API keys: {e}", path.display()))?;
         let index = load(&db).map_err(|e| {
             anyhow::anyhow!("{}: cannot read the accounts database: {e}", path.display())
         })?;
@@ -95,6 +112,7 @@ impl RedbAccounts {
             index: Arc::new(RwLock::new(index)),
             writer: Arc::new(Mutex::new(())),
             dirty: Arc::new(AtomicBool::new(false)),
+            used: Arc::new(AtomicBool::new(false)),
             path,
         })
     }
@@ -105,13 +123,34 @@ impl RedbAccounts {
     }
 
     /// Makes every commit so far durable (an fsync), if any was not.
+    /// Keys' last uses noted since the last flush are written then.
     pub fn flush(&self) -> Result<(), AccountError> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
+        let used = self.used.swap(false, Ordering::AcqRel);
+        if !self.dirty.swap(false, Ordering::AcqRel) && !used {
             return Ok(());
         }
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut tx = self.db.begin_write().map_err(unavailable)?;
         tx.set_durability(Durability::Immediate);
-        tx.commit().map_err(unavailable)
+        let mut written = Vec::new();
+        if used {
+            let index = self.read();
+            let mut t = tx.open_table(API_KEYS).map_err(unavailable)?;
+            for (digest, key) in index.unwritten_keys() {
+                let info = key.info();
+                t.insert(digest.as_bytes(), encode_key(&info)?.as_slice())
+                    .map_err(unavailable)?;
+                written.push((*digest, info));
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        let index = self.read();
+        for (digest, info) in written {
+            if let Some(key) = index.key_by_digest(&digest) {
+                key.written(&info);
+            }
+        }
+        Ok(())
     }
 
     /// The number of accounts.
@@ -133,7 +172,135 @@ impl RedbAccounts {
 
     fn resolve_sync(&self, api_key: &str) -> Result<Option<Identity>, AccountError> {
         let digest = key_digest(api_key);
-        self.read().resolve(&digest)
+        let (who, touched) = self.read().resolve(&digest, crate::shared::now())?;
+        if touched {
+            self.used.store(true, Ordering::Release);
+        }
+        Ok(who)
+    }
+
+    /// Runs `change` in one durable write transaction under the writer lock,
+    /// then `after` on the index once it committed.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&Index, &redb::WriteTransaction) -> Result<T, AccountError>,
+        after: impl FnOnce(&mut Index, &T),
+    ) -> Result<T, AccountError> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = self.db.begin_write().map_err(unavailable)?;
+        tx.set_durability(Durability::Immediate);
+        let out = change(&self.read(), &tx)?;
+        tx.commit().map_err(unavailable)?;
+        self.write_index(|index| after(index, &out));
+        Ok(out)
+    }
+
+    fn delete_sync(&self, id: &str) -> Result<(), AccountError> {
+        self.write(
+            |index, tx| {
+                if !index.has_account(id) {
+                    return Err(AccountError::NotFound(id.to_owned()));
+                }
+                let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+                let mut digests = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
+                let mut keys = tx.open_table(API_KEYS).map_err(unavailable)?;
+                accounts.remove(id).map_err(unavailable)?;
+                for (digest, _) in index.keys_of(id) {
+                    digests.remove(digest.as_bytes()).map_err(unavailable)?;
+                    keys.remove(digest.as_bytes()).map_err(unavailable)?;
+                }
+                Ok(())
+            },
+            |index, ()| index.remove(id),
+        )
+    }
+
+    fn add_key_sync(
+        &self,
+        account: &str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> Result<KeyInfo, AccountError> {
+        let digest = key_digest(&key.api_key);
+        let info = KeyInfo {
+            id: key.id,
+            name: key.name,
+            created: now,
+            last_used: None,
+            expires: None,
+        };
+        self.write(
+            |index, tx| {
+                if !index.has_account(account) {
+                    return Err(AccountError::NotFound(account.to_owned()));
+                }
+                let id_taken = index.keys_of(account).any(|(_, k)| k.info.id == info.id);
+                if id_taken || index.has_key(&digest) {
+                    return Err(AccountError::Exists(info.id.clone()));
+                }
+                let mut digests = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
+                let mut keys = tx.open_table(API_KEYS).map_err(unavailable)?;
+                digests
+                    .insert(digest.as_bytes(), account)
+                    .map_err(unavailable)?;
+                keys.insert(digest.as_bytes(), encode_key(&info)?.as_slice())
+                    .map_err(unavailable)?;
+                Ok(info.clone())
+            },
+            |index, info| index.put_key(digest, IndexedKey::new(account.to_owned(), info.clone())),
+        )
+    }
+
+    fn revoke_key_sync(&self, account: &str, key: &str) -> Result<(), AccountError> {
+        self.write(
+            |index, tx| {
+                let (digest, _) = index.key(account, key)?;
+                let mut digests = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
+                let mut keys = tx.open_table(API_KEYS).map_err(unavailable)?;
+                digests.remove(digest.as_bytes()).map_err(unavailable)?;
+                keys.remove(digest.as_bytes()).map_err(unavailable)?;
+                Ok(digest)
+            },
+            |index, digest| index.remove_key(digest),
+        )
+        .map(|_| ())
+    }
+
+    fn expire_key_sync(
+        &self,
+        account: &str,
+        key: &str,
+        at: Timestamp,
+    ) -> Result<KeyInfo, AccountError> {
+        let (_, info) = self.write(
+            |index, tx| {
+                let (digest, k) = index.key(account, key)?;
+                let mut info = k.info();
+                info.expires = Some(earliest(info.expires, at));
+                let mut keys = tx.open_table(API_KEYS).map_err(unavailable)?;
+                keys.insert(digest.as_bytes(), encode_key(&info)?.as_slice())
+                    .map_err(unavailable)?;
+                Ok((digest, info))
+            },
+            |index, (digest, info)| {
+                index.put_key(*digest, IndexedKey::new(account.to_owned(), info.clone()));
+            },
+        )?;
+        Ok(info)
+    }
+
+    fn keys_sync(&self, account: &str, now: Timestamp) -> Result<Vec<KeyInfo>, AccountError> {
+        let index = self.read();
+        if !index.has_account(account) {
+            return Err(AccountError::NotFound(account.to_owned()));
+        }
+        let mut keys: Vec<KeyInfo> = index
+            .keys_of(account)
+            .map(|(_, k)| k.info())
+            .filter(|k| key_works(k.expires, now))
+            .collect();
+        sort_keys(&mut keys);
+        Ok(keys)
     }
 
     /// Reads, changes and writes one account in one transaction.
@@ -188,21 +355,26 @@ impl RedbAccounts {
             created_at: now,
         };
         let bytes = encode(&account)?;
+        let key = first_key(&digest, now);
         let mut tx = self.db.begin_write().map_err(unavailable)?;
         tx.set_durability(Durability::Immediate);
         {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let mut keys = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
+            let mut digests = tx.open_table(KEY_DIGESTS).map_err(unavailable)?;
+            let mut keys = tx.open_table(API_KEYS).map_err(unavailable)?;
             accounts
                 .insert(new.id.as_str(), bytes.as_slice())
                 .map_err(unavailable)?;
-            keys.insert(digest.as_bytes(), new.id.as_str())
+            digests
+                .insert(digest.as_bytes(), new.id.as_str())
+                .map_err(unavailable)?;
+            keys.insert(digest.as_bytes(), encode_key(&key)?.as_slice())
                 .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
         self.write_index(|index| {
             index.put(account.clone());
-            index.put_key(digest, new.id);
+            index.put_key(digest, IndexedKey::new(new.id, key));
         });
         Ok(account)
     }
@@ -216,14 +388,79 @@ fn load(db: &Database) -> anyhow::Result<Index> {
         let (id, record) = row?;
         index.put_record(id.value().to_owned(), decode(record.value()));
     }
+    let keys = tx.open_table(API_KEYS)?;
     for row in tx.open_table(KEY_DIGESTS)?.iter()? {
         let (digest, id) = row?;
-        index.put_key(
-            KeyDigest::from_bytes(*digest.value()),
-            id.value().to_owned(),
-        );
+        let digest = KeyDigest::from_bytes(*digest.value());
+        // Every digest has its row: `name_first_keys` ran before.
+        let Some(info) = keys.get(digest.as_bytes())? else {
+            anyhow::bail!(
+                "key {} of account {:?} has no api_keys row",
+                first_key_id(&digest),
+                id.value()
+            );
+        };
+        let info = decode_key(info.value())?;
+        index.put_key(digest, IndexedKey::new(id.value().to_owned(), info));
     }
     Ok(index)
+}
+
+/// The first key of an account created at `now`, or of one written before
+/// named keys (the digest it was created with).
+fn first_key(digest: &KeyDigest, created: Timestamp) -> KeyInfo {
+    KeyInfo {
+        id: first_key_id(digest),
+        name: FIRST_KEY_NAME.to_owned(),
+        created,
+        last_used: None,
+        expires: None,
+    }
+}
+
+/// Gives each digest of `key_digests` without an `api_keys` row its row:
+/// the one key of an account written before named keys becomes its first
+/// named key. Returns how many.
+fn name_first_keys(db: &Database) -> anyhow::Result<u64> {
+    let tx = db.begin_write()?;
+    let mut named = 0;
+    {
+        let accounts = tx.open_table(ACCOUNTS)?;
+        let digests = tx.open_table(KEY_DIGESTS)?;
+        let mut keys = tx.open_table(API_KEYS)?;
+        let mut missing = Vec::new();
+        for row in digests.iter()? {
+            let (digest, id) = row?;
+            if keys.get(digest.value())?.is_none() {
+                missing.push((*digest.value(), id.value().to_owned()));
+            }
+        }
+        for (digest, id) in missing {
+            let created = match accounts.get(id.as_str())? {
+                Some(record) => decode(record.value()).map_or(Timestamp::EPOCH, |a| a.created_at),
+                None => Timestamp::EPOCH,
+            };
+            let info = first_key(&KeyDigest::from_bytes(digest), created);
+            keys.insert(&digest, encode_key(&info)?.as_slice())?;
+            named += 1;
+        }
+    }
+    tx.commit()?;
+    if named > 0 {
+        tracing::info!(
+            keys = named,
+            "accounts database: {named} API keys of an older version named \"{FIRST_KEY_NAME}\""
+        );
+    }
+    Ok(named)
+}
+
+fn decode_key(bytes: &[u8]) -> Result<KeyInfo, AccountError> {
+    serde_json::from_slice(bytes).map_err(|e| unavailable(format!("corrupt key record: {e}")))
+}
+
+fn encode_key(k: &KeyInfo) -> Result<Vec<u8>, AccountError> {
+    serde_json::to_vec(k).map_err(unavailable)
 }
 
 /// Opens (or creates) the database file at `path`.
@@ -340,6 +577,76 @@ impl AccountAdmin for RedbAccounts {
                 Ok((a.clone(), true))
             })
         })
+    }
+
+    fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        tier: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Account>, AccountError>> + Send {
+        ready(self.read().list(after, limit, tier))
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        change: AccountUpdate,
+    ) -> impl Future<Output = Result<Account, AccountError>> + Send {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || {
+            this.update(&id, true, |a| {
+                if let Some(tier) = change.tier {
+                    a.tier = tier;
+                }
+                if let Some(credit) = change.credit {
+                    a.credit = credit;
+                }
+                Ok((a.clone(), true))
+            })
+        })
+    }
+
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), AccountError>> + Send {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.delete_sync(&id))
+    }
+
+    fn add_key(
+        &self,
+        account: &str,
+        key: NewKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+        let (this, account) = (self.clone(), account.to_owned());
+        blocking(move || this.add_key_sync(&account, key, now))
+    }
+
+    fn list_keys(
+        &self,
+        account: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<KeyInfo>, AccountError>> + Send {
+        ready(self.keys_sync(account, now))
+    }
+
+    fn revoke_key(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send {
+        let (this, account, key) = (self.clone(), account.to_owned(), key.to_owned());
+        blocking(move || this.revoke_key_sync(&account, &key))
+    }
+
+    fn expire_key(
+        &self,
+        account: &str,
+        key: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<KeyInfo, AccountError>> + Send {
+        let (this, account, key) = (self.clone(), account.to_owned(), key.to_owned());
+        blocking(move || this.expire_key_sync(&account, &key, at))
     }
 }
 
@@ -549,6 +856,80 @@ mod tests {
         assert_eq!(db.resolve(&key).await.unwrap().unwrap().account, "a1");
         assert!(!partial.exists());
         assert!(!folder_holds(&d, &key));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A data folder as versions before named keys wrote it: account `a1`
+    /// with the digest of its one key, and no `api_keys` table.
+    fn digests_layout(d: &Path, key: &str) {
+        std::fs::create_dir_all(d).unwrap();
+        let db = Database::create(d.join(DB_FILE)).unwrap();
+        let account = Account {
+            id: "a1".into(),
+            tier: "basic".into(),
+            credit: Money::from_dollars(5),
+            paid: Money::ZERO,
+            spent: Money::ZERO,
+            requests: 0,
+            created_at: Timestamp::from_secs(77),
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut accounts = tx.open_table(ACCOUNTS).unwrap();
+            accounts
+                .insert("a1", encode(&account).unwrap().as_slice())
+                .unwrap();
+            let mut digests = tx.open_table(KEY_DIGESTS).unwrap();
+            digests.insert(key_digest(key).as_bytes(), "a1").unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_one_key_of_an_older_version_becomes_the_first_named_key() {
+        let d = dir("pre-named");
+        let key = new_api_key();
+        digests_layout(&d, &key);
+        let first_id = first_key_id(&key_digest(&key));
+        {
+            let db = RedbAccounts::open(&d).unwrap();
+            let keys = db.list_keys("a1", Timestamp::EPOCH).await.unwrap();
+            assert_eq!(keys.len(), 1);
+            assert_eq!(
+                (keys[0].id.as_str(), keys[0].name.as_str(), keys[0].created),
+                (first_id.as_str(), "default", Timestamp::from_secs(77))
+            );
+            assert_eq!(db.resolve(&key).await.unwrap().unwrap().account, "a1");
+            db.add_key(
+                "a1",
+                NewKey {
+                    id: "key_second".into(),
+                    name: "ci".into(),
+                    api_key: "k-second".into(),
+                },
+                Timestamp::from_secs(80),
+            )
+            .await
+            .unwrap();
+            db.flush().unwrap();
+        }
+        // Reopened: the names, the last use (flushed) and the new key are kept.
+        let db = RedbAccounts::open(&d).unwrap();
+        let keys = db.list_keys("a1", Timestamp::EPOCH).await.unwrap();
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(ids, [first_id.as_str(), "key_second"]);
+        assert!(keys[0].last_used.is_some(), "{keys:?}");
+        db.revoke_key("a1", &first_id).await.unwrap();
+        assert_eq!(db.resolve(&key).await.unwrap(), None);
+        drop(db);
+        let db = RedbAccounts::open(&d).unwrap();
+        assert_eq!(db.resolve(&key).await.unwrap(), None, "revoked for good");
+        assert_eq!(db.resolve("k-second").await.unwrap().unwrap().account, "a1");
+        db.delete("a1").await.unwrap();
+        drop(db);
+        let db = RedbAccounts::open(&d).unwrap();
+        assert_eq!(db.resolve("k-second").await.unwrap(), None);
+        assert_eq!(db.count().unwrap(), 0);
         let _ = std::fs::remove_dir_all(&d);
     }
 
