@@ -76,11 +76,13 @@ pub(crate) struct ServeArgs {
     /// `open` (admit) or `local:N` (decide locally with 1/N of each budget).
     #[arg(long, env = "QUOTA_REDIS_FAILURE", value_name = "closed|open|local:N")]
     pub(crate) redis_failure: Option<String>,
-    /// Bearer token of the admin API (`/admin/...`); the admin API is off without one.
+    /// Bearer token of the admin API (`/admin/...`), `NAME=SECRET` or `SECRET`
+    /// (named `admin`): the name is the `who` of the audit lines. The admin
+    /// API is off without one.
     #[arg(
         long,
         env = "QUOTA_ADMIN_TOKEN",
-        value_name = "TOKEN",
+        value_name = "[NAME=]TOKEN",
         hide_env_values = true
     )]
     pub(crate) admin_token: Option<String>,

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::access_log::AccessLog;
 use crate::admin::guard::{self, AdminGuard};
 use crate::anonymous::Anonymous;
+use crate::admin::tokens::AdminTokens;
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::error::Error;
 use crate::forwarded::TrustedProxies;
@@ -46,7 +47,7 @@ pub struct GatewayBuilder {
     accounts: GatewayAccounts,
     upstream: Option<Uri>,
     routes: Vec<Route>,
-    admin_token: Option<String>,
+    admin_tokens: Vec<String>,
     shadow: bool,
     refund_on: RefundOn,
     ietf_headers: bool,
@@ -113,9 +114,12 @@ impl GatewayBuilder {
         self
     }
 
-    /// Turns the admin API (`/admin/...`) on, behind this bearer token.
+    /// Turns the admin API (`/admin/...`) on, behind this bearer token:
+    /// `NAME=SECRET` (the name is what the audit lines call whoever uses it)
+    /// or a plain `SECRET`, named `admin`. May be called again to add
+    /// tokens; see the `admin::tokens` module for how a name is read.
     pub fn admin_token(mut self, token: impl Into<String>) -> Self {
-        self.admin_token = Some(token.into());
+        self.admin_tokens.push(token.into());
         self
     }
 
@@ -266,7 +270,8 @@ impl GatewayBuilder {
             store: Arc::clone(&store),
             accounts: Arc::clone(&accounts),
             metrics: Arc::clone(&metrics),
-            admin_token: self.admin_token,
+            admin_tokens: (!self.admin_tokens.is_empty())
+                .then(|| AdminTokens::new(self.admin_tokens.iter().map(String::as_str))),
             trusted: Arc::new(self.trusted_proxies),
             admin_guard: AdminGuard::new(guard::MAX_FAILURES, guard::WINDOW)
                 .map_err(|e| Error::Setup(e.to_string()))?,
@@ -350,10 +355,10 @@ impl Gateway {
         GatewayBuilder {
             policy,
             store: GatewayStore::Memory(MemoryStore::new()),
-            accounts: GatewayAccounts::Memory(MemoryAccounts::new()),
+            accounts: MemoryAccounts::new().into(),
             upstream: None,
             routes: Vec::new(),
-            admin_token: None,
+            admin_tokens: Vec::new(),
             shadow: false,
             refund_on: RefundOn::default(),
             ietf_headers: false,

@@ -13,6 +13,11 @@ pub fn new_account_id() -> String {
     format!("acct_{}", random_hex(8))
 }
 
+/// A new random key id: `key_` and 12 hex digits (public; unique in its account).
+pub fn new_key_id() -> String {
+    format!("key_{}", random_hex(6))
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);

@@ -71,6 +71,7 @@ mod shared;
 pub mod tls;
 
 pub use access_log::{AccessLog, AccessLogError};
+pub use admin::OPENAPI;
 pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;

@@ -27,8 +27,8 @@ pub(crate) struct Shared {
     pub(crate) accounts: Arc<GatewayAccounts>,
     /// Counters for `/metrics`.
     pub(crate) metrics: Arc<Metrics>,
-    /// The admin token, if the admin API is on.
-    pub(crate) admin_token: Option<String>,
+    /// The admin tokens, if the admin API is on.
+    pub(crate) admin_tokens: Option<crate::admin::tokens::AdminTokens>,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub(crate) trusted: Arc<TrustedProxies>,
     /// Failed admin authentications per client address.

@@ -94,8 +94,12 @@ async fn a_405_names_the_routes_method_in_allow() {
     let http = Http::default();
     let auth = format!("Bearer {ADMIN_TOKEN}");
     for (method, path, allow) in [
-        (Method::GET, "/admin/accounts", "POST"),
-        (Method::DELETE, "/admin/accounts/acct_1", "GET"),
+        (Method::DELETE, "/admin/accounts", "GET, HEAD, POST"),
+        (
+            Method::POST,
+            "/admin/accounts/acct_1",
+            "GET, HEAD, PATCH, DELETE",
+        ),
         (Method::GET, "/admin/accounts/acct_1/payments", "POST"),
     ] {
         let a = http

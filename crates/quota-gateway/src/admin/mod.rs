@@ -1,16 +1,29 @@
-//! The admin API: create accounts, record payments, look accounts up.
+//! The admin API: accounts, their keys, payments, usage, and the OpenAPI
+//! document of it all.
 //!
 //! Every route needs `Authorization: Bearer <admin token>`, compared in
-//! constant time. Wrong tokens are limited per client address
-//! ([`AdminGuard`](guard::AdminGuard)): past the limit, 429
-//! with `Retry-After`, whatever the token. API keys are returned once, at
-//! creation, and never logged.
+//! constant time with each configured token ([`tokens`]). Wrong tokens are
+//! limited per client address ([`AdminGuard`](guard::AdminGuard)): past the
+//! limit, 429 with `Retry-After`, whatever the token. API keys are returned
+//! once, by the request that creates them, and never logged. Every change
+//! is logged as an audit line: a `tracing` event with target `quota::audit`
+//! and the fields `who` (the admin token's name), `what`, `account` and
+//! `key_id` where there is one.
 //!
 //! | route | does |
 //! |---|---|
-//! | `POST /admin/accounts` | creates an account on the policy's signup tier with $5 credit; `201 {"id","key","tier","credit"}` |
+//! | `POST /admin/accounts` | creates an account on the policy's signup tier with $5 credit and its first key (`default`); `201 {"id","key","key_id","tier","credit",...}` |
+//! | `GET /admin/accounts?limit=&cursor=&tier=` | accounts in id order, a page at a time: `{"accounts":[...],"next_cursor"}` |
 //! | `GET /admin/accounts/{id}` | the account: tier, credit, paid, spent, requests, and its limits now |
+//! | `PATCH /admin/accounts/{id}` `{"tier":"basic","credit":"2.50"}` | sets the tier (up or down) and/or the credit |
+//! | `DELETE /admin/accounts/{id}` | deletes the account; its keys stop at once |
 //! | `POST /admin/accounts/{id}/payments` `{"amount":"10.00"}` | adds the amount to the credit and moves the account to the policy's payment tier at once |
+//! | `POST /admin/accounts/{id}/keys` `{"name":"ci"}` | a new key, returned once |
+//! | `GET /admin/accounts/{id}/keys` | the keys: id, name, created, last used, expiry; never the key |
+//! | `DELETE /admin/accounts/{id}/keys/{key_id}` | revokes the key at once |
+//! | `POST /admin/accounts/{id}/keys/{key_id}/rotate` `{"grace_seconds":3600}` | a new key; the old one works for the grace period, then stops |
+//! | `DELETE /admin/accounts/{id}/usage` | resets the account's rate-limit counters |
+//! | `GET /admin/openapi.json` | the OpenAPI 3.1 document of these routes and `/v1/limits` |
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -18,18 +31,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use quota_core::account::{Account, AccountAdmin, AccountError, Identity, NewAccount};
+use quota_core::account::AccountError;
 use quota_core::policy::Money;
 use quota_transport::response::RequestId;
 use serde::Deserialize as _;
-use serde_json::json;
-use subtle::ConstantTimeEq;
 
+mod accounts;
 pub(crate) mod guard;
+mod keys;
+mod query;
+pub(crate) mod tokens;
 
-use crate::ids::{new_account_id, new_api_key};
-use crate::limits;
-use crate::respond::{self, json, message, server_error, Body, BoxError};
+use crate::respond::{self, message, server_error, Body, BoxError};
 use crate::shared::{now, Shared};
 
 use quota_transport::response::TEMPORARILY_UNAVAILABLE;
@@ -40,32 +53,32 @@ pub(crate) const SIGNUP_CREDIT: Money = Money::from_dollars(5);
 /// Largest admin request body.
 const MAX_BODY: usize = 64 * 1024;
 
+/// The OpenAPI 3.1 document of the admin API and `/v1/limits`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 /// What a request's `Authorization` says about the admin token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Auth {
-    /// The admin token.
-    Granted,
+enum Auth<'t> {
+    /// An admin token: its name.
+    Granted(&'t str),
     /// No `Authorization` header.
     Missing,
-    /// A token that is not the admin token (or another scheme).
+    /// A token that is not an admin token (or another scheme).
     Wrong,
 }
 
-/// Whether `headers` carry the admin token (compared in constant time).
-fn authorized(expected: &str, headers: &http::HeaderMap) -> Auth {
+/// Whether `headers` carry an admin token (compared in constant time).
+fn authorized<'t>(tokens: &'t tokens::AdminTokens, headers: &http::HeaderMap) -> Auth<'t> {
     let Some(given) = headers.get(header::AUTHORIZATION) else {
         return Auth::Missing;
     };
     let Some((scheme, token)) = given.to_str().ok().and_then(|g| g.trim().split_once(' ')) else {
         return Auth::Wrong;
     };
-    if scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes()))
-    {
-        Auth::Granted
-    } else {
-        Auth::Wrong
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Auth::Wrong;
     }
+    tokens.find(token.trim()).map_or(Auth::Wrong, Auth::Granted)
 }
 
 /// A 401 with `msg` and `WWW-Authenticate: Bearer`.
@@ -91,6 +104,27 @@ fn too_many_failures(wait: Duration) -> Response<Body> {
     res
 }
 
+/// One authenticated admin request: who sent it, for the audit lines.
+pub(crate) struct Admin<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The admin token's name.
+    pub(crate) who: &'a str,
+}
+
+impl Admin<'_> {
+    /// Logs a change as an audit line (target `quota::audit`).
+    pub(crate) fn audit(&self, what: &str, account: &str, key_id: Option<&str>) {
+        tracing::info!(
+            target: "quota::audit",
+            who = %self.who,
+            what,
+            account,
+            key_id = key_id.unwrap_or(""),
+            "admin change"
+        );
+    }
+}
+
 /// Answers one `/admin/...` request from `client` (the address failed
 /// authentications are counted by).
 pub(crate) async fn handle<B>(shared: &Shared, req: Request<B>, client: IpAddr) -> Response<Body>
@@ -98,13 +132,13 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let Some(token) = shared.admin_token.as_deref() else {
+    let Some(tokens) = shared.admin_tokens.as_ref() else {
         return message(
             StatusCode::FORBIDDEN,
             "the admin API is disabled: start quota serve with --admin-token",
         );
     };
-    let auth = authorized(token, req.headers());
+    let auth = authorized(tokens, req.headers());
     // Limited per address: a wrong token is counted, and past the limit
     // every request from there is refused, whatever its token.
     if let Err(wait) = shared
@@ -114,8 +148,8 @@ where
         tracing::debug!(%client, path = req.uri().path(), "admin request refused: too many failed authentications");
         return too_many_failures(wait);
     }
-    match auth {
-        Auth::Granted => {}
+    let who = match auth {
+        Auth::Granted(who) => who,
         Auth::Missing => {
             return unauthorized("admin token required: send `Authorization: Bearer TOKEN`")
         }
@@ -123,33 +157,107 @@ where
             tracing::warn!(%client, path = req.uri().path(), "admin request with a wrong token");
             return unauthorized("wrong admin token");
         }
-    }
+    };
+    let admin = Admin { shared, who };
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method().clone();
-    match (method, segments.as_slice()) {
-        (Method::POST, ["admin", "accounts"]) => create(shared).await,
-        (Method::GET, ["admin", "accounts", id]) => show(shared, id).await,
-        (Method::POST, ["admin", "accounts", id, "payments"]) => {
-            let id = (*id).to_owned();
-            let body = match read_body(req.into_body()).await {
-                Ok(b) => b,
-                Err(res) => return res,
-            };
-            match payment_amount(&body) {
-                Ok(amount) => pay(shared, &id, amount).await,
-                Err(why) => message(StatusCode::BAD_REQUEST, why),
-            }
+    let route = match Route::of(&segments) {
+        Some(route) => route,
+        None => return message(StatusCode::NOT_FOUND, "no such admin route"),
+    };
+    if !route.allows(&method) {
+        return method_not_allowed(route.allow());
+    }
+    let body = if method == Method::POST || method == Method::PATCH {
+        match read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(res) => return res,
         }
-        (_, ["admin", "accounts"] | ["admin", "accounts", _, "payments"]) => {
-            method_not_allowed("POST")
-        }
-        (_, ["admin", "accounts", _]) => method_not_allowed("GET"),
-        _ => message(StatusCode::NOT_FOUND, "no such admin route"),
+    } else {
+        Bytes::new()
+    };
+    match (route, method) {
+        (Route::OpenApi, _) => openapi(),
+        (Route::Accounts, Method::POST) => accounts::create(&admin).await,
+        (Route::Accounts, _) => accounts::list(&admin, query.as_deref()).await,
+        (Route::Account(id), Method::GET | Method::HEAD) => accounts::show(&admin, id).await,
+        (Route::Account(id), Method::PATCH) => accounts::update(&admin, id, &body).await,
+        (Route::Account(id), _) => accounts::delete(&admin, id).await,
+        (Route::Payments(id), _) => match payment_amount(&body) {
+            Ok(amount) => accounts::pay(&admin, id, amount).await,
+            Err(why) => message(StatusCode::BAD_REQUEST, why),
+        },
+        (Route::Usage(id), _) => accounts::reset_usage(&admin, id).await,
+        (Route::Keys(id), Method::POST) => keys::create(&admin, id, &body).await,
+        (Route::Keys(id), _) => keys::list(&admin, id).await,
+        (Route::Key(id, key), _) => keys::revoke(&admin, id, key).await,
+        (Route::Rotate(id, key), _) => keys::rotate(&admin, id, key, &body).await,
     }
 }
 
-/// A 405 naming the one method the route answers, in `Allow` too.
+/// A known admin path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route<'a> {
+    OpenApi,
+    Accounts,
+    Account(&'a str),
+    Payments(&'a str),
+    Usage(&'a str),
+    Keys(&'a str),
+    Key(&'a str, &'a str),
+    Rotate(&'a str, &'a str),
+}
+
+impl<'a> Route<'a> {
+    fn of(segments: &[&'a str]) -> Option<Self> {
+        Some(match segments {
+            ["admin", "openapi.json"] => Route::OpenApi,
+            ["admin", "accounts"] => Route::Accounts,
+            ["admin", "accounts", id] => Route::Account(id),
+            ["admin", "accounts", id, "payments"] => Route::Payments(id),
+            ["admin", "accounts", id, "usage"] => Route::Usage(id),
+            ["admin", "accounts", id, "keys"] => Route::Keys(id),
+            ["admin", "accounts", id, "keys", key] => Route::Key(id, key),
+            ["admin", "accounts", id, "keys", key, "rotate"] => Route::Rotate(id, key),
+            _ => return None,
+        })
+    }
+
+    /// The methods the path answers, as `Allow` says them.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::OpenApi => "GET, HEAD",
+            Route::Accounts | Route::Keys(_) => "GET, HEAD, POST",
+            Route::Account(_) => "GET, HEAD, PATCH, DELETE",
+            Route::Payments(_) | Route::Rotate(..) => "POST",
+            Route::Usage(_) | Route::Key(..) => "DELETE",
+        }
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        // HEAD is answered as GET (the server drops the body).
+        let name = if method == Method::HEAD {
+            "HEAD"
+        } else {
+            method.as_str()
+        };
+        self.allow().split(", ").any(|m| m == name)
+    }
+}
+
+/// `GET /admin/openapi.json`.
+fn openapi() -> Response<Body> {
+    let mut res = Response::new(respond::full(OPENAPI));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// A 405 naming the methods the route answers, in `Allow` too.
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
     respond::method_not_allowed(
         format!("method not allowed on this admin route: use {allow}"),
@@ -219,104 +327,22 @@ where
     }
 }
 
-fn account_error(e: &AccountError) -> Response<Body> {
+/// The answer for an account store's error: 404, 409, or 503 (logged).
+pub(crate) fn account_error(e: &AccountError) -> Response<Body> {
     match e {
         AccountError::NotFound(id) => {
             message(StatusCode::NOT_FOUND, format!("account {id:?} not found"))
         }
-        AccountError::Exists(id) => message(
-            StatusCode::CONFLICT,
-            format!("account {id:?} already exists"),
+        AccountError::KeyNotFound { account, key } => message(
+            StatusCode::NOT_FOUND,
+            format!("account {account:?} has no key {key:?}"),
         ),
+        AccountError::Exists(id) => message(StatusCode::CONFLICT, format!("{id:?} already exists")),
         other => {
             let id = RequestId::new();
             tracing::error!(request_id = %id, error = %other, "account store failed");
             server_error(StatusCode::SERVICE_UNAVAILABLE, TEMPORARILY_UNAVAILABLE, id)
         }
-    }
-}
-
-fn account_json(a: &Account) -> serde_json::Value {
-    json!({
-        "id": a.id,
-        "tier": a.tier,
-        "credit": a.credit.to_string(),
-        "paid": a.paid.to_string(),
-        "spent": a.spent.to_string(),
-        "requests": a.requests,
-        "created_at": a.created_at.as_millis() / 1000,
-    })
-}
-
-async fn create(shared: &Shared) -> Response<Body> {
-    let policy = shared.policy.load();
-    let Some(tier) = policy.signup_tier().map(|t| t.name().to_owned()) else {
-        return message(
-            StatusCode::CONFLICT,
-            "the policy has no signup tier (granted = \"signup\"): cannot create accounts",
-        );
-    };
-    let (id, key) = (new_account_id(), new_api_key());
-    let new = NewAccount {
-        id: id.clone(),
-        api_key: key.clone(),
-        tier: tier.clone(),
-        credit: SIGNUP_CREDIT,
-    };
-    match shared.accounts.create(new, now()).await {
-        Ok(a) => {
-            tracing::info!(account = %a.id, tier = %a.tier, "account created");
-            let mut body = account_json(&a);
-            body["key"] = json!(key);
-            json(StatusCode::CREATED, &body)
-        }
-        Err(e) => account_error(&e),
-    }
-}
-
-async fn show(shared: &Shared, id: &str) -> Response<Body> {
-    let account = match shared.accounts.get(id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return account_error(&AccountError::NotFound(id.to_owned())),
-        Err(e) => return account_error(&e),
-    };
-    let mut body = account_json(&account);
-    let policy = shared.policy.load();
-    let who = Identity {
-        account: account.id.clone(),
-        tier: account.tier.clone(),
-    };
-    match limits::report(&policy, &*shared.store, &who, Some(&account), now()).await {
-        Ok(report) => body["limits"] = report["resources"].clone(),
-        Err(e) => {
-            shared.metrics.record_store_error();
-            let id = RequestId::new();
-            tracing::error!(request_id = %id, error = %e, "cannot read an account's limits");
-            body["limits_error"] = json!(TEMPORARILY_UNAVAILABLE);
-            body["request_id"] = json!(id.to_string());
-        }
-    }
-    json(StatusCode::OK, &body)
-}
-
-/// Records a payment of `amount` (more than 0, checked by [`payment_amount`]).
-async fn pay(shared: &Shared, id: &str, amount: Money) -> Response<Body> {
-    let policy = shared.policy.load();
-    let tier = match policy.payment_tier() {
-        Some(t) => t.name().to_owned(),
-        // No tier is granted on payment: the account keeps its tier.
-        None => match shared.accounts.get(id).await {
-            Ok(Some(a)) => a.tier,
-            Ok(None) => return account_error(&AccountError::NotFound(id.to_owned())),
-            Err(e) => return account_error(&e),
-        },
-    };
-    match shared.accounts.record_payment(id, amount, &tier).await {
-        Ok(a) => {
-            tracing::info!(account = %a.id, amount = %amount, tier = %a.tier, "payment recorded");
-            json(StatusCode::OK, &account_json(&a))
-        }
-        Err(e) => account_error(&e),
     }
 }
 
@@ -335,20 +361,41 @@ mod tests {
 
     #[test]
     fn only_the_exact_bearer_token_is_accepted() {
-        let t = "s3cret-token";
+        let t = tokens::AdminTokens::new(["s3cret-token", "ci=other-token"]);
         assert_eq!(
-            authorized(t, &headers("Bearer s3cret-token")),
-            Auth::Granted
+            authorized(&t, &headers("Bearer s3cret-token")),
+            Auth::Granted("admin")
         );
         assert_eq!(
-            authorized(t, &headers("bearer  s3cret-token ")),
-            Auth::Granted
+            authorized(&t, &headers("bearer  s3cret-token ")),
+            Auth::Granted("admin")
         );
-        assert_eq!(authorized(t, &headers("Bearer s3cret-toke")), Auth::Wrong);
-        assert_eq!(authorized(t, &headers("Bearer s3cret-token2")), Auth::Wrong);
-        assert_eq!(authorized(t, &headers("Basic s3cret-token")), Auth::Wrong);
-        assert_eq!(authorized(t, &headers("s3cret-token")), Auth::Wrong);
-        assert_eq!(authorized(t, &http::HeaderMap::new()), Auth::Missing);
+        assert_eq!(
+            authorized(&t, &headers("Bearer other-token")),
+            Auth::Granted("ci")
+        );
+        assert_eq!(authorized(&t, &headers("Bearer s3cret-toke")), Auth::Wrong);
+        assert_eq!(
+            authorized(&t, &headers("Bearer s3cret-token2")),
+            Auth::Wrong
+        );
+        assert_eq!(
+            authorized(&t, &headers("Bearer ci=other-token")),
+            Auth::Wrong
+        );
+        assert_eq!(authorized(&t, &headers("Basic s3cret-token")), Auth::Wrong);
+        assert_eq!(authorized(&t, &headers("s3cret-token")), Auth::Wrong);
+        assert_eq!(authorized(&t, &http::HeaderMap::new()), Auth::Missing);
+    }
+
+    #[test]
+    fn every_route_names_its_methods() {
+        let r = Route::of(&["admin", "accounts", "a", "keys", "k", "rotate"]).unwrap();
+        assert_eq!(r, Route::Rotate("a", "k"));
+        assert!(r.allows(&Method::POST) && !r.allows(&Method::GET));
+        let a = Route::of(&["admin", "accounts", "a"]).unwrap();
+        assert!(a.allows(&Method::PATCH) && a.allows(&Method::HEAD) && !a.allows(&Method::PUT));
+        assert_eq!(Route::of(&["admin", "accounts", "a", "nope"]), None);
     }
 
     #[test]
