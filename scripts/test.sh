@@ -3,6 +3,10 @@
 # included. Tests of the Redis store need Redis at 127.0.0.1:6379; this
 # script starts one (nothing saved to disk) if none answers. The edge tests
 # run a real nginx as their upstream; this script installs it if missing.
+# Some tests run Python checkers and clients quota did not write (the admin
+# API's OpenAPI document, Envoy's rate limit service through grpcio; pinned
+# in scripts/python-requirements.txt); this script installs them into a
+# venv if missing.
 # The gateway's end-to-end suite (crates/quota-gateway/tests) runs twice:
 # with its own HTTP/1.1 path (the default) and with hyper's server for every
 # request (QUOTA_TEST_HTTP1=hyper), the two settings of `--http1`.
@@ -19,6 +23,7 @@ scripts/ensure-nginx.sh
 scripts/ensure-redis-cluster.sh 7101
 trap 'scripts/stop-redis-cluster.sh 7101' EXIT
 export QUOTA_REDIS_CLUSTER="${QUOTA_REDIS_CLUSTER:-redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103}"
+scripts/ensure-python-tools.sh >/dev/null
 
 cargo test --workspace --locked "$@"
 echo "== the gateway's end-to-end suite again, HTTP/1.1 served by hyper (--http1 hyper)"
