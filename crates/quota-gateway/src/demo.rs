@@ -138,6 +138,9 @@ pub fn banner(
     admin_token: &str,
     accounts: &[DemoAccount],
 ) -> String {
+    // `--admin-token NAME=SECRET`: the bearer token is the secret.
+    let parsed = crate::admin::tokens::AdminToken::parse(admin_token);
+    let admin_token = parsed.secret();
     let base = format!("http://{gateway}");
     let mut s = String::new();
     s.push_str(&format!(

@@ -53,6 +53,13 @@ impl AdminToken {
     }
 }
 
+impl AdminToken {
+    /// The secret: what a client sends as its bearer token.
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
 /// Every admin token the gateway accepts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdminTokens(Vec<AdminToken>);
@@ -97,5 +104,7 @@ mod tests {
         assert_eq!(t.find("abc"), None);
         assert_eq!(t.find(""), None);
         assert!(!format!("{t:?}").contains("s3cret"));
+        assert_eq!(AdminToken::parse("ops=s3cret-ops").secret(), "s3cret-ops");
+        assert_eq!(AdminToken::parse("plain").secret(), "plain");
     }
 }
