@@ -20,7 +20,7 @@
 //! Versions before named keys kept the digest of an account's one key in
 //! the account hash's field `key`: the first script that reads the
 //! account's keys makes it the first named key (`default`, with the id
-//! [`first_key_id`]) and deletes the field; and the first listing of
+//! [`first_key_id`](quota_core::account::first_key_id)) and deletes the field; and the first listing of
 //! accounts adds the accounts it finds (`SCAN`) to `{prefix}accounts`, once
 //! (the key `{prefix}accounts:indexed` says it was done).
 //!
