@@ -2,7 +2,8 @@
 
 use http::{Response, StatusCode};
 use quota_core::account::{
-    Account, AccountAdmin, AccountError, AccountUpdate, Identity, NewAccount,
+    first_key_id, key_digest, Account, AccountAdmin, AccountError, AccountUpdate, Identity,
+    NewAccount,
 };
 use quota_core::policy::Money;
 use quota_transport::response::{RequestId, TEMPORARILY_UNAVAILABLE};
@@ -54,15 +55,10 @@ pub(crate) async fn create(admin: &Admin<'_>) -> Response<Body> {
     let created = now();
     match shared.accounts.create(new, created).await {
         Ok(a) => {
-            let first = shared
-                .accounts
-                .list_keys(&a.id, created)
-                .await
-                .ok()
-                .and_then(|keys| keys.into_iter().next());
-            let key_id = first.as_ref().map(|k| k.id.clone());
+            // Every store names an account's first key so.
+            let key_id = first_key_id(&key_digest(&key));
             tracing::info!(account = %a.id, tier = %a.tier, "account created");
-            admin.audit("account.create", &a.id, key_id.as_deref());
+            admin.audit("account.create", &a.id, Some(&key_id));
             let mut body = account_json(&a);
             body["key"] = json!(key);
             body["key_id"] = json!(key_id);
