@@ -294,6 +294,7 @@ impl GatewayBuilder {
             .iter()
             .map(|r| r.is_metered().then(|| base.clone().prefix(r.prefix())))
             .collect();
+        #[cfg(feature = "grpc")]
         let rls = base.clone().prefix(routes::API_PREFIX);
         let layer = base
             .prefix(routes::API_PREFIX)
@@ -307,6 +308,7 @@ impl GatewayBuilder {
             factory: HandlerFactory {
                 shared,
                 layer,
+                #[cfg(feature = "grpc")]
                 rls,
                 table: Arc::new(table),
                 layers,

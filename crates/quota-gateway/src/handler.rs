@@ -39,6 +39,7 @@ pub(crate) struct HandlerFactory {
     /// `/v1/limits`'s enforcement layer (prefix `/v1/`, `limits` unmetered).
     pub(crate) layer: EnforceLayer<GatewayStore, GatewayAccounts>,
     /// Envoy's rate limit service's layer (prefix `/v1/`, nothing unmetered).
+    #[cfg(feature = "grpc")]
     pub(crate) rls: EnforceLayer<GatewayStore, GatewayAccounts>,
     /// The routes to upstreams, and each metered one's layer (its prefix
     /// the route's), in the table's order.

@@ -264,14 +264,14 @@ async fn requests_envoy_should_not_send_are_invalid_arguments() {
     wrong_domain.domain = "other".into();
     let mut none = request(&ok);
     none.descriptors.clear();
-    let mut two = request(&ok);
-    two.descriptors.push(descriptor(&ok));
+    let mut seventeen = request(&ok);
+    seventeen.descriptors = vec![descriptor(&ok); 17];
     let mut negative = request(&ok);
     negative.descriptors[0].is_negative_hits = true;
     let cases = [
         (wrong_domain, "domain"),
         (none, "no descriptor"),
-        (two, "2 descriptors"),
+        (seventeen, "at most 16"),
         (negative, "negative"),
         (
             request(&[("api-key", "k"), ("endpoint", "txt2img")]),
@@ -321,4 +321,54 @@ async fn a_store_that_cannot_answer_follows_the_failure_policy() {
     assert_eq!(res.overall_code, Code::OverLimit as i32, "{res:?}");
     assert_eq!(header(&res, "x-quota-status"), Some("503"));
     assert!(json(&res.raw_body)["message"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_descriptors_are_decided_all_or_nothing() {
+    let up = Upstream::start().await;
+    let gw = setup(&up.url()).grpc(DOMAIN).start().await;
+    let http = Http::default();
+    let (_, key) = http.create_account(&gw).await;
+    let mut c = client(&gw).await;
+    let txt2img = [("api_key", key.as_str()), ("endpoint", "txt2img")];
+    // `burst`: 1 per 2 s.
+    let burst = [("api_key", key.as_str()), ("endpoint", "burst")];
+    let both = RateLimitRequest {
+        domain: DOMAIN.to_owned(),
+        descriptors: vec![descriptor(&txt2img), descriptor(&burst)],
+        hits_addend: 0,
+    };
+
+    let res = ask(&mut c, both.clone()).await;
+    assert_eq!(res.overall_code, Code::Ok as i32, "{res:?}");
+    assert_eq!(res.statuses.len(), 2);
+    assert_eq!(res.statuses[0].limit_remaining, 2);
+    assert_eq!(res.statuses[1].limit_remaining, 0);
+    // The headers are the tightest descriptor's.
+    assert_eq!(header(&res, "x-ratelimit-limit"), Some("1"));
+
+    // `burst` is spent: the second descriptor is refused, and the first
+    // gives back what it took.
+    let res = ask(&mut c, both).await;
+    assert_eq!(res.overall_code, Code::OverLimit as i32, "{res:?}");
+    let codes: Vec<i32> = res.statuses.iter().map(|s| s.code).collect();
+    assert_eq!(codes, [Code::Ok as i32, Code::OverLimit as i32]);
+    assert_eq!(res.statuses[1].current_limit.as_ref().unwrap().requests_per_unit, 1);
+    let res = ask(&mut c, request(&txt2img)).await;
+    assert_eq!(res.statuses[0].limit_remaining, 1, "one unit taken, not two");
+
+    // A refused first descriptor: the ones after it are not checked.
+    let mut refused_first = request(&burst);
+    refused_first.descriptors.push(descriptor(&txt2img));
+    let res = ask(&mut c, refused_first).await;
+    let codes: Vec<i32> = res.statuses.iter().map(|s| s.code).collect();
+    assert_eq!(codes, [Code::OverLimit as i32, Code::Unknown as i32]);
+    let res = ask(&mut c, request(&txt2img)).await;
+    assert_eq!(res.statuses[0].limit_remaining, 0);
+
+    let metrics = String::from_utf8_lossy(&http.get(&gw.url("/metrics"), None).await.body).into_owned();
+    assert!(
+        metrics.contains("quota_refunds_total{reason=\"withdrawn\"} 1"),
+        "{metrics}"
+    );
 }

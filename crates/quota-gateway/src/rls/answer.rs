@@ -18,47 +18,76 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
 use http::header::CONTENT_LENGTH;
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use std::cmp::Ordering;
+use std::time::Duration;
 use quota_core::report::LimitReport;
 use quota_core::RateReport;
-use quota_transport::enforce::CallerCheck;
+use quota_transport::enforce::Admitted;
 
 /// The header that carries the gateway's status (401, 402, 404, 503...)
 /// in a refusal that is not a 429: Envoy answers every `OVER_LIMIT` with
 /// one status of its own.
 pub const QUOTA_STATUS_HEADER: &str = "x-quota-status";
 
-/// The answer to a request whose one descriptor was checked.
-pub(crate) fn response(checked: &CallerCheck) -> RateLimitResponse {
-    match checked {
-        CallerCheck::Admitted(ok) => {
-            let mut headers = HeaderMap::new();
-            ok.write_headers(&mut headers);
-            RateLimitResponse {
-                overall_code: Code::Ok.into(),
-                statuses: vec![status(Code::Ok, ok.report().and_then(binding))],
-                response_headers_to_add: header_values(&headers),
-                ..RateLimitResponse::default()
-            }
-        }
-        CallerCheck::Refused { response, report } => {
-            let mut headers = header_values(response.headers());
-            if response.status() != http::StatusCode::TOO_MANY_REQUESTS {
-                headers.push(HeaderValue {
-                    key: QUOTA_STATUS_HEADER.to_owned(),
-                    value: response.status().as_u16().to_string(),
-                    ..HeaderValue::default()
-                });
-            }
-            let limit = report.as_ref().and_then(|r| r.refused_by());
-            RateLimitResponse {
-                overall_code: Code::OverLimit.into(),
-                statuses: vec![status(Code::OverLimit, limit)],
-                response_headers_to_add: headers,
-                raw_body: response.body().to_vec(),
-                ..RateLimitResponse::default()
-            }
-        }
+/// The answer to a request whose descriptors were all admitted: a status
+/// per descriptor, and the headers of the one with the fewest units left
+/// (the seed's headers describe one limit).
+pub(crate) fn admitted(all: &[Admitted]) -> RateLimitResponse {
+    let statuses = all
+        .iter()
+        .map(|ok| status(Code::Ok, ok.report().and_then(binding)))
+        .collect();
+    let tightest = all.iter().min_by_key(|ok| {
+        ok.report()
+            .and_then(binding)
+            .map_or((u64::MAX, Duration::MAX), |l| (l.remaining, l.window))
+    });
+    let mut headers = HeaderMap::new();
+    if let Some(ok) = tightest {
+        ok.write_headers(&mut headers);
+    }
+    RateLimitResponse {
+        overall_code: Code::Ok.into(),
+        statuses,
+        response_headers_to_add: header_values(&headers),
+        ..RateLimitResponse::default()
+    }
+}
+
+/// The answer to a request whose descriptor `at` (of `total`) was refused
+/// with `response` (and a 429's `report`): the descriptors before it were
+/// admitted, then given back (all or nothing), and are `OK`; those after it
+/// were not checked and are `UNKNOWN`.
+pub(crate) fn refused(
+    at: usize,
+    total: usize,
+    response: &Response<Bytes>,
+    report: Option<&RateReport>,
+) -> RateLimitResponse {
+    let mut headers = header_values(response.headers());
+    if response.status() != http::StatusCode::TOO_MANY_REQUESTS {
+        headers.push(HeaderValue {
+            key: QUOTA_STATUS_HEADER.to_owned(),
+            value: response.status().as_u16().to_string(),
+            ..HeaderValue::default()
+        });
+    }
+    let limit = report.and_then(RateReport::refused_by);
+    let statuses = (0..total)
+        .map(|i| match i.cmp(&at) {
+            Ordering::Less => status(Code::Ok, None),
+            Ordering::Equal => status(Code::OverLimit, limit),
+            Ordering::Greater => status(Code::Unknown, None),
+        })
+        .collect();
+    RateLimitResponse {
+        overall_code: Code::OverLimit.into(),
+        statuses,
+        response_headers_to_add: headers,
+        raw_body: response.body().to_vec(),
+        ..RateLimitResponse::default()
     }
 }
 

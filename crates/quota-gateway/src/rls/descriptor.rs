@@ -23,6 +23,10 @@ use quota_transport::identity::Caller;
 /// policy is refused as a plan error anyway; this bounds the arithmetic.
 pub(crate) const MAX_COST: u64 = 1 << 32;
 
+/// The most descriptors one request may carry (each is a decision; a
+/// request is decided all or nothing).
+pub const MAX_DESCRIPTORS: usize = 16;
+
 /// One descriptor, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ask {
@@ -42,12 +46,9 @@ pub(crate) enum DescriptorError {
     /// The request has no descriptor.
     #[error("the request has no descriptor")]
     NoDescriptor,
-    /// More than one descriptor in one request.
-    #[error(
-        "{0} descriptors in one request; quota decides one descriptor per request \
-         (configure one `rate_limits` entry whose actions name the caller and the endpoint)"
-    )]
-    SeveralDescriptors(usize),
+    /// More descriptors in one request than [`MAX_DESCRIPTORS`].
+    #[error("{0} descriptors in one request; at most {MAX_DESCRIPTORS} are decided together")]
+    TooManyDescriptors(usize),
     /// An entry quota does not read.
     #[error(
         "descriptor entry {key:?} is not one quota reads (api_key, account, tier, endpoint, path)"

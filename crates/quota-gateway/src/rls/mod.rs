@@ -34,9 +34,13 @@
 //! - `domain` must be the one the service was made with
 //!   ([`Gateway::rls`](crate::Gateway::rls)); another is
 //!   `INVALID_ARGUMENT`.
-//! - One descriptor per request (see [`descriptor`] for its entries:
-//!   `api_key`, or `account` with `tier`; `endpoint` or `path`), costing its
-//!   `hits_addend` (or the request's; 0 means 1).
+//! - Each descriptor (its entries: `api_key`, or
+//!   `account` with `tier`; `endpoint` or `path`) is one check, costing its
+//!   `hits_addend` (or the request's; 0 means 1). The descriptors of one
+//!   request are decided all or nothing: in turn, and when one is refused,
+//!   what the ones before it took is given back
+//!   ([`EnforceLayer::withdraw`](quota_transport::enforce::EnforceLayer::withdraw));
+//!   the refusal consumes nothing.
 //! - A descriptor that cannot be read (an entry quota does not know, no
 //!   caller, two endpoints, a `limit` override, negative hits) or a tier the
 //!   policy does not have is `INVALID_ARGUMENT` with the reason: Envoy's
@@ -45,7 +49,7 @@
 //! - Everything the gateway refuses (an unknown key, an unknown endpoint,
 //!   no credit, a path climbing above the prefix, the limits, a store that
 //!   cannot answer under `--redis-failure fail-closed`) is `OVER_LIMIT` with
-//!   the gateway's exact answer (see [`answer`]): a refusal consumes
+//!   the gateway's exact answer: a refusal consumes
 //!   nothing, as everywhere else.
 
 mod answer;
@@ -58,7 +62,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use quota_transport::enforce::{EnforceLayer, PolicyHandle};
+use quota_transport::enforce::{Admitted, CallerCheck, EnforceLayer, PolicyHandle};
 use quota_transport::identity::Caller;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -68,6 +72,7 @@ use crate::error::Error;
 use crate::routes;
 
 pub use answer::QUOTA_STATUS_HEADER;
+pub use descriptor::MAX_DESCRIPTORS;
 use descriptor::{DescriptorError, Entries};
 
 /// Envoy's rate limit service, deciding with a gateway's policy, store and
@@ -109,8 +114,8 @@ impl RlsService {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a request Envoy should not have sent: another
-    /// domain, no descriptor or several, a descriptor quota cannot read, a
-    /// tier the policy does not have.
+    /// domain, no descriptor (or more than [`MAX_DESCRIPTORS`]), a
+    /// descriptor quota cannot read, a tier the policy does not have.
     pub async fn decide(&self, req: &RateLimitRequest) -> Result<RateLimitResponse, tonic::Status> {
         if req.domain != *self.domain {
             return Err(invalid(&format!(
@@ -118,29 +123,47 @@ impl RlsService {
                 req.domain, self.domain
             )));
         }
-        let d = match req.descriptors.as_slice() {
-            [] => return Err(invalid(&DescriptorError::NoDescriptor.to_string())),
-            [one] => one,
-            several => {
-                let e = DescriptorError::SeveralDescriptors(several.len());
-                return Err(invalid(&e.to_string()));
-            }
-        };
-        let ask = descriptor::read(&entries(d), req.hits_addend, routes::API_PREFIX)
-            .map_err(|e| invalid(&format!("descriptor 0: {e}")))?;
-        if let Caller::Identity(who) = &ask.caller {
-            if self.policy.load().tier(&who.tier).is_none() {
-                return Err(invalid(&format!(
-                    "descriptor 0: tier {:?} is not in the policy",
-                    who.tier
-                )));
+        if req.descriptors.is_empty() {
+            return Err(invalid(&DescriptorError::NoDescriptor.to_string()));
+        }
+        if req.descriptors.len() > MAX_DESCRIPTORS {
+            let e = DescriptorError::TooManyDescriptors(req.descriptors.len());
+            return Err(invalid(&e.to_string()));
+        }
+        let mut asks = Vec::with_capacity(req.descriptors.len());
+        {
+            let policy = self.policy.load();
+            for (i, d) in req.descriptors.iter().enumerate() {
+                let ask = descriptor::read(&entries(d), req.hits_addend, routes::API_PREFIX)
+                    .map_err(|e| invalid(&format!("descriptor {i}: {e}")))?;
+                if let Caller::Identity(who) = &ask.caller {
+                    if policy.tier(&who.tier).is_none() {
+                        return Err(invalid(&format!(
+                            "descriptor {i}: tier {:?} is not in the policy",
+                            who.tier
+                        )));
+                    }
+                }
+                asks.push(ask);
             }
         }
-        let checked = self
-            .layer
-            .check_caller(&ask.path, ask.caller, ask.cost)
-            .await;
-        Ok(answer::response(&checked))
+        // All or nothing: each descriptor is decided in turn; when one is
+        // refused, what the ones before it took is given back.
+        let total = asks.len();
+        let mut admitted: Vec<(Admitted, String)> = Vec::with_capacity(total);
+        for (at, ask) in asks.into_iter().enumerate() {
+            match self.layer.check_caller(&ask.path, ask.caller, ask.cost).await {
+                CallerCheck::Admitted(ok) => admitted.push((ok, ask.path)),
+                CallerCheck::Refused { response, report } => {
+                    for (mut ok, path) in admitted {
+                        self.layer.withdraw(&mut ok, &path).await;
+                    }
+                    return Ok(answer::refused(at, total, &response, report.as_ref()));
+                }
+            }
+        }
+        let admitted: Vec<Admitted> = admitted.into_iter().map(|(ok, _)| ok).collect();
+        Ok(answer::admitted(&admitted))
     }
 
     /// Serves the service on `listener` (gRPC over HTTP/2, plain TCP) until
