@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 
 use crate::access_log::AccessLog;
 use crate::admin::guard::{self, AdminGuard};
-use crate::anonymous::Anonymous;
 use crate::admin::tokens::AdminTokens;
+use crate::anonymous::Anonymous;
 use crate::backend::{GatewayAccounts, GatewayStore};
 use crate::error::Error;
 use crate::forwarded::TrustedProxies;

@@ -61,10 +61,10 @@ pub mod policy_file;
 mod proxy;
 pub mod reload;
 mod respond;
-pub mod route_file;
-pub mod route_table;
 #[cfg(feature = "grpc")]
 pub mod rls;
+pub mod route_file;
+pub mod route_table;
 mod routes;
 mod server;
 mod shared;
@@ -75,8 +75,8 @@ pub use admin::OPENAPI;
 pub use error::Error;
 pub use gateway::{Gateway, GatewayBuilder, PolicyReloader};
 pub use options::Http1;
-pub use route_table::{Route, RouteError};
 pub use quota_core::admission::RefundOn;
+pub use route_table::{Route, RouteError};
 pub use server::shutdown_signal;
 pub use tls::{TlsConfig, TlsError};
 

@@ -353,9 +353,19 @@ async fn several_descriptors_are_decided_all_or_nothing() {
     assert_eq!(res.overall_code, Code::OverLimit as i32, "{res:?}");
     let codes: Vec<i32> = res.statuses.iter().map(|s| s.code).collect();
     assert_eq!(codes, [Code::Ok as i32, Code::OverLimit as i32]);
-    assert_eq!(res.statuses[1].current_limit.as_ref().unwrap().requests_per_unit, 1);
+    assert_eq!(
+        res.statuses[1]
+            .current_limit
+            .as_ref()
+            .unwrap()
+            .requests_per_unit,
+        1
+    );
     let res = ask(&mut c, request(&txt2img)).await;
-    assert_eq!(res.statuses[0].limit_remaining, 1, "one unit taken, not two");
+    assert_eq!(
+        res.statuses[0].limit_remaining, 1,
+        "one unit taken, not two"
+    );
 
     // A refused first descriptor: the ones after it are not checked.
     let mut refused_first = request(&burst);
@@ -366,7 +376,8 @@ async fn several_descriptors_are_decided_all_or_nothing() {
     let res = ask(&mut c, request(&txt2img)).await;
     assert_eq!(res.statuses[0].limit_remaining, 0);
 
-    let metrics = String::from_utf8_lossy(&http.get(&gw.url("/metrics"), None).await.body).into_owned();
+    let metrics =
+        String::from_utf8_lossy(&http.get(&gw.url("/metrics"), None).await.body).into_owned();
     assert!(
         metrics.contains("quota_refunds_total{reason=\"withdrawn\"} 1"),
         "{metrics}"

@@ -174,5 +174,8 @@ fn the_documented_envoy_yaml_is_what_envoy_reads() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("ok: 1 listener(s), 2 cluster(s)"), "{stdout}");
+    assert!(
+        stdout.contains("ok: 1 listener(s), 2 cluster(s)"),
+        "{stdout}"
+    );
 }

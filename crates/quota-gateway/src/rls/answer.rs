@@ -12,19 +12,19 @@
 //!   filter (`429` unless configured otherwise), so when the gateway's
 //!   status is not 429 it is also sent as `x-quota-status`.
 
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
     rate_limit::Unit, Code, DescriptorStatus, RateLimit,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
 use http::header::CONTENT_LENGTH;
-use bytes::Bytes;
 use http::{HeaderMap, Response};
-use std::cmp::Ordering;
-use std::time::Duration;
 use quota_core::report::LimitReport;
 use quota_core::RateReport;
 use quota_transport::enforce::Admitted;
+use std::cmp::Ordering;
+use std::time::Duration;
 
 /// The header that carries the gateway's status (401, 402, 404, 503...)
 /// in a refusal that is not a 429: Envoy answers every `OVER_LIMIT` with

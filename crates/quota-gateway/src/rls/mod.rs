@@ -152,7 +152,11 @@ impl RlsService {
         let total = asks.len();
         let mut admitted: Vec<(Admitted, String)> = Vec::with_capacity(total);
         for (at, ask) in asks.into_iter().enumerate() {
-            match self.layer.check_caller(&ask.path, ask.caller, ask.cost).await {
+            match self
+                .layer
+                .check_caller(&ask.path, ask.caller, ask.cost)
+                .await
+            {
                 CallerCheck::Admitted(ok) => admitted.push((ok, ask.path)),
                 CallerCheck::Refused { response, report } => {
                     for (mut ok, path) in admitted {

@@ -229,7 +229,15 @@ where
         let endpoint = path
             .get(self.config.admission.prefix_str().len()..)
             .unwrap_or_default();
-        give_back(&self.config, &loaded, who, endpoint, &taken, RefundReason::Withdrawn).await;
+        give_back(
+            &self.config,
+            &loaded,
+            who,
+            endpoint,
+            &taken,
+            RefundReason::Withdrawn,
+        )
+        .await;
         admitted.report = None;
         true
     }
