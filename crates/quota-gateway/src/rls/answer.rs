@@ -39,19 +39,25 @@ pub(crate) fn admitted(all: &[Admitted]) -> RateLimitResponse {
         .iter()
         .map(|ok| status(Code::Ok, ok.report().and_then(binding)))
         .collect();
-    let tightest = all.iter().min_by_key(|ok| {
-        ok.report()
-            .and_then(binding)
-            .map_or((u64::MAX, Duration::MAX), |l| (l.remaining, l.window))
+    // The seed's fields straight from the report: no header map between.
+    let tightest = all
+        .iter()
+        .filter_map(Admitted::report)
+        .min_by_key(|r| binding(r).map_or((u64::MAX, Duration::MAX), |l| (l.remaining, l.window)));
+    let headers = tightest.map_or_else(Vec::new, |report| {
+        report
+            .fields()
+            .map(|(name, value)| HeaderValue {
+                key: name.lowercase().to_owned(),
+                value: value.as_str().to_owned(),
+                ..HeaderValue::default()
+            })
+            .collect()
     });
-    let mut headers = HeaderMap::new();
-    if let Some(ok) = tightest {
-        ok.write_headers(&mut headers);
-    }
     RateLimitResponse {
         overall_code: Code::Ok.into(),
         statuses,
-        response_headers_to_add: header_values(&headers),
+        response_headers_to_add: headers,
         ..RateLimitResponse::default()
     }
 }

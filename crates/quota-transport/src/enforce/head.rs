@@ -219,25 +219,26 @@ where
     /// checked with. Returns whether anything was given back; the
     /// admission's headers are dropped. Call it once.
     pub async fn withdraw(&self, admitted: &mut Admitted, path: &str) -> bool {
-        let Some((taken, loaded)) = admitted.taken.take() else {
-            return false;
-        };
-        let Some(who) = admitted.identity.as_ref() else {
+        self.give_back_taken(admitted, path, RefundReason::Withdrawn)
+            .await
+    }
+
+    /// Gives back what `admitted` took, for `reason`, and drops its
+    /// headers; whether anything was kept to give back.
+    async fn give_back_taken(
+        &self,
+        admitted: &mut Admitted,
+        path: &str,
+        reason: RefundReason,
+    ) -> bool {
+        let (Some(who), Some((taken, loaded))) = (&admitted.identity, admitted.taken.take()) else {
             return false;
         };
         let path = admitted.path.as_deref().unwrap_or(path);
         let endpoint = path
             .get(self.config.admission.prefix_str().len()..)
             .unwrap_or_default();
-        give_back(
-            &self.config,
-            &loaded,
-            who,
-            endpoint,
-            &taken,
-            RefundReason::Withdrawn,
-        )
-        .await;
+        give_back(&self.config, &loaded, who, endpoint, &taken, reason).await;
         admitted.report = None;
         true
     }
@@ -322,14 +323,8 @@ where
     ) -> Option<RefundReason> {
         let (taken, _) = admitted.taken.as_ref()?;
         let reason = taken.refund_for(self.config.admission.refunds(), result)?;
-        let (taken, loaded) = admitted.taken.take()?;
-        let who = admitted.identity.as_ref()?;
-        let path = admitted.path.as_deref().unwrap_or(path);
-        let endpoint = path
-            .get(self.config.admission.prefix_str().len()..)
-            .unwrap_or_default();
-        give_back(&self.config, &loaded, who, endpoint, &taken, reason).await;
-        admitted.report = None;
-        Some(reason)
+        self.give_back_taken(admitted, path, reason)
+            .await
+            .then_some(reason)
     }
 }
