@@ -11,9 +11,10 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use quota_redis::FailurePolicy;
+use support::redis_prefix::Prefix;
 use support::{early_in_window, setup, Gw, Http, Upstream};
 
 /// The cluster `scripts/test.sh` starts.
@@ -46,37 +47,9 @@ fn cluster_url() -> Option<String> {
     Some(url)
 }
 
-/// A key prefix no other test uses; its keys are deleted from every
-/// master on drop.
-struct Prefix(String);
-
-impl Prefix {
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Prefix(format!("quota-e2e-cluster-{}-{nanos}:", std::process::id()))
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        // Best effort: limit keys expire on their own; accounts do not.
-        let script = format!(
-            "for node in $(redis-cli -h 127.0.0.1 -p 7101 cluster nodes | awk '$3 ~ /master/ {{ split($2, a, \"@\"); print a[1] }}'); do \
-               h=${{node%:*}}; p=${{node##*:}}; \
-               redis-cli -h $h -p $p --scan --pattern '{}*' | xargs -r -n 1 redis-cli -h $h -p $p del >/dev/null; \
-             done",
-            self.0
-        );
-        let _ = Command::new("sh").args(["-c", &script]).status();
-    }
-}
-
 async fn node(up: &Upstream, url: &str, prefix: &Prefix) -> Gw {
     setup(&up.url())
-        .redis(url, Some(&prefix.0), FailurePolicy::default())
+        .redis(url, Some(&prefix.as_str()), FailurePolicy::default())
         .start()
         .await
 }
@@ -88,7 +61,7 @@ async fn two_gateways_on_a_cluster_share_accounts_and_exactly_one_budget() {
         return;
     };
     let up = Upstream::start().await;
-    let prefix = Prefix::new();
+    let prefix = Prefix::on_cluster("e2e-cluster", 7101);
     let (a, b) = (
         node(&up, &url, &prefix).await,
         node(&up, &url, &prefix).await,

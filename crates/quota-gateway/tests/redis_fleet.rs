@@ -9,44 +9,20 @@
 mod private_redis;
 mod support;
 
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use private_redis::PrivateRedis;
 use quota_redis::FailurePolicy;
+use support::redis_prefix::Prefix;
 use support::{early_in_window, setup, Gw, Http, Upstream};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// A key prefix no other test uses; its keys are deleted on drop.
-struct Prefix(String);
-
-impl Prefix {
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Prefix(format!("quota-e2e-{}-{nanos}:", std::process::id()))
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        // Best effort: limit keys expire on their own; accounts do not.
-        let script = format!(
-            "redis-cli -h 127.0.0.1 -p 6379 --scan --pattern '{}*' | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null",
-            self.0
-        );
-        let _ = Command::new("sh").args(["-c", &script]).status();
-    }
-}
 
 /// A gateway in front of `up`, its counters and accounts in the shared
 /// Redis under `prefix`.
 async fn node(up: &Upstream, prefix: &Prefix) -> Gw {
     setup(&up.url())
-        .redis(REDIS, Some(&prefix.0), FailurePolicy::default())
+        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
         .start()
         .await
 }
@@ -54,7 +30,7 @@ async fn node(up: &Upstream, prefix: &Prefix) -> Gw {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_accounts_and_exactly_one_budget() {
     let up = Upstream::start().await;
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("e2e");
     let (a, b) = (node(&up, &prefix).await, node(&up, &prefix).await);
     let http = Http::default();
 
@@ -151,6 +127,27 @@ async fn redis_going_away_switches_to_the_local_fallback_and_shows_it() {
     assert_eq!(health.json()["status"], "degraded");
 }
 
+/// An answer compared by its status alone, shown with its body when an
+/// assertion fails (so that a refusal says why).
+struct Seen(support::Answer);
+
+impl PartialEq<u16> for Seen {
+    fn eq(&self, status: &u16) -> bool {
+        self.0.status.as_u16() == *status
+    }
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.0.status,
+            String::from_utf8_lossy(&self.0.body)
+        )
+    }
+}
+
 /// An admin request to `gw` with the harness's admin token.
 async fn admin(
     http: &Http,
@@ -168,13 +165,13 @@ async fn admin(
 async fn a_key_revoked_or_expired_through_one_gateway_stops_on_the_other_at_once() {
     use http::Method;
     let up = Upstream::start().await;
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("e2e");
     let (a, b) = (node(&up, &prefix).await, node(&up, &prefix).await);
     let http = Http::default();
     let (id, key) = http.create_account(&a).await;
     let status = |gw: &Gw, key: &str| {
         let (http, url, key) = (http.clone(), gw.url("/v1/limits"), key.to_owned());
-        async move { http.get(&url, Some(&key)).await.status.as_u16() }
+        async move { Seen(http.get(&url, Some(&key)).await) }
     };
     assert_eq!(status(&b, &key).await, 200);
 
@@ -268,7 +265,7 @@ async fn a_key_revoked_or_expired_through_one_gateway_stops_on_the_other_at_once
 async fn a_usage_reset_on_one_gateway_gives_the_budget_back_on_the_other() {
     use http::Method;
     let up = Upstream::start().await;
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("e2e");
     let (a, b) = (node(&up, &prefix).await, node(&up, &prefix).await);
     let http = Http::default();
     let (id, key) = http.create_account(&a).await;

@@ -11,13 +11,13 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use quota_gateway::{AccessLog, RefundOn};
 use quota_redis::FailurePolicy;
+use support::redis_prefix::Prefix;
 use support::{early_in_window, setup, Answer, Gw, Http, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -345,35 +345,12 @@ async fn the_access_log_says_refunded() {
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A key prefix of this suite's own; its keys are deleted on drop.
-struct Prefix(String);
-
-impl Prefix {
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Prefix(format!("quota-refund-e2e-{}-{nanos}:", std::process::id()))
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let script = format!(
-            "redis-cli -h 127.0.0.1 -p 6379 --scan --pattern '{}*' | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null",
-            self.0
-        );
-        let _ = Command::new("sh").args(["-c", &script]).status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_redis_an_unreachable_upstream_is_refunded() {
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("refund-e2e");
     let up = Scripted::start(Mode::Ok).await;
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.0), FailurePolicy::default())
+        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
         .start()
         .await;
     refunded_then_full_limit(&gw, &up, Mode::Close, 502).await;
@@ -381,18 +358,18 @@ async fn on_redis_an_unreachable_upstream_is_refunded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_redis_a_500_is_spent_or_refunded_as_configured() {
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("refund-e2e");
     let up = Scripted::start(Mode::Ok).await;
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.0), FailurePolicy::default())
+        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
         .with(|b| b.refund_on(RefundOn::ServerErrors))
         .start()
         .await;
     refunded_then_full_limit(&gw, &up, Mode::Fail, 500).await;
     drop(gw);
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("refund-e2e");
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.0), FailurePolicy::default())
+        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
         .start()
         .await;
     let http = Http::default();
