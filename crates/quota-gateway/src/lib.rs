@@ -33,7 +33,7 @@
 //! - [`access_log`]: one JSON line per request, written off the hot path;
 //! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
 //! - [`backend`]: the store and accounts chosen at start-up;
-//!   [`accounts`] (feature `redb`): accounts in a database on disk;
+//!   `accounts` (feature `redb`): accounts in a database on disk;
 //! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`;
 //! - [`tls`]: the certificate the gateway terminates TLS with, reloadable;
 //! - [`reload`]: the policy and the certificate read again on SIGHUP and
