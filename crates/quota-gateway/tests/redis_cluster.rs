@@ -49,7 +49,7 @@ fn cluster_url() -> Option<String> {
 
 async fn node(up: &Upstream, url: &str, prefix: &Prefix) -> Gw {
     setup(&up.url())
-        .redis(url, Some(&prefix.as_str()), FailurePolicy::default())
+        .redis(url, Some(prefix.as_str()), FailurePolicy::default())
         .start()
         .await
 }

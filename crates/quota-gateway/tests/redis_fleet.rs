@@ -22,7 +22,7 @@ const REDIS: &str = "redis://127.0.0.1:6379";
 /// Redis under `prefix`.
 async fn node(up: &Upstream, prefix: &Prefix) -> Gw {
     setup(&up.url())
-        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
+        .redis(REDIS, Some(prefix.as_str()), FailurePolicy::default())
         .start()
         .await
 }

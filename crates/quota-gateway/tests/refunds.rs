@@ -350,7 +350,7 @@ async fn on_redis_an_unreachable_upstream_is_refunded() {
     let prefix = Prefix::new("refund-e2e");
     let up = Scripted::start(Mode::Ok).await;
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
+        .redis(REDIS, Some(prefix.as_str()), FailurePolicy::default())
         .start()
         .await;
     refunded_then_full_limit(&gw, &up, Mode::Close, 502).await;
@@ -361,7 +361,7 @@ async fn on_redis_a_500_is_spent_or_refunded_as_configured() {
     let prefix = Prefix::new("refund-e2e");
     let up = Scripted::start(Mode::Ok).await;
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
+        .redis(REDIS, Some(prefix.as_str()), FailurePolicy::default())
         .with(|b| b.refund_on(RefundOn::ServerErrors))
         .start()
         .await;
@@ -369,7 +369,7 @@ async fn on_redis_a_500_is_spent_or_refunded_as_configured() {
     drop(gw);
     let prefix = Prefix::new("refund-e2e");
     let gw = setup(&up.url)
-        .redis(REDIS, Some(&prefix.as_str()), FailurePolicy::default())
+        .redis(REDIS, Some(prefix.as_str()), FailurePolicy::default())
         .start()
         .await;
     let http = Http::default();
