@@ -1,12 +1,15 @@
 //! The command line: subcommands and their flags.
 //!
-//! `serve` flags are all optional here so that [`crate::config`] can tell a
-//! value given on the command line or in the environment (clap reads both,
-//! the flag first) from one left to the config file or the default.
+//! `serve` flags are all optional here so that a value given on the command
+//! line or in the environment (clap reads both, the flag first) can be told
+//! from one left to the config file or the default: they become the
+//! [`Overrides`] of the library's settings (`quota_gateway::settings`).
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use quota_gateway::settings::{LogFormat, Overrides};
 
 /// `quota`: a rate-limiting API gateway and the tools around it.
 #[derive(Debug, Parser)]
@@ -28,17 +31,6 @@ pub(crate) enum Command {
     Simulate(SimulateArgs),
     /// Show, validate or export a policy file.
     Policy(PolicyArgs),
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Flags of `quota serve`. Precedence: flag > environment > config file > default.
@@ -160,7 +152,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "QUOTA_ACCESS_LOG", value_name = "PATH|-")]
     pub(crate) access_log: Option<PathBuf>,
     /// Log format: text or json (default text).
-    #[arg(long, env = "QUOTA_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    #[arg(long, env = "QUOTA_LOG_FORMAT", value_name = "FORMAT",
+        value_parser = PossibleValuesParser::new(["text", "json"]).try_map(|s| s.parse::<LogFormat>()))]
     pub(crate) log_format: Option<LogFormat>,
     /// Config file (TOML) with the same keys as these flags.
     #[arg(long, env = "QUOTA_CONFIG", value_name = "FILE")]
@@ -168,6 +161,43 @@ pub(crate) struct ServeArgs {
     /// Run a built-in mock upstream and create two demo accounts.
     #[arg(long)]
     pub(crate) demo: bool,
+}
+
+impl ServeArgs {
+    /// The flags given (or their environment variables): what beats the
+    /// config file.
+    pub(crate) fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            grpc_listen: self.grpc_listen.clone(),
+            grpc_domain: self.grpc_domain.clone(),
+            upstream: self.upstream.clone(),
+            upstream_ca: self.upstream_ca.clone(),
+            policy: self.policy.clone(),
+            store: self.store.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            redis_failure: self.redis_failure.clone(),
+            admin_token: self.admin_token.clone(),
+            data_dir: self.data_dir.clone(),
+            shadow: self.shadow,
+            refund_on: self.refund_on.clone(),
+            ietf_headers: self.ietf_headers,
+            path_action: self.path_action.clone(),
+            http1: self.http1.clone(),
+            forward_credentials: self.forward_credentials,
+            trusted_proxies: self.trusted_proxies.clone(),
+            upstream_timeout: self.upstream_timeout,
+            client_timeout: self.client_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            max_connections: self.max_connections,
+            workers: self.workers,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            access_log: self.access_log.clone(),
+            log_format: self.log_format,
+            demo: self.demo,
+        }
+    }
 }
 
 /// Flags of `quota call`.
@@ -267,4 +297,42 @@ pub(crate) enum PolicyAction {
         #[arg(long, value_enum, default_value_t = PolicyFormat::Toml)]
         format: PolicyFormat,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    // tests may panic
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn access_log_flag_parses_and_takes_a_dash() {
+        let cli = Cli::try_parse_from([
+            "quota",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--access-log",
+            "-",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.access_log, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn a_flag_becomes_an_override_and_the_log_format_is_checked() {
+        let cli = Cli::try_parse_from(["quota", "serve", "--workers", "2", "--log-format", "json"])
+            .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let o = args.overrides();
+        assert_eq!((o.workers, o.log_format), (Some(2), Some(LogFormat::Json)));
+        assert!(o.listen.is_none() && !o.demo);
+        assert!(Cli::try_parse_from(["quota", "serve", "--log-format", "xml"]).is_err());
+    }
 }

@@ -12,7 +12,6 @@
 
 mod call;
 mod cli;
-mod config;
 mod plot;
 mod policy_cmd;
 mod serve;
@@ -24,7 +23,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, LogFormat};
+use cli::{Cli, Command};
+use quota_gateway::settings::{LogFormat, Settings};
 
 /// mimalloc: the gateway allocates and frees small blocks on every request,
 /// across worker threads; glibc's malloc spent about 5% of its CPU there.
@@ -57,7 +57,7 @@ fn runtime(threads: bool) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve_main(args: &cli::ServeArgs) -> i32 {
-    let settings = match config::Settings::resolve(args) {
+    let settings = match Settings::resolve(args.config.as_deref(), &args.overrides()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("quota serve: {e}");
@@ -99,6 +99,6 @@ fn init_tracing(format: LogFormat) {
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        _ => builder.try_init(),
     };
 }

@@ -34,6 +34,8 @@
 //! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
 //! - [`backend`]: the store and accounts chosen at start-up;
 //!   `accounts` (feature `redb`): accounts in a database on disk;
+//! - [`settings`]: the config file and its overrides, resolved into a
+//!   [`GatewayBuilder`] (what `quota serve` runs on);
 //! - [`demo`]: a mock upstream and demo accounts for `quota serve --demo`;
 //! - [`tls`]: the certificate the gateway terminates TLS with, reloadable;
 //! - [`reload`]: the policy and the certificate read again on SIGHUP and
@@ -67,6 +69,7 @@ pub mod route_file;
 pub mod route_table;
 mod routes;
 mod server;
+pub mod settings;
 mod shared;
 pub mod tls;
 
@@ -78,6 +81,7 @@ pub use options::Http1;
 pub use quota_core::admission::RefundOn;
 pub use route_table::{Route, RouteError};
 pub use server::shutdown_signal;
+pub use settings::{Overrides, Settings, SettingsError};
 pub use tls::{TlsConfig, TlsError};
 
 /// This crate's README, its examples compiled and run as doctests.

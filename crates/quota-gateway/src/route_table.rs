@@ -254,8 +254,22 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Why `upstream` cannot be forwarded to, if it cannot.
-fn check_upstream(upstream: &Uri) -> Result<(), String> {
+/// Why `upstream` cannot be forwarded to, if it cannot: the one check of
+/// an upstream URL, which routes, the builder's
+/// [`upstream`](crate::GatewayBuilder::upstream) and the config file's
+/// `upstream` all go through (`http://` or `https://`, a host, no query).
+///
+/// ```
+/// use quota_gateway::route_table::check_upstream;
+///
+/// assert!(check_upstream(&"https://api.internal/base".parse().unwrap()).is_ok());
+/// assert!(check_upstream(&"ftp://h".parse().unwrap()).is_err());
+/// assert!(check_upstream(&"http://h/?q=1".parse().unwrap()).is_err());
+/// ```
+///
+/// # Errors
+/// The problem, in words.
+pub fn check_upstream(upstream: &Uri) -> Result<(), String> {
     crate::proxy::Proxy::check_upstream(upstream).map_err(|e| match e {
         crate::Error::Upstream { reason, .. } => reason,
         other => other.to_string(),
