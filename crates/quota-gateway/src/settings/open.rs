@@ -24,14 +24,18 @@ impl Settings {
     /// certificate or the access log cannot be opened.
     pub async fn gateway_builder(&self) -> Result<GatewayBuilder, SettingsError> {
         let policy = policy_file::load_or_seed(self.policy.as_deref())?;
-        self.builder_with(policy).await
+        self.gateway_builder_with(policy).await
     }
 
-    /// As [`gateway_builder`](Self::gateway_builder), with this policy.
+    /// As [`gateway_builder`](Self::gateway_builder), with this policy
+    /// instead of the `policy` file's (one made in code, say).
     ///
     /// # Errors
     /// As [`gateway_builder`](Self::gateway_builder), but for the policy.
-    pub async fn builder_with(&self, policy: Policy) -> Result<GatewayBuilder, SettingsError> {
+    pub async fn gateway_builder_with(
+        &self,
+        policy: Policy,
+    ) -> Result<GatewayBuilder, SettingsError> {
         let (store, accounts) = self.open_backends().await?;
         let mut builder = Gateway::builder(policy)
             .store(store)

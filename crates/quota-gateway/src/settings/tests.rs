@@ -473,3 +473,24 @@ async fn the_settings_build_the_gateway_they_describe() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_redis_store_setting_connects_with_its_prefix_and_hides_its_password() {
+    let prefix = format!("quota-settings-test-{}:", std::process::id());
+    let src = format!(
+        "upstream = \"http://127.0.0.1:9\"\nstore = \"redis://127.0.0.1:6379\"\nredis-prefix = \"{prefix}\"\nworkers = 1\n"
+    );
+    let settings = Settings::parse(Path::new("quota.toml"), &src).unwrap();
+    let gateway = settings.gateway_builder().await.unwrap().build().unwrap();
+    assert_eq!(gateway.store().backend(), "redis");
+    assert_eq!(gateway.accounts().backend(), "redis");
+    // A URL that is not Redis's: the error names it, without the password.
+    let mut bad = settings.clone();
+    bad.store = StoreSetting::Redis("redis://user:hunter2@127.0.0.1:6379/x/y".into());
+    let err = bad.gateway_builder().await.err().unwrap().to_string();
+    assert!(
+        err.starts_with("--store redis://***@127.0.0.1:6379/x/y: "),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
