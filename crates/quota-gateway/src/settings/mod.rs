@@ -1,5 +1,5 @@
 //! The gateway's settings: the config file (TOML), the values that override
-//! it, their defaults, and the [`GatewayBuilder`] they describe. `quota
+//! it, their defaults, and the [`GatewayBuilder`](crate::GatewayBuilder) they describe. `quota
 //! serve` runs on these; a program of its own can run a gateway from the
 //! same config file.
 //!
@@ -9,7 +9,7 @@
 //! 2. Bind the listener (so a gateway that cannot listen opens no database).
 //! 3. [`Settings::gateway_builder`] loads the policy, opens the store and
 //!    the accounts, the certificate and the access log, and gives the
-//!    [`GatewayBuilder`], to change further or to build.
+//!    [`GatewayBuilder`](crate::GatewayBuilder), to change further or to build.
 //!
 //! ```no_run
 //! use std::path::Path;
