@@ -30,7 +30,7 @@
 //! | `client` | the client's address ([`TrustedProxies::client`](crate::forwarded::TrustedProxies::client)) |
 //! | `account`, `tier` | the caller, once its key resolved (absent otherwise); never the key |
 //! | `method` | the request's method (absent when an edge refusal had none readable) |
-//! | `route` | `proxy`, `limits`, `admin`, `healthz`, `metrics`, or `edge` for an edge refusal |
+//! | `route` | `proxy`, `limits`, `admin`, `ui` (the operator's page), `healthz`, `metrics`, or `edge` for an edge refusal |
 //! | `endpoint` | the policy's endpoint (`prompt/*`), when the path names one |
 //! | `decision` | `admitted`, `refused:LIMIT` for a 429 (`refused` when no limit is named), or the refusing status as a word (`400`, `401`, `402`, `404`, `405`, `413`, `422`, `500`, `501`, `503`); `refunded` when the request was admitted and then given back its units and credit because the upstream failed (see `--refund-on`); in shadow mode a refusal not enforced is `shadow:` and what it would have been |
 //! | `status` | the status answered |
@@ -467,6 +467,7 @@ impl Where {
             Where::Route(Route::Proxy) => "proxy",
             Where::Route(Route::Limits) => "limits",
             Where::Route(Route::Admin) => "admin",
+            Where::Route(Route::Ui) => "ui",
             Where::Route(Route::Health) => "healthz",
             Where::Route(Route::Metrics) => "metrics",
             Where::Edge => "edge",

@@ -17,6 +17,7 @@ use quota_transport::identity::KeyHeaders;
 use tokio::net::TcpListener;
 
 use crate::access_log::AccessLog;
+use crate::activity::Activity;
 use crate::admin::guard::{self, AdminGuard};
 use crate::admin::tokens::AdminTokens;
 use crate::anonymous::Anonymous;
@@ -265,6 +266,7 @@ impl GatewayBuilder {
         let metrics = Arc::new(metrics);
         let store = Arc::new(self.store);
         let accounts = Arc::new(self.accounts);
+        let activity = Arc::new(Activity::new(crate::shared::now()));
         let shared = Arc::new(Shared {
             policy: policy.clone(),
             store: Arc::clone(&store),
@@ -276,6 +278,8 @@ impl GatewayBuilder {
             admin_guard: AdminGuard::new(guard::MAX_FAILURES, guard::WINDOW)
                 .map_err(|e| Error::Setup(e.to_string()))?,
             access_log: self.access_log,
+            activity: Arc::clone(&activity),
+            ui_sessions: crate::ui::session::Sessions::default(),
         });
         let base = EnforceLayer::new(policy.clone(), store, accounts)
             .shadow(self.shadow)
@@ -285,6 +289,8 @@ impl GatewayBuilder {
             .observer(observe::MetricsObserver::new(
                 metrics,
                 shared.access_log.is_some(),
+                activity,
+                policy.clone(),
             ))
             .anonymous(Anonymous { policy });
         // Each metered route's layer has its prefix; `/v1/limits`'s is
@@ -387,6 +393,7 @@ impl Gateway {
         PolicyReloader {
             handle: self.factory.shared.policy.clone(),
             metrics: Arc::clone(&self.factory.shared.metrics),
+            activity: Arc::clone(&self.factory.shared.activity),
         }
     }
 
@@ -468,6 +475,7 @@ impl Gateway {
 pub struct PolicyReloader {
     handle: PolicyHandle,
     metrics: Arc<Metrics>,
+    activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for PolicyReloader {
@@ -483,6 +491,7 @@ impl PolicyReloader {
     pub fn reload(&self, policy: Policy) {
         self.handle.replace(policy);
         self.metrics.record_reload(true);
+        self.activity.record_reload(crate::shared::now());
     }
 
     /// Counts a reload that was refused (a bad file): the policy stays.

@@ -293,6 +293,14 @@ async fn route_one(
                 .render(s.store.backend(), s.store.mode(), s.store.redis_health());
             text(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
         }
+        Route::Ui => {
+            let ip = gw
+                .shared
+                .trusted
+                .client(client.peer, req.headers().values_of(&X_FORWARDED_FOR));
+            let ui = Box::pin(crate::ui::handle(&gw.shared, req, ip, client.https));
+            ui.await
+        }
         Route::Admin => {
             // The client, as a trusted proxy may name it.
             let client = gw

@@ -31,7 +31,8 @@
 //!   `anonymous`: callers without a key, by address;
 //! - `proxy`: the upstream client and its pool;
 //! - [`access_log`]: one JSON line per request, written off the hot path;
-//! - `admin`: the admin API; `limits`: `/v1/limits`; `metrics`: `/metrics`;
+//! - `admin`: the admin API; `ui`: the operator's page (`/admin/ui/`),
+//!   fed by `activity` (what this node saw in the last hour); `limits`: `/v1/limits`; `metrics`: `/metrics`;
 //! - [`backend`]: the store and accounts chosen at start-up;
 //!   `accounts` (feature `redb`): accounts in a database on disk;
 //! - [`settings`]: the config file and its overrides, resolved into a
@@ -44,6 +45,7 @@
 pub mod access_log;
 #[cfg(feature = "redb")]
 pub mod accounts;
+mod activity;
 mod admin;
 mod anonymous;
 mod app;
@@ -72,6 +74,7 @@ mod server;
 pub mod settings;
 mod shared;
 pub mod tls;
+mod ui;
 
 pub use access_log::{AccessLog, AccessLogError};
 pub use admin::OPENAPI;

@@ -1,10 +1,13 @@
-//! The enforcement layer's observer: turns each decision into metrics, a
-//! debug log line and (with an access log) the request's record.
+//! The enforcement layer's observer: turns each decision into metrics, the
+//! operator's page's ring (`activity`), a debug log line and (with an
+//! access log) the request's record.
 
 use std::sync::Arc;
 
 use http::StatusCode;
-use quota_transport::enforce::{Observation, Observer, Outcome, Refunded};
+use quota_transport::enforce::{Observation, Observer, Outcome, PolicyHandle, Refunded};
+
+use crate::activity::Activity;
 
 use crate::metrics::{DecisionOutcome, Metrics};
 
@@ -13,15 +16,26 @@ pub(crate) struct MetricsObserver {
     metrics: Arc<Metrics>,
     /// Also tell the access log's record of the request.
     access_log: bool,
+    /// The operator's page's ring of this node's decisions.
+    activity: Arc<Activity>,
+    /// The policy in force (which limits are tier-wide).
+    policy: PolicyHandle,
 }
 
 impl MetricsObserver {
     /// An observer writing to `metrics` (and, with `access_log`, to the
     /// request's access log record).
-    pub(crate) fn new(metrics: Arc<Metrics>, access_log: bool) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        access_log: bool,
+        activity: Arc<Activity>,
+        policy: PolicyHandle,
+    ) -> Self {
         MetricsObserver {
             metrics,
             access_log,
+            activity,
+            policy,
         }
     }
 }
@@ -56,6 +70,7 @@ impl Observer for MetricsObserver {
         if o.outcome == Outcome::Error {
             self.metrics.record_store_error();
         }
+        self.activity.observe(o, &self.policy, crate::shared::now());
         if self.access_log {
             crate::access_log::observed(o);
         }

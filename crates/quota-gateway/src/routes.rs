@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `/healthz` | [`Route::Health`] | the router (GET) |
 //! | `/metrics` | [`Route::Metrics`] | the router (GET) |
+//! | `/admin/ui`, `/admin/ui/...` | [`Route::Ui`] | the operator's page (`crate::ui`) |
 //! | `/admin`, `/admin/...` | [`Route::Admin`] | the admin API |
 //! | `/v1/limits` | [`Route::Limits`] | the service behind the layer: a valid key (or an anonymous caller), unmetered |
 //! | anything else | [`Route::Proxy`] | the routes to upstreams ([`crate::route_table`]): a metered route's layer then its upstream, a passthrough route's upstream, or 404 |
@@ -21,6 +22,8 @@ pub(crate) enum Route {
     Health,
     /// Prometheus text.
     Metrics,
+    /// The operator's page (HTML, a session cookie).
+    Ui,
     /// The admin API.
     Admin,
     /// The caller's limits: behind the layer (a key is needed), not metered.
@@ -36,6 +39,8 @@ impl Route {
         match path {
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
+            "/admin/ui" => Route::Ui,
+            p if p.starts_with("/admin/ui/") => Route::Ui,
             "/admin" => Route::Admin,
             p if p.starts_with("/admin/") => Route::Admin,
             p if p.strip_prefix(API_PREFIX) == Some(LIMITS) => Route::Limits,
@@ -54,7 +59,7 @@ impl Route {
     pub(crate) fn methods(self) -> Option<&'static str> {
         match self {
             Route::Health | Route::Metrics => Some("GET, HEAD"),
-            Route::Admin | Route::Limits | Route::Proxy => None,
+            Route::Ui | Route::Admin | Route::Limits | Route::Proxy => None,
         }
     }
 
@@ -76,6 +81,9 @@ mod tests {
         assert_eq!(Route::of("/metrics"), Route::Metrics);
         assert_eq!(Route::of("/admin"), Route::Admin);
         assert_eq!(Route::of("/admin/accounts/x"), Route::Admin);
+        assert_eq!(Route::of("/admin/ui"), Route::Ui);
+        assert_eq!(Route::of("/admin/ui/accounts"), Route::Ui);
+        assert_eq!(Route::of("/admin/uix"), Route::Admin);
         assert_eq!(Route::of("/v1/limits"), Route::Limits);
         for proxied in [
             "/v1/txt2img",

@@ -35,4 +35,8 @@ pub(crate) struct Shared {
     pub(crate) admin_guard: AdminGuard,
     /// Where each request's line goes, if anywhere.
     pub(crate) access_log: Option<AccessLog>,
+    /// What this node saw lately, for the operator's page.
+    pub(crate) activity: Arc<crate::activity::Activity>,
+    /// The operator's page's sign-ins.
+    pub(crate) ui_sessions: crate::ui::session::Sessions,
 }

@@ -36,9 +36,9 @@ use quota_core::policy::Money;
 use quota_transport::response::RequestId;
 use serde::Deserialize as _;
 
-mod accounts;
+pub(crate) mod accounts;
 pub(crate) mod guard;
-mod keys;
+pub(crate) mod keys;
 mod query;
 pub(crate) mod tokens;
 
