@@ -284,12 +284,16 @@ fn sign_in(
     let id = shared.ui_sessions.open(who, Instant::now());
     tracing::info!(target: "quota::audit", who, what = "ui.sign_in", account = "", key_id = "", "admin change");
     let mut res = see_other("/admin/ui/");
-    let secure = if https { "; Secure" } else { "" };
-    let value = format!("{COOKIE}={id}; Path=/admin/ui; HttpOnly; SameSite=Strict{secure}");
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&id, https)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
+}
+
+/// The `Set-Cookie` value of session `id` (`https`: the listener has TLS).
+fn session_cookie(id: &str, https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; Path=/admin/ui; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// The session cookie's value, if the request carries one.
@@ -418,6 +422,15 @@ mod tests {
         );
         assert_eq!(Page::of("/admin/ui/nope"), None);
         assert!(Page::of("/admin/ui/logout").unwrap().is_action());
+    }
+
+    #[test]
+    fn the_cookie_is_secure_under_tls() {
+        assert_eq!(
+            session_cookie("ab", true),
+            "quota_ui=ab; Path=/admin/ui; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert!(!session_cookie("ab", false).contains("Secure"));
     }
 
     #[test]

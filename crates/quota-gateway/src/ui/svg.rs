@@ -130,6 +130,16 @@ pub(crate) fn traffic(id: &str, per_minute: &[Counts]) -> String {
                 .sum::<u64>()
         })
         .sum();
+    let total_limited: u64 = per_minute
+        .iter()
+        .map(|c| {
+            refused
+                .iter()
+                .filter(|k| k.is_limit())
+                .map(|&k| u64::from(c[k as usize]))
+                .sum::<u64>()
+        })
+        .sum();
     let total_admitted: u64 = per_minute
         .iter()
         .map(|c| u64::from(c[Category::Admitted as usize]))
@@ -138,7 +148,7 @@ pub(crate) fn traffic(id: &str, per_minute: &[Counts]) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
-        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Requests per minute over the last hour on this node: {total_refused} refused, {total_admitted} admitted</title>"##
+        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Requests per minute over the last hour on this node: {total_refused} refused ({total_limited} by a rate limit), {total_admitted} admitted</title>"##
     );
     panel(
         &mut out,
@@ -254,7 +264,7 @@ mod tests {
         let svg = traffic("chart-now", &vec![minute; 60]);
         assert!(svg.starts_with(r#"<svg id="chart-now""#));
         assert!(svg.contains("<title id=\"chart-now-title\">"));
-        assert!(svg.contains("180 refused"));
+        assert!(svg.contains("180 refused (180 by a rate limit)"));
         assert!(svg.contains("429 tier-wide"));
         assert!(!svg.contains("style="));
         assert!(bar(5, 10).contains("5 of 10 used"));
