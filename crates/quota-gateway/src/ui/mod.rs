@@ -421,7 +421,7 @@ mod tests {
             Some(Page::Rotate("a", "k"))
         );
         assert_eq!(Page::of("/admin/ui/nope"), None);
-        assert!(Page::of("/admin/ui/logout").unwrap().is_action());
+        assert!(Page::of("/admin/ui/logout").is_some_and(Page::is_action));
     }
 
     #[test]

@@ -487,11 +487,7 @@ pub(crate) async fn account(
     let _ = write!(
         main,
         r#"<section><h2>Change</h2><form id="tier" method="post" action="{base}/tier">{csrf}<label>Tier <select name="tier">{options}</select></label> <button type="submit">Set tier</button></form><form id="credit" method="post" action="{base}/credit">{csrf}<label>Credit <input name="credit" value="{}" inputmode="decimal" size="10"></label> <button type="submit">Set credit</button></form></section>"#,
-        esc(&account
-            .credit
-            .to_string()
-            .trim_start_matches('$')
-            .to_owned())
+        esc(account.credit.to_string().trim_start_matches('$'))
     );
     // Recent requests.
     main.push_str(r#"<section><h2>Recent requests <span class="scope">this node</span></h2><table id="recent"><thead><tr><th>when</th><th>endpoint</th><th>decision</th><th>status</th></tr></thead><tbody>"#);
