@@ -24,6 +24,7 @@
 //! | `POST /admin/accounts/{id}/keys/{key_id}/rotate` `{"grace_seconds":3600}` | a new key; the old one works for the grace period, then stops |
 //! | `DELETE /admin/accounts/{id}/usage` | resets the account's rate-limit counters |
 //! | `GET /admin/openapi.json` | the OpenAPI 3.1 document of these routes and `/v1/limits` |
+//! | `/admin/ui/...` | the operator's page: HTML with its own sign-in (a session cookie), not this module (see `crate::ui`); left out of the OpenAPI document |
 
 use std::net::IpAddr;
 use std::time::Duration;
