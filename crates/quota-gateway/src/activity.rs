@@ -462,21 +462,26 @@ impl Activity {
     /// The counts of the last 60 minutes, oldest first; the last is the
     /// minute of `now` so far.
     pub(crate) fn per_minute(&self, now: Timestamp) -> Vec<Counts> {
-        let secs = self.per_second(now, SECONDS);
-        let minute_start = usize::try_from(now.as_millis() / 1000 % 60).unwrap_or(0);
-        // The ring, cut at minute boundaries: the first minute is partial
-        // (the ring holds 3,600 seconds, the current minute is partial).
-        let mut out = vec![[0; CATEGORIES]; 60];
-        for (i, counts) in secs.iter().enumerate() {
-            // Seconds from the end: which minute back they are in.
-            let from_end = SECONDS - 1 - i;
-            let back = if from_end <= minute_start {
-                0
-            } else {
-                1 + (from_end - minute_start - 1) / 60
+        self.per_bucket(now, 60, 60)
+    }
+
+    /// The counts of the last `n` buckets of `bucket` seconds (aligned on
+    /// multiples of `bucket` since the epoch), oldest first; the last is the
+    /// bucket of `now` so far. Seconds older than the ring count nothing.
+    pub(crate) fn per_bucket(&self, now: Timestamp, bucket: u64, n: usize) -> Vec<Counts> {
+        let bucket = bucket.max(1);
+        let end = now.as_millis() / 1000;
+        let oldest = end.saturating_sub(SECONDS as u64 - 1);
+        let current = end - end % bucket;
+        let mut out = vec![[0; CATEGORIES]; n];
+        for (back, slot) in out.iter_mut().rev().enumerate() {
+            let back = u64::try_from(back).unwrap_or(u64::MAX);
+            let Some(start) = current.checked_sub(back.saturating_mul(bucket)) else {
+                break;
             };
-            if back < 60 {
-                add(&mut out[59 - back], counts);
+            let stop = if back == 0 { end } else { start + bucket - 1 };
+            for sec in start.max(oldest)..=stop {
+                add(slot, &self.second(sec));
             }
         }
         out
@@ -642,6 +647,10 @@ mod tests {
         assert_eq!(total, 2);
         assert_eq!(m[59][Category::Daily as usize], 1);
         assert_eq!(a.total(now, SECONDS)[Category::Daily as usize], 2);
+        // In 5-second buckets: T0 is 40 s into its minute, a bucket's start.
+        let b = a.per_bucket(now, 5, 60);
+        assert_eq!(b[59][Category::Daily as usize], 1);
+        assert_eq!(b[59 - 14][Category::Daily as usize], 1);
     }
 
     #[test]

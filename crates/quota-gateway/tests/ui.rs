@@ -450,6 +450,9 @@ async fn refused_traffic_is_counted_by_limit_kind_and_shown_on_the_pages() {
     let svg = b.get(&gw, "/admin/ui/now.svg").await;
     assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
     assert!(text(&svg).starts_with(r#"<svg id="chart-now""#));
+    let recent = text(&b.get(&gw, "/admin/ui/now.svg?range=5m").await);
+    assert!(recent.starts_with(r#"<svg id="chart-recent""#));
+    assert!(recent.contains("per 5 s over the last 5 min on this node: 4 refused"));
 
     // The account: its refusals, recent requests, the limits as /v1/limits.
     let page = text(&b.get(&gw, &format!("/admin/ui/accounts/{id}")).await);
@@ -457,8 +460,10 @@ async fn refused_traffic_is_counted_by_limit_kind_and_shown_on_the_pages() {
         page.contains("over the last hour on this node: 2</title>"),
         "{page}"
     );
-    assert!(page.contains(r#"<td class="decision">429 minute</td><td class="status">429</td>"#));
-    assert!(page.contains(r#"<td class="decision">429 daily</td>"#));
+    assert!(
+        page.contains(r#"<td class="decision refused">429 minute</td><td class="status">429</td>"#)
+    );
+    assert!(page.contains(r#"<td class="decision refused">429 daily</td>"#));
     assert!(page.contains(r#"<td class="decision">admitted</td><td class="status">200</td>"#));
     let limits = http.get(&gw.url("/v1/limits"), Some(&key)).await.json();
     let minute = &limits["resources"]["txt2img"]["limits"][0];

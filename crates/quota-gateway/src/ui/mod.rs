@@ -7,7 +7,7 @@
 //! | `GET /admin/ui/login`, `POST /admin/ui/login` (`token`) | the sign-in form; the admin token opens a session (a cookie) |
 //! | `POST /admin/ui/logout` | closes the session |
 //! | `GET /admin/ui/` | Now: the traffic chart, totals, the most refused accounts, the store, the policy |
-//! | `GET /admin/ui/now.svg` | the Now chart alone (the page's script fetches it every 5 s) |
+//! | `GET /admin/ui/now.svg`, `GET /admin/ui/now.svg?range=5m` | the Now charts alone, the last hour per minute or the last 5 minutes per 5 s (the page's script fetches them every 5 s) |
 //! | `GET /admin/ui/accounts?q=&cursor=` | the accounts, searchable, a page at a time |
 //! | `GET /admin/ui/accounts/{id}` | one account: limits, refusals, keys, recent requests |
 //! | `POST /admin/ui/accounts/{id}/tier` (`tier`), `.../credit` (`credit`) | sets the tier or the credit |
@@ -222,8 +222,12 @@ where
     match page {
         Page::Now => html(StatusCode::OK, pages::now_page(shared, &session).await),
         Page::NowSvg => {
-            let per_minute = shared.activity.per_minute(now());
-            let mut res = Response::new(full(svg::traffic("chart-now", &per_minute)));
+            let chart = if query == "range=5m" {
+                pages::recent_chart(shared)
+            } else {
+                pages::hour_chart(shared)
+            };
+            let mut res = Response::new(full(chart));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("image/svg+xml"),

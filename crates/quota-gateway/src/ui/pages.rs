@@ -43,6 +43,17 @@ fn store_word(mode: &str) -> &'static str {
     }
 }
 
+/// The Now page's chart of the last hour, per minute (`svg#chart-now`).
+pub(crate) fn hour_chart(shared: &Shared) -> String {
+    svg::traffic("chart-now", &shared.activity.per_minute(now()), 60)
+}
+
+/// The Now page's chart of the last 5 minutes, per 5 seconds
+/// (`svg#chart-recent`).
+pub(crate) fn recent_chart(shared: &Shared) -> String {
+    svg::traffic("chart-recent", &shared.activity.per_bucket(now(), 5, 60), 5)
+}
+
 /// The Now page.
 pub(crate) async fn now_page(shared: &Shared, session: &Session) -> String {
     let at = now();
@@ -55,8 +66,9 @@ pub(crate) async fn now_page(shared: &Shared, session: &Session) -> String {
     main.push_str(r#"<h1>Now</h1><p class="note">Charts and counts marked <em>this node</em> are what this gateway decided (kept in its memory for an hour); with several gateways on one store, each shows its own. Accounts, credit and limits are the store's, for the whole fleet.</p>"#);
     let _ = write!(
         main,
-        r#"<section><h2>Requests per minute, last hour <span class="scope">this node</span></h2><div id="chart-now-box" data-refresh="/admin/ui/now.svg">{}</div></section>"#,
-        svg::traffic("chart-now", &per_minute)
+        r#"<section><h2>Requests per minute, last hour <span class="scope">this node</span></h2><div id="chart-now-box" class="chart" data-refresh="/admin/ui/now.svg">{}</div></section><section><h2>Requests per 5 seconds, last 5 minutes <span class="scope">this node</span></h2><div id="chart-recent-box" class="chart" data-refresh="/admin/ui/now.svg?range=5m">{}</div></section>"#,
+        svg::traffic("chart-now", &per_minute, 60),
+        recent_chart(shared)
     );
     // Totals.
     main.push_str(r#"<section><h2>Totals <span class="scope">this node</span></h2><table id="totals"><thead><tr><th></th><th>last minute</th><th>last hour</th></tr></thead><tbody>"#);
@@ -278,10 +290,10 @@ pub(crate) async fn accounts(
     let mut main = String::with_capacity(16 * 1024);
     let _ = write!(
         main,
-        r#"<h1>Accounts</h1><form id="search" method="get" action="/admin/ui/accounts"><label for="q">Account id contains</label> <input id="q" name="q" type="search" value="{}"> <button type="submit">Search</button></form><p class="note">Accounts refused in the last hour come first, the most refused first; then the rest in id order, each page sorted by refusals. Tier, credit and requests (all time) are the store's, for the whole fleet; <em>node requests</em> (since this node started), <em>429s last hour</em> and <em>last seen</em> are this node's.</p>"#,
+        r#"<h1>Accounts</h1><form id="search" method="get" action="/admin/ui/accounts"><label for="q">Account id contains</label> <input id="q" name="q" type="search" value="{}"> <button type="submit">Search</button></form><p class="note">Accounts refused in the last hour come first, the most refused first; then the rest in id order, each page sorted by refusals. Tier, credit and charged requests (all time) are the store's, for the whole fleet; <em>node requests</em> (since this node started), <em>429s last hour</em> and <em>last seen</em> are this node's.</p>"#,
         esc(&q)
     );
-    main.push_str(r#"<table id="accounts"><thead><tr><th>account</th><th>tier</th><th>credit</th><th>requests</th><th>node requests</th><th>429s last hour</th><th>last seen</th></tr></thead><tbody>"#);
+    main.push_str(r#"<table id="accounts"><thead><tr><th>account</th><th>tier</th><th>credit</th><th>charged requests</th><th>node requests</th><th>429s last hour</th><th>last seen</th></tr></thead><tbody>"#);
     if rows.is_empty() {
         main.push_str(r#"<tr class="empty"><td colspan="7">No account matches.</td></tr>"#);
     }
@@ -359,7 +371,7 @@ pub(crate) async fn account(
     }
     let _ = write!(
         main,
-        r#"<p id="summary">Tier <strong>{}</strong>, credit <strong>{}</strong> (paid {}, spent {}), {} requests in all <span class="scope">fleet</span>. "#,
+        r#"<p id="summary">Tier <strong>{}</strong>, credit <strong>{}</strong> (paid {}, spent {}), {} charged requests in all <span class="scope">fleet</span>. "#,
         esc(&account.tier),
         esc(&account.credit.to_string()),
         esc(&account.paid.to_string()),
@@ -500,9 +512,14 @@ pub(crate) async fn account(
     for r in recent {
         let _ = write!(
             main,
-            r#"<tr><td>{}</td><td>{}</td><td class="decision">{}</td><td class="status">{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td class="decision{}">{}</td><td class="status">{}</td></tr>"#,
             ago(r.at_ms, now_ms),
             esc(r.endpoint()),
+            match r.category {
+                Category::Admitted => "",
+                c if c.is_limit() => " refused",
+                _ => " error",
+            },
             esc(r.category.label()),
             r.status
         );

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::esc;
+use super::html::{esc, span};
 use crate::activity::{Category, Counts};
 
 /// Each category's color, in the order of [`Category::ALL`].
@@ -63,6 +63,7 @@ fn nice(max: u64) -> u64 {
 fn panel(
     out: &mut String,
     series: &[Counts],
+    bucket: u64,
     shown: &[Category],
     top: u32,
     height: u32,
@@ -100,10 +101,11 @@ fn panel(
             continue;
         }
         // One group per bar, its tooltip naming every part.
-        let when = match last - i {
-            0 => "this minute".to_owned(),
-            1 => "1 minute ago".to_owned(),
-            n => format!("{n} minutes ago"),
+        let back = u64::try_from(last - i).unwrap_or(0);
+        let when = if back == 0 {
+            "now".to_owned()
+        } else {
+            format!("{} ago", span(back * bucket))
         };
         let parts: Vec<String> = shown
             .iter()
@@ -134,9 +136,22 @@ fn panel(
     }
 }
 
-/// The Now chart: `per_minute` (60 minutes, oldest first) as refusals by
-/// reason (top) and admitted requests (below). `id` is the element's id.
-pub(crate) fn traffic(id: &str, per_minute: &[Counts]) -> String {
+/// Words for a bucket of `secs` seconds: `minute`, `5 s`.
+fn per(secs: u64) -> String {
+    if secs == 60 {
+        "minute".to_owned()
+    } else {
+        span(secs)
+    }
+}
+
+/// The Now chart: `series` (buckets of `bucket` seconds, oldest first) as
+/// refusals by reason (top) and admitted requests (below). `id` is the
+/// element's id.
+pub(crate) fn traffic(id: &str, series: &[Counts], bucket: u64) -> String {
+    let per_minute = series;
+    let unit = per(bucket);
+    let whole = span(bucket * u64::try_from(series.len()).unwrap_or(0));
     let refused: Vec<Category> = Category::ALL
         .into_iter()
         .filter(|c| *c != Category::Admitted)
@@ -168,30 +183,32 @@ pub(crate) fn traffic(id: &str, per_minute: &[Counts]) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
-        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Requests per minute over the last hour on this node: {total_refused} refused ({total_limited} by a rate limit), {total_admitted} admitted</title>"##
+        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Requests per {unit} over the last {whole} on this node: {total_refused} refused ({total_limited} by a rate limit), {total_admitted} admitted</title>"##
     );
     panel(
         &mut out,
         per_minute,
+        bucket,
         &refused,
         20,
         150,
-        "refused per minute, by reason (this node)",
+        &format!("refused per {unit}, by reason (this node)"),
     );
     panel(
         &mut out,
         per_minute,
+        bucket,
         &[Category::Admitted],
         200,
         70,
-        "admitted per minute (this node)",
+        &format!("admitted per {unit} (this node)"),
     );
     let _ = write!(
         out,
-        r##"<text x="{LEFT}" y="{}" font-size="10" fill="#495057">60 min ago</text><text x="{}" y="{}" font-size="10" text-anchor="end" fill="#495057">now</text>"##,
+        r##"<text x="{LEFT}" y="{}" font-size="10" fill="#495057">{whole} ago</text><text x="{}" y="{}" font-size="10" text-anchor="end" fill="#495057">now</text>"##,
         height - 16,
         LEFT + PLOT,
-        height - 16
+        height - 16,
     );
     // The legend, in the chart itself (so that the live copy has it too).
     let mut x = LEFT;
@@ -205,7 +222,7 @@ pub(crate) fn traffic(id: &str, per_minute: &[Counts]) -> String {
             height - 1,
             c.label()
         );
-        x += 14 + 7 * u32::try_from(c.label().len()).unwrap_or(8);
+        x += 20 + 6 * u32::try_from(c.label().len()).unwrap_or(8);
     }
     out.push_str("</svg>");
     out
@@ -230,6 +247,7 @@ pub(crate) fn refusals(id: &str, per_minute: &[u32; 60]) -> String {
     panel(
         &mut out,
         &series,
+        60,
         &[Category::Minute],
         20,
         100,
@@ -281,21 +299,23 @@ mod tests {
     fn a_chart_has_its_id_title_and_legend() {
         let mut minute = [0; crate::activity::CATEGORIES];
         minute[Category::Daily as usize] = 3;
-        let svg = traffic("chart-now", &vec![minute; 60]);
+        let svg = traffic("chart-now", &vec![minute; 60], 60);
+        assert!(svg.contains("per minute over the last 60 min"));
         assert!(svg.starts_with(r#"<svg id="chart-now""#));
         assert!(svg.contains("<title id=\"chart-now-title\">"));
         assert!(svg.contains("180 refused (180 by a rate limit)"));
         assert!(svg.contains("429 tier-wide"));
         assert!(!svg.contains("style="));
         assert!(bar(5, 10).contains("5 of 10 used"));
-        assert!(svg.contains("<title>this minute: 429 daily 3</title>"));
+        assert!(svg.contains("<title>now: 429 daily 3</title>"));
+        assert!(svg.contains("<title>2 min ago: 429 daily 3</title>"));
     }
 
     #[test]
     fn the_heaviest_chart_stays_under_56_kb() {
         // Every category in every minute of the hour.
         let minute = [123_456; crate::activity::CATEGORIES];
-        let svg = traffic("chart-now", &vec![minute; 60]);
+        let svg = traffic("chart-now", &vec![minute; 60], 60);
         // 53,967 bytes when measured; docs/gateway.md states it.
         assert!(svg.len() < 56 * 1024, "{} bytes", svg.len());
     }
