@@ -11,9 +11,9 @@
 //! - the ring: [`SECONDS`] slots of [`SLOT_BYTES`] bytes (a second's stamp
 //!   and one 32-bit counter per [`Category`]): 3,600 x 48 = 172,800 bytes;
 //! - the accounts: at most [`MAX_ACCOUNTS`] entries of [`ACCOUNT_BYTES`]
-//!   (1,328) bytes each, plus the id and the hash table's own (about 50
+//!   (1,568) bytes each, plus the id and the hash table's own (about 50
 //!   bytes); the least recently seen is dropped when a new one comes:
-//!   about 10,000 x 1.4 KB = 14 MB at most, reached only once 10,000
+//!   about 10,000 x 1.6 KB = 16 MB at most, reached only once 10,000
 //!   accounts have called this node;
 //! - the latencies: [`LATENCIES`] x 4 bytes.
 //!
@@ -213,12 +213,26 @@ impl Recent {
     }
 }
 
-/// Refusals of one minute.
+/// Rate-limit refusals of one minute: by a short window, a daily limit,
+/// a tier-wide limit (16 bits each, saturating).
 #[derive(Clone, Copy, Debug, Default)]
 struct MinuteCount {
     minute: u32,
-    count: u32,
+    counts: [u16; 3],
 }
+
+/// The index in [`MinuteCount::counts`] of a rate-limit category.
+fn limit_index(c: Category) -> Option<usize> {
+    match c {
+        Category::Minute => Some(0),
+        Category::Daily => Some(1),
+        Category::TierWide => Some(2),
+        _ => None,
+    }
+}
+
+/// The categories of [`MinuteCount::counts`], in order.
+const LIMIT_KINDS: [Category; 3] = [Category::Minute, Category::Daily, Category::TierWide];
 
 /// One account, as this node saw it.
 #[derive(Debug)]
@@ -240,8 +254,10 @@ pub(crate) struct AccountView {
     pub(crate) refusals_hour: u32,
     /// Last request (milliseconds since the epoch).
     pub(crate) last_seen_ms: u64,
-    /// 429s per minute over the last hour, oldest first.
-    pub(crate) refusals_per_minute: [u32; 60],
+    /// 429s per minute over the last hour by limit kind (the counts of
+    /// [`Category::Minute`], [`Category::Daily`], [`Category::TierWide`]),
+    /// oldest first.
+    pub(crate) refusals_per_minute: Vec<Counts>,
     /// The last requests, newest first.
     pub(crate) recent: Vec<Recent>,
 }
@@ -407,13 +423,16 @@ impl Activity {
         };
         a.requests = a.requests.saturating_add(1);
         a.last_seen_ms = a.last_seen_ms.max(at_ms);
-        if category.is_limit() {
+        if let Some(kind) = limit_index(category) {
             let minute = u32::try_from(at_ms / 60_000).unwrap_or(u32::MAX);
             if let Some(m) = a.refusals.get_mut(minute as usize % 60) {
                 if m.minute != minute {
-                    *m = MinuteCount { minute, count: 0 };
+                    *m = MinuteCount {
+                        minute,
+                        counts: [0; 3],
+                    };
                 }
-                m.count = m.count.saturating_add(1);
+                m.counts[kind] = m.counts[kind].saturating_add(1);
             }
         }
         let mut name = [0u8; 23];
@@ -569,17 +588,21 @@ fn add(sum: &mut Counts, c: &Counts) {
 
 fn view(id: &str, a: &AccountActivity, now: Timestamp) -> AccountView {
     let this = u32::try_from(now.as_millis() / 60_000).unwrap_or(u32::MAX);
-    let mut per_minute = [0u32; 60];
+    let mut per_minute = vec![[0u32; CATEGORIES]; 60];
+    let mut hour = 0u32;
     for m in &a.refusals {
         let back = this.wrapping_sub(m.minute);
-        if m.count > 0 && back < 60 {
-            per_minute[59 - back as usize] = m.count;
+        if back < 60 {
+            for (kind, n) in LIMIT_KINDS.iter().zip(m.counts) {
+                per_minute[59 - back as usize][*kind as usize] = u32::from(n);
+                hour = hour.saturating_add(u32::from(n));
+            }
         }
     }
     AccountView {
         id: id.to_owned(),
         requests: a.requests,
-        refusals_hour: per_minute.iter().sum(),
+        refusals_hour: hour,
         last_seen_ms: a.last_seen_ms,
         refusals_per_minute: per_minute,
         recent: a.recent.iter().copied().collect(),
@@ -615,7 +638,7 @@ mod tests {
         assert_eq!(SECONDS * SLOT_BYTES, 172_800);
         // The account entry, as the docs state it (about 1.3 KB).
         // The account entry, as the docs state it.
-        assert_eq!(ACCOUNT_BYTES, 1328, "the account entry");
+        assert_eq!(ACCOUNT_BYTES, 1568, "the account entry");
     }
 
     #[test]
@@ -699,6 +722,9 @@ mod tests {
         assert_eq!(v.recent.len(), 3);
         assert_eq!(v.recent[0].category, Category::Daily);
         assert_eq!(v.recent[0].endpoint(), "txt2img");
+        let last = v.refusals_per_minute[59];
+        assert_eq!(last[Category::Minute as usize], 1);
+        assert_eq!(last[Category::Daily as usize], 1);
         let top = a.most_refused(T0, 10);
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].id, "a");

@@ -446,7 +446,10 @@ pub(crate) async fn account(
     }
     main.push_str("</div></section>");
     // Refusals over the hour.
-    let per_minute = view.as_ref().map_or([0; 60], |v| v.refusals_per_minute);
+    let per_minute = view.as_ref().map_or_else(
+        || vec![[0; CATEGORIES]; 60],
+        |v| v.refusals_per_minute.clone(),
+    );
     let _ = write!(
         main,
         r#"<section><h2>Refusals, last hour <span class="scope">this node</span></h2>{}</section>"#,

@@ -228,36 +228,45 @@ pub(crate) fn traffic(id: &str, series: &[Counts], bucket: u64) -> String {
     out
 }
 
-/// One account's rate-limit refusals per minute (60, oldest first).
-pub(crate) fn refusals(id: &str, per_minute: &[u32; 60]) -> String {
-    let total: u32 = per_minute.iter().sum();
-    let series: Vec<Counts> = per_minute
+/// One account's rate-limit refusals per minute (60, oldest first),
+/// stacked by limit kind.
+pub(crate) fn refusals(id: &str, per_minute: &[Counts]) -> String {
+    let kinds = [Category::Minute, Category::Daily, Category::TierWide];
+    let total: u64 = per_minute
         .iter()
-        .map(|&n| {
-            let mut c = [0; crate::activity::CATEGORIES];
-            c[Category::Minute as usize] = n;
-            c
-        })
-        .collect();
+        .map(|c| kinds.iter().map(|&k| u64::from(c[k as usize])).sum::<u64>())
+        .sum();
     let mut out = String::with_capacity(4096);
     let _ = write!(
         out,
-        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} 150" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Rate-limit refusals (429) per minute over the last hour on this node: {total}</title>"##
+        r##"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} 160" width="100%" role="img" aria-labelledby="{id}-title"><title id="{id}-title">Rate-limit refusals (429) per minute over the last hour on this node: {total}</title>"##
     );
     panel(
         &mut out,
-        &series,
+        per_minute,
         60,
-        &[Category::Minute],
+        &kinds,
         20,
         100,
-        "429s per minute (this node)",
+        "429s per minute, by limit (this node)",
     );
     let _ = write!(
         out,
-        r##"<text x="{LEFT}" y="145" font-size="10" fill="#495057">60 min ago</text><text x="{}" y="145" font-size="10" text-anchor="end" fill="#495057">now</text></svg>"##,
+        r##"<text x="{LEFT}" y="136" font-size="10" fill="#495057">60 min ago</text><text x="{}" y="136" font-size="10" text-anchor="end" fill="#495057">now</text>"##,
         LEFT + PLOT
     );
+    let mut x = LEFT;
+    for c in kinds {
+        let _ = write!(
+            out,
+            r##"<rect x="{x}" y="146" width="10" height="10" fill="{}"/><text x="{}" y="155" font-size="10" fill="#212529">{}</text>"##,
+            color(c),
+            x + 13,
+            c.label()
+        );
+        x += 20 + 6 * u32::try_from(c.label().len()).unwrap_or(8);
+    }
+    out.push_str("</svg>");
     out
 }
 
