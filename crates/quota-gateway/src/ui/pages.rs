@@ -280,17 +280,18 @@ pub(crate) async fn accounts(
             (a, v)
         })
         .collect();
-    // Within the page: the most refused first, then by id.
+    // Within the page: the most refused first, then the busiest on this
+    // node, then by id.
     rest.sort_by(|(a, va), (b, vb)| {
-        let ra = va.as_ref().map_or(0, |v| v.refusals_hour);
-        let rb = vb.as_ref().map_or(0, |v| v.refusals_hour);
-        rb.cmp(&ra).then(a.id.cmp(&b.id))
+        let key =
+            |v: &Option<AccountView>| v.as_ref().map_or((0, 0), |v| (v.refusals_hour, v.requests));
+        key(vb).cmp(&key(va)).then(a.id.cmp(&b.id))
     });
     rows.extend(rest);
     let mut main = String::with_capacity(16 * 1024);
     let _ = write!(
         main,
-        r#"<h1>Accounts</h1><form id="search" method="get" action="/admin/ui/accounts"><label for="q">Account id contains</label> <input id="q" name="q" type="search" value="{}"> <button type="submit">Search</button></form><p class="note">Accounts refused in the last hour come first, the most refused first; then the rest in id order, each page sorted by refusals. Tier, credit and charged requests (all time) are the store's, for the whole fleet; <em>node requests</em> (since this node started), <em>429s last hour</em> and <em>last seen</em> are this node's.</p>"#,
+        r#"<h1>Accounts</h1><form id="search" method="get" action="/admin/ui/accounts"><label for="q">Account id contains</label> <input id="q" name="q" type="search" value="{}"> <button type="submit">Search</button></form><p class="note">Accounts refused in the last hour come first, the most refused first; then the rest in id order, each page sorted by refusals, then by requests on this node. Tier, credit and charged requests (all time) are the store's, for the whole fleet; <em>node requests</em> (since this node started), <em>429s last hour</em> and <em>last seen</em> are this node's.</p>"#,
         esc(&q)
     );
     main.push_str(r#"<table id="accounts"><thead><tr><th>account</th><th>tier</th><th>credit</th><th>charged requests</th><th>node requests</th><th>429s last hour</th><th>last seen</th></tr></thead><tbody>"#);
