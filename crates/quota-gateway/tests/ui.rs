@@ -5,11 +5,10 @@
 //! and on the pages, escaping, the page weight, and two gateways on one
 //! Redis (fleet numbers agree, node numbers differ).
 //!
-//! Not tested here: the `Secure` cookie attribute on a TLS listener (the
-//! cookie's text is unit-tested in `ui`; the TLS harness is in `tls.rs`).
-
-// tests may panic
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// tests may panic; the TLS client takes rustls's *ring* provider, as the
+// gateway does (deprecated in rustls 0.23.48 for lacking post-quantum key
+// exchange).
+#![allow(clippy::unwrap_used, clippy::expect_used, deprecated)]
 
 mod support;
 
@@ -18,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
 use quota_redis::FailurePolicy;
-use support::{early_in_window, setup, Answer, Gw, Http, Upstream, ADMIN_TOKEN};
+use support::{early_in_window, setup, Answer, Gw, Http, TempDir, Upstream, ADMIN_TOKEN};
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
@@ -624,4 +623,58 @@ async fn two_gateways_on_one_redis_agree_on_the_fleet_and_differ_on_the_node() {
     let now_b = text(&on_b.get(&b, "/admin/ui/").await);
     assert!(now_b.contains("0 refused (0 by a rate limit), 0 admitted"));
     assert!(now_b.contains("backend redis"), "{now_b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_session_cookie_is_secure() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::ServerName;
+
+    // A self-signed certificate for localhost, trusted by the client alone.
+    let dir = TempDir::new("ui-tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_file = dir.write("ui.crt", &cert.cert.pem());
+    let key_file = dir.write("ui.key", &cert.key_pair.serialize_pem());
+    let tls = quota_gateway::TlsConfig::from_pem_files(&cert_file, &key_file).unwrap();
+    let up = Upstream::start().await;
+    let gw = setup(&up.url()).with(move |b| b.tls(tls)).start().await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let stream = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/admin/ui/login")
+        .header("host", "localhost")
+        .header(FORM.0, FORM.1)
+        .body(Full::new(Bytes::from(format!("token={ADMIN_TOKEN}"))))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(20), send.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; HttpOnly; SameSite=Strict; Secure"),
+        "{cookie}"
+    );
 }
