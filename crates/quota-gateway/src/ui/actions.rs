@@ -70,11 +70,14 @@ pub(crate) async fn act(
             if !done.1.error {
                 let new_id = done.2["id"].as_str().unwrap_or("").to_owned();
                 done.1.new_key = done.2["key"].as_str().map(str::to_owned);
-                done.1.message = format!(
-                    "Key {key} rotated: the new key is {new_id}; the old one works for {} s more.",
-                    done.2["replaces"]["expires"].as_u64().map_or(0, |e| e
-                        .saturating_sub(crate::shared::now().as_millis() / 1000))
-                );
+                let left = done.2["replaces"]["expires"].as_u64().map_or(0, |e| {
+                    e.saturating_sub(crate::shared::now().as_millis() / 1000)
+                });
+                done.1.message = if left == 0 {
+                    format!("Key {key} rotated: the new key is {new_id}; the old one is refused from now on.")
+                } else {
+                    format!("Key {key} rotated: the new key is {new_id}; the old one works for {left} s more.")
+                };
             }
             (id, done)
         }

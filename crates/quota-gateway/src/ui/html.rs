@@ -117,7 +117,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, main: &str) -> String
     let _ = write!(
         out,
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · quota</title><link rel="stylesheet" href="/admin/ui/assets/ui.css"><script src="/admin/ui/assets/ui.js" defer></script></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · quota</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/admin/ui/assets/ui.css"><script src="/admin/ui/assets/ui.js" defer></script></head>
 <body><header><span class="brand">quota</span>"#,
         esc(title)
     );
