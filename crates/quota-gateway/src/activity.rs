@@ -543,25 +543,39 @@ impl Activity {
         shard.get(id).map(|a| view(id, a, now))
     }
 
-    /// Every account this node tracks, with refusals in the last hour, the
-    /// most refused first (then by id), at most `n`.
-    pub(crate) fn most_refused(&self, now: Timestamp, n: usize) -> Vec<AccountView> {
-        let mut all = Vec::new();
+    /// The accounts this node tracks with refusals in the last hour whose
+    /// id `keep` keeps, the most refused first (then by id), at most `n`.
+    pub(crate) fn most_refused(
+        &self,
+        now: Timestamp,
+        n: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<AccountView> {
+        let this = u32::try_from(now.as_millis() / 60_000).unwrap_or(u32::MAX);
+        let mut refused: Vec<(u32, Box<str>)> = Vec::new();
         for shard in self.shards.iter() {
             let shard = match shard.lock() {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
             for (id, a) in shard.iter() {
-                let v = view(id, a, now);
-                if v.refusals_hour > 0 {
-                    all.push(v);
+                let hour: u32 = a
+                    .refusals
+                    .iter()
+                    .filter(|m| this.wrapping_sub(m.minute) < 60)
+                    .map(|m| m.counts.iter().map(|&c| u32::from(c)).sum::<u32>())
+                    .sum();
+                if hour > 0 && keep(id) {
+                    refused.push((hour, id.clone()));
                 }
             }
         }
-        all.sort_by(|a, b| b.refusals_hour.cmp(&a.refusals_hour).then(a.id.cmp(&b.id)));
-        all.truncate(n);
-        all
+        refused.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        refused.truncate(n);
+        refused
+            .iter()
+            .filter_map(|(_, id)| self.account(id, now))
+            .collect()
     }
 
     /// How many accounts are tracked.
@@ -725,7 +739,7 @@ mod tests {
         let last = v.refusals_per_minute[59];
         assert_eq!(last[Category::Minute as usize], 1);
         assert_eq!(last[Category::Daily as usize], 1);
-        let top = a.most_refused(T0, 10);
+        let top = a.most_refused(T0, 10, |_| true);
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].id, "a");
         // An hour later, the refusals are old.

@@ -100,7 +100,7 @@ pub(crate) async fn now_page(shared: &Shared, session: &Session) -> String {
         share(refused(&hour), sum(&hour)),
     );
     // The most refused accounts.
-    let top = a.most_refused(at, TOP);
+    let top = a.most_refused(at, TOP, |_| true);
     main.push_str(r#"<section><h2>Most refused accounts, last hour <span class="scope">this node</span></h2><table id="top-refused"><thead><tr><th>account</th><th>429s last hour</th><th>requests</th><th>last seen</th></tr></thead><tbody>"#);
     if top.is_empty() {
         main.push_str(r#"<tr class="empty"><td colspan="4">No account was refused in the last hour.</td></tr>"#);
@@ -228,12 +228,7 @@ pub(crate) async fn accounts(
     let activity = &shared.activity;
     // The accounts refused in the last hour first (on the first page),
     // then the rest in id order, a page at a time.
-    let top: Vec<AccountView> = activity
-        .most_refused(at, usize::MAX)
-        .into_iter()
-        .filter(|v| v.id.contains(q.as_str()))
-        .take(PAGE)
-        .collect();
+    let top: Vec<AccountView> = activity.most_refused(at, PAGE, |id| id.contains(q.as_str()));
     let mut rows: Vec<(Account, Option<AccountView>)> = Vec::new();
     if cursor.is_none() {
         for v in &top {
