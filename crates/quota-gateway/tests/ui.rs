@@ -678,3 +678,55 @@ async fn over_tls_the_session_cookie_is_secure() {
         "{cookie}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_without_a_key_has_a_page_of_its_address() {
+    let policy = format!(
+        "{}
+[[tiers]]
+name = \"anon\"
+granted = \"anonymous\"
+limits = [{{ endpoint = \"txt2img\", window = \"1m\", count = 2 }}]
+",
+        support::TEST_POLICY
+    );
+    let up = Upstream::start().await;
+    let gw = setup(&up.url()).policy(&policy).start().await;
+    let caller = Http::from_address("127.0.0.4".parse().unwrap());
+    early_in_window(60_000, Duration::from_secs(10)).await;
+    let statuses: Vec<u16> = three_calls_without_a_key(&caller, &gw).await;
+    assert_eq!(statuses, [200, 200, 429]);
+
+    let b = sign_in(&gw).await;
+    let now = text(&b.get(&gw, "/admin/ui/").await);
+    assert!(
+        now.contains(r#"<tr data-account="anonymous:127.0.0.4">"#),
+        "{now}"
+    );
+    assert!(now.contains(r#"href="/admin/ui/accounts/anonymous%3A127.0.0.4""#));
+    let a = b.get(&gw, "/admin/ui/accounts/anonymous%3A127.0.0.4").await;
+    assert_eq!(a.status, 200);
+    let page = text(&a);
+    assert!(page.contains("A caller without a key"), "{page}");
+    assert!(page.contains(r#"<span class="used">2/2</span>"#), "{page}");
+    assert!(page.contains(r#"<td class="decision refused">429 minute</td>"#));
+    assert!(!page.contains(r#"<table id="keys""#));
+    // An id that is neither an account nor an anonymous caller: a 404.
+    let a = b.get(&gw, "/admin/ui/accounts/nobody").await;
+    assert_eq!(a.status, 404);
+}
+
+/// Three `GET /v1/txt2img` without a key from `caller`: their statuses.
+async fn three_calls_without_a_key(caller: &Http, gw: &Gw) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        out.push(
+            caller
+                .get(&gw.url("/v1/txt2img"), None)
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    out
+}

@@ -338,8 +338,19 @@ pub(crate) async fn account(
     id: &str,
     flash: Option<Flash>,
 ) -> (StatusCode, String) {
-    let account = match shared.accounts.get(id).await {
-        Ok(Some(a)) => a,
+    let policy = shared.policy.load();
+    // A caller without a key has no account, but limits on the anonymous
+    // tier, counted by its address (`anonymous:ADDRESS`).
+    let anonymous_tier = id
+        .starts_with("anonymous:")
+        .then(|| policy.anonymous_tier().map(|t| t.name().to_owned()))
+        .flatten();
+    let (account, tier) = match shared.accounts.get(id).await {
+        Ok(Some(a)) => {
+            let tier = a.tier.clone();
+            (Some(a), tier)
+        }
+        Ok(None) if anonymous_tier.is_some() => (None, anonymous_tier.unwrap_or_default()),
         Ok(None) => {
             let mut main = String::new();
             if let Some(f) = &flash {
@@ -365,15 +376,26 @@ pub(crate) async fn account(
     if let Some(f) = &flash {
         flash_html(&mut main, f);
     }
-    let _ = write!(
-        main,
-        r#"<p id="summary">Tier <strong>{}</strong>, credit <strong>{}</strong> (paid {}, spent {}), {} charged requests in all <span class="scope">fleet</span>. "#,
-        esc(&account.tier),
-        esc(&account.credit.to_string()),
-        esc(&account.paid.to_string()),
-        esc(&account.spent.to_string()),
-        account.requests
-    );
+    match &account {
+        Some(account) => {
+            let _ = write!(
+                main,
+                r#"<p id="summary">Tier <strong>{}</strong>, credit <strong>{}</strong> (paid {}, spent {}), {} charged requests in all <span class="scope">fleet</span>. "#,
+                esc(&account.tier),
+                esc(&account.credit.to_string()),
+                esc(&account.paid.to_string()),
+                esc(&account.spent.to_string()),
+                account.requests
+            );
+        }
+        None => {
+            let _ = write!(
+                main,
+                r#"<p id="summary">A caller without a key, counted by its address on the anonymous tier <strong>{}</strong>; it has no account, keys or credit. "#,
+                esc(&tier)
+            );
+        }
+    }
     match &view {
         Some(v) => {
             let _ = write!(
@@ -389,15 +411,14 @@ pub(crate) async fn account(
         ),
     }
     // Limits: the numbers of /v1/limits.
-    let policy = shared.policy.load();
     let who = Identity {
-        account: account.id.clone(),
-        tier: account.tier.clone(),
+        account: id.to_owned(),
+        tier: tier.clone(),
     };
     main.push_str(
         r#"<section><h2>Limits now <span class="scope">fleet</span></h2><div id="limits">"#,
     );
-    match limits::report(&policy, &*shared.store, &who, Some(&account), at).await {
+    match limits::report(&policy, &*shared.store, &who, account.as_ref(), at).await {
         Ok(report) => {
             let mut any = false;
             if let Some(resources) = report["resources"].as_object() {
@@ -451,6 +472,24 @@ pub(crate) async fn account(
         r#"<section><h2>Refusals, last hour <span class="scope">this node</span></h2>{}</section>"#,
         svg::refusals("chart-refusals", &per_minute)
     );
+    if let Some(account) = &account {
+        keys_and_changes(&mut main, shared, session, account, now_ms).await;
+    }
+    recent_requests(&mut main, view.as_ref(), now_ms);
+    (StatusCode::OK, html::page(id, Some(session), &main))
+}
+
+/// An account's keys (each with its forms) and the tier and credit forms.
+async fn keys_and_changes(
+    main: &mut String,
+    shared: &Shared,
+    session: &Session,
+    account: &Account,
+    now_ms: u64,
+) {
+    let id = account.id.as_str();
+    let at = quota_core::Timestamp::from_millis(now_ms);
+    let policy = shared.policy.load();
     // Keys.
     let csrf = html::csrf(session);
     let base = format!("/admin/ui/accounts/{}", url(id));
@@ -500,9 +539,12 @@ pub(crate) async fn account(
         r#"<section><h2>Change</h2><form id="tier" method="post" action="{base}/tier">{csrf}<label>Tier <select name="tier">{options}</select></label> <button type="submit">Set tier</button></form><form id="credit" method="post" action="{base}/credit">{csrf}<label>Credit <input name="credit" value="{}" inputmode="decimal" size="10"></label> <button type="submit">Set credit</button></form></section>"#,
         esc(account.credit.to_string().trim_start_matches('$'))
     );
-    // Recent requests.
+}
+
+/// The requests this node saw last of an account (`view`).
+fn recent_requests(main: &mut String, view: Option<&AccountView>, now_ms: u64) {
     main.push_str(r#"<section><h2>Recent requests <span class="scope">this node</span></h2><table id="recent"><thead><tr><th>when</th><th>endpoint</th><th>decision</th><th>status</th></tr></thead><tbody>"#);
-    let recent = view.as_ref().map(|v| v.recent.as_slice()).unwrap_or(&[]);
+    let recent = view.map(|v| v.recent.as_slice()).unwrap_or(&[]);
     if recent.is_empty() {
         main.push_str(
             r#"<tr class="empty"><td colspan="4">None since this node started.</td></tr>"#,
@@ -524,7 +566,6 @@ pub(crate) async fn account(
         );
     }
     main.push_str("</tbody></table></section>");
-    (StatusCode::OK, html::page(id, Some(session), &main))
 }
 
 fn flash_html(out: &mut String, f: &Flash) {
