@@ -3,8 +3,9 @@
 # write, pinned in scripts/python-requirements.txt: openapi-spec-validator
 # and jsonschema (the admin API's OpenAPI document and the live answers),
 # grpcio and grpcio-tools (Envoy's rate limit service, on stubs compiled
-# from envoy-types' protos), PyYAML (docs/envoy/envoy.yaml). Installed from
-# PyPI into a virtual environment of their own, $QUOTA_VENV or
+# from envoy-types' protos), PyYAML (docs/envoy/envoy.yaml), selenium (the
+# operator's page in a headless Chromium, scripts/ensure-chromium.sh).
+# Installed from PyPI into a virtual environment of their own, $QUOTA_VENV or
 # ~/.cache/quota-venv, the first time and whenever the pins change.
 # Prints the environment's python on stdout.
 set -euo pipefail

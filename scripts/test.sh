@@ -6,7 +6,9 @@
 # Some tests run Python checkers and clients quota did not write (the admin
 # API's OpenAPI document, Envoy's rate limit service through grpcio; pinned
 # in scripts/python-requirements.txt); this script installs them into a
-# venv if missing.
+# venv if missing. The operator's page is tested in a real headless
+# Chromium (Debian's chromium and chromium-driver), installed if missing
+# (scripts/ensure-chromium.sh).
 # The gateway's end-to-end suite (crates/quota-gateway/tests) runs twice:
 # with its own HTTP/1.1 path (the default) and with hyper's server for every
 # request (QUOTA_TEST_HTTP1=hyper), the two settings of `--http1`.
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-redis.sh
 scripts/ensure-nginx.sh
+scripts/ensure-chromium.sh
 scripts/ensure-redis-cluster.sh 7101
 trap 'scripts/stop-redis-cluster.sh 7101' EXIT
 export QUOTA_REDIS_CLUSTER="${QUOTA_REDIS_CLUSTER:-redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103}"
