@@ -1,8 +1,9 @@
 //! `quota serve`: runs the gateway the settings describe (the library's
 //! `quota_gateway::settings`), watches the policy and certificate files,
-//! and serves until SIGINT or SIGTERM; `--demo` adds a mock upstream and
-//! demo accounts.
+//! and serves until SIGINT or SIGTERM; `--demo` adds a mock upstream, demo
+//! accounts and demo traffic (`quota_gateway::demo`).
 
+use quota_gateway::demo::traffic::DemoTraffic;
 use quota_gateway::reload::Reloadable;
 use quota_gateway::settings::Settings;
 use quota_gateway::{demo, ids, shutdown_signal};
@@ -17,6 +18,8 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         settings.data_dir = Some(dir);
     }
     let mut demo_upstream = None;
+    // Demo traffic only to the demo's own upstream.
+    let demo_traffic = settings.demo && settings.upstream.is_none() && settings.routes.is_empty();
     if settings.demo {
         let addr = demo::start_mock_upstream().await?;
         demo_upstream = Some(addr);
@@ -57,10 +60,19 @@ pub(crate) async fn run(mut settings: Settings) -> anyhow::Result<()> {
         access_log = %settings.access_log.as_ref().map_or("none".to_owned(), |p| p.display().to_string()),
         "quota gateway started"
     );
+    // Demo traffic runs until the shutdown signal (or this function's end).
+    let mut traffic = None;
     if let Some(up) = demo_upstream {
         let accounts = demo::create_accounts(&gateway).await?;
+        if demo_traffic {
+            traffic =
+                Some(DemoTraffic::start(&gateway, local, &accounts, shutdown_signal()).await?);
+        }
         let token = settings.admin_token.as_deref().unwrap_or("");
-        print!("{}", demo::banner(local, up, token, &accounts));
+        print!(
+            "{}",
+            demo::banner(local, up, token, &accounts, traffic.as_ref())
+        );
     }
     // Envoy's rate limit service, stopped with the gateway.
     let (stop, stopped) = tokio::sync::watch::channel(());

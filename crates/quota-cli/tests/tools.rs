@@ -561,6 +561,10 @@ async fn demo_serves_the_seed_with_two_accounts_and_nothing_else() {
         .collect();
     assert!(keys.len() >= 2, "{out}");
     assert!(out.contains("curl"), "{out}");
+    assert!(
+        out.contains("/admin/ui/") && out.contains("Demo traffic"),
+        "{out}"
+    );
     let http = Http::default();
     let basic = http.post(&gw.url("/v1/txt2video"), Some(keys[0])).await;
     assert_eq!(basic.status, 200);

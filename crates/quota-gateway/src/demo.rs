@@ -1,5 +1,8 @@
 //! `quota serve --demo`: a built-in mock upstream and two demo accounts, so
-//! the gateway can be tried with nothing else installed.
+//! the gateway can be tried with nothing else installed, and demo traffic
+//! ([`traffic`]) so that the operator's page has something to show.
+
+pub mod traffic;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -87,56 +90,69 @@ pub struct DemoAccount {
 
 /// Creates one account on the signup tier and one on the payment tier (a $10 payment).
 pub async fn create_accounts(gateway: &Gateway) -> Result<Vec<DemoAccount>, Error> {
-    let shared = gateway.shared();
-    let policy = shared.policy.load();
-    let signup = policy.signup_tier().map(|t| t.name().to_owned());
-    let payment = policy.payment_tier().map(|t| t.name().to_owned());
-    let mut out = Vec::new();
-    for (label, paid_tier) in [("basic", None), ("premium", payment)] {
-        let Some(tier) = signup
-            .clone()
-            .or_else(|| policy.tiers().first().map(|t| t.name().to_owned()))
-        else {
-            return Err(Error::Setup("the policy has no tier".into()));
-        };
-        if label == "premium" && paid_tier.is_none() {
-            continue;
-        }
-        let id = format!("demo-{label}-{}", &new_account_id()[5..11]);
-        let key = new_api_key();
-        let new = NewAccount {
-            id: id.clone(),
-            api_key: key.clone(),
-            tier,
-            credit: SIGNUP_CREDIT,
-        };
-        let mut account = shared
-            .accounts
-            .create(new, now())
-            .await
-            .map_err(|e| Error::Setup(format!("demo account: {e}")))?;
-        if let Some(t) = paid_tier {
-            account = shared
-                .accounts
-                .record_payment(&id, Money::from_dollars(10), &t)
-                .await
-                .map_err(|e| Error::Setup(format!("demo payment: {e}")))?;
-        }
-        out.push(DemoAccount {
-            id,
-            key,
-            tier: account.tier,
-        });
+    let mut out = vec![create_account(gateway, "basic", false).await?];
+    if gateway.shared().policy.load().payment_tier().is_some() {
+        out.push(create_account(gateway, "premium", true).await?);
     }
     Ok(out)
 }
 
-/// The lines printed for a newcomer.
+/// Creates the account `demo-LABEL-XXXXXX` on the signup tier (or the
+/// policy's first tier), moved to the payment tier by a $10 payment when
+/// `paid` (and the policy has a payment tier).
+pub(crate) async fn create_account(
+    gateway: &Gateway,
+    label: &str,
+    paid: bool,
+) -> Result<DemoAccount, Error> {
+    let shared = gateway.shared();
+    let policy = shared.policy.load();
+    let Some(tier) = policy
+        .signup_tier()
+        .or_else(|| policy.tiers().first())
+        .map(|t| t.name().to_owned())
+    else {
+        return Err(Error::Setup("the policy has no tier".into()));
+    };
+    let paid_tier = policy
+        .payment_tier()
+        .filter(|_| paid)
+        .map(|t| t.name().to_owned());
+    let id = format!("demo-{label}-{}", &new_account_id()[5..11]);
+    let key = new_api_key();
+    let new = NewAccount {
+        id: id.clone(),
+        api_key: key.clone(),
+        tier,
+        credit: SIGNUP_CREDIT,
+    };
+    let mut account = shared
+        .accounts
+        .create(new, now())
+        .await
+        .map_err(|e| Error::Setup(format!("demo account: {e}")))?;
+    if let Some(t) = paid_tier {
+        account = shared
+            .accounts
+            .record_payment(&id, Money::from_dollars(10), &t)
+            .await
+            .map_err(|e| Error::Setup(format!("demo payment: {e}")))?;
+    }
+    Ok(DemoAccount {
+        id,
+        key,
+        tier: account.tier,
+    })
+}
+
+/// The lines printed for a newcomer (with what the demo traffic sends, if
+/// it runs).
 pub fn banner(
     gateway: SocketAddr,
     upstream: SocketAddr,
     admin_token: &str,
     accounts: &[DemoAccount],
+    traffic: Option<&traffic::DemoTraffic>,
 ) -> String {
     // `--admin-token NAME=SECRET`: the bearer token is the secret.
     let parsed = crate::admin::tokens::AdminToken::parse(admin_token);
@@ -170,6 +186,12 @@ pub fn banner(
             basic.id
         ));
         s.push_str(&format!("  curl -s {base}/metrics\n"));
+    }
+    s.push_str(&format!(
+        "\nThe operator's page: {base}/admin/ui/ (sign in with the admin token).\n"
+    ));
+    if let Some(traffic) = traffic {
+        s.push_str(&traffic.banner());
     }
     s.push_str("\nStop with Ctrl-C.\n");
     s
