@@ -440,6 +440,11 @@ async fn refused_traffic_is_counted_by_limit_kind_and_shown_on_the_pages() {
         "{page}"
     );
     assert!(!page.contains(&format!(r#"data-account="{quiet}""#)));
+    // Which limits refuse it, without opening it.
+    assert!(
+        page.contains(r#"<small class="kinds">minute 1, daily 1</small>"#),
+        "{page}"
+    );
     assert!(
         page.contains("4 refused (2 by a rate limit), 4 admitted"),
         "the chart's title"
@@ -473,6 +478,10 @@ async fn refused_traffic_is_counted_by_limit_kind_and_shown_on_the_pages() {
     assert_eq!(shown, r#"<span class="used">3/3</span>"#);
     assert!(page.contains(&shown));
     assert!(page.contains(r#"class="limit over" data-endpoint="txt2img" data-limit="minute""#));
+    // The spent limits first: every full bar comes before any other.
+    let last_full = page.rfind(r#"class="limit over""#).unwrap();
+    let first_other = page.find(r#"class="limit" "#).unwrap();
+    assert!(last_full < first_other, "{page}");
 
     // The accounts table: the refused account first, then the rest.
     let list = text(&b.get(&gw, "/admin/ui/accounts").await);
@@ -481,6 +490,7 @@ async fn refused_traffic_is_counted_by_limit_kind_and_shown_on_the_pages() {
         .find(&format!(r#"<tr data-account="{quiet}""#))
         .unwrap();
     assert!(first < second);
+    assert!(list.contains(r#"<small class="kinds">minute 1, daily 1</small>"#));
     assert!(list.contains(r#"<form id="search""#));
     assert!(!list.contains(r#"id="next""#));
     // A search by part of the id.

@@ -101,15 +101,16 @@ pub(crate) async fn now_page(shared: &Shared, session: &Session) -> String {
     );
     // The most refused accounts.
     let top = a.most_refused(at, TOP, |_| true);
-    main.push_str(r#"<section><h2>Most refused accounts, last hour <span class="scope">this node</span></h2><table id="top-refused"><thead><tr><th>account</th><th>429s last hour</th><th>requests</th><th>last seen</th></tr></thead><tbody>"#);
+    main.push_str(r#"<section><h2>Most refused accounts, last hour <span class="scope">this node</span></h2><table id="top-refused"><thead><tr><th>account</th><th>429s last hour</th><th>by limit</th><th>requests</th><th>last seen</th></tr></thead><tbody>"#);
     if top.is_empty() {
-        main.push_str(r#"<tr class="empty"><td colspan="4">No account was refused in the last hour.</td></tr>"#);
+        main.push_str(r#"<tr class="empty"><td colspan="5">No account was refused in the last hour.</td></tr>"#);
     }
     for v in &top {
         let _ = write!(
             main,
-            r#"<tr data-account="{id}"><td><a class="account" href="/admin/ui/accounts/{u}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr data-account="{id}"><td><a class="account" href="/admin/ui/accounts/{u}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             v.refusals_hour,
+            by_limit(v),
             v.requests,
             ago(v.last_seen_ms, now_ms),
             id = esc(&v.id),
@@ -184,19 +185,75 @@ fn share(part: u64, all: u64) -> String {
     }
 }
 
+/// How full a limit of `/v1/limits`' report is: used over limit (a
+/// limit of 0 counts as full).
+fn fullness(l: &serde_json::Value) -> f64 {
+    let used = l["used"].as_u64().unwrap_or(0);
+    match l["limit"].as_u64().unwrap_or(0) {
+        0 => 1.0,
+        // Counts stay far below 2^52: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
+        limit => used as f64 / limit as f64,
+    }
+}
+
+/// The last hour's 429s of an account by limit kind, as a small stacked
+/// bar and its words (`minute 13, daily 2`): which limit refuses it, at a
+/// glance.
+fn by_limit(v: &AccountView) -> String {
+    let mut kinds = [0u64; CATEGORIES];
+    for minute in &v.refusals_per_minute {
+        for (k, n) in kinds.iter_mut().zip(minute) {
+            *k += u64::from(*n);
+        }
+    }
+    let total: u64 = kinds.iter().sum();
+    if total == 0 {
+        return String::new();
+    }
+    const WIDTH: u64 = 120;
+    let mut bar = format!(
+        r#"<svg class="by-limit" width="{WIDTH}" height="10" viewBox="0 0 {WIDTH} 10" role="img">"#
+    );
+    let mut words = Vec::new();
+    let mut x = 0;
+    for c in Category::ALL.into_iter().filter(|c| c.is_limit()) {
+        let n = kinds[c as usize];
+        if n == 0 {
+            continue;
+        }
+        let w = (n * WIDTH).div_ceil(total).min(WIDTH - x);
+        let _ = write!(
+            bar,
+            r#"<rect x="{x}" width="{w}" height="10" fill="{}"/>"#,
+            svg::color(c)
+        );
+        x += w;
+        words.push(format!("{} {n}", c.label().trim_start_matches("429 ")));
+    }
+    bar.push_str("</svg>");
+    format!(r#"{bar} <small class="kinds">{}</small>"#, words.join(", "))
+}
+
 /// One row of the accounts table.
 fn account_row(out: &mut String, a: &Account, v: Option<&AccountView>, now_ms: u64) {
-    let (requests, refusals, seen) = match v {
+    let (requests, refusals, seen, kinds) = match v {
         Some(v) => (
             v.requests.to_string(),
             v.refusals_hour,
             ago(v.last_seen_ms, now_ms),
+            by_limit(v),
         ),
-        None => ("0".to_owned(), 0, "not since this node started".to_owned()),
+        None => (
+            "0".to_owned(),
+            0,
+            "not since this node started".to_owned(),
+            String::new(),
+        ),
     };
     let _ = write!(
         out,
-        r#"<tr data-account="{id}"{cls}><td><a class="account" href="/admin/ui/accounts/{u}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{requests}</td><td>{refusals}</td><td>{}</td></tr>"#,
+        r#"<tr data-account="{id}"{cls}><td><a class="account" href="/admin/ui/accounts/{u}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{requests}</td><td>{refusals}</td><td>{}</td><td>{kinds}</td></tr>"#,
         esc(&a.tier),
         esc(&a.credit.to_string()),
         a.requests,
@@ -289,9 +346,9 @@ pub(crate) async fn accounts(
         r#"<h1>Accounts</h1><form id="search" method="get" action="/admin/ui/accounts"><label for="q">Account id contains</label> <input id="q" name="q" type="search" value="{}"> <button type="submit">Search</button></form><p class="note">Accounts refused in the last hour come first, the most refused first; then the rest in id order, each page sorted by refusals, then by requests on this node. Tier, credit and charged requests (all time) are the store's, for the whole fleet; <em>node requests</em> (since this node started), <em>429s last hour</em> and <em>last seen</em> are this node's.</p>"#,
         esc(&q)
     );
-    main.push_str(r#"<table id="accounts"><thead><tr><th>account</th><th>tier</th><th>credit</th><th>charged requests</th><th>node requests</th><th>429s last hour</th><th>last seen</th></tr></thead><tbody>"#);
+    main.push_str(r#"<table id="accounts"><thead><tr><th>account</th><th>tier</th><th>credit</th><th>charged requests</th><th>node requests</th><th>429s last hour</th><th>last seen</th><th>429s by limit</th></tr></thead><tbody>"#);
     if rows.is_empty() {
-        main.push_str(r#"<tr class="empty"><td colspan="7">No account matches.</td></tr>"#);
+        main.push_str(r#"<tr class="empty"><td colspan="8">No account matches.</td></tr>"#);
     }
     for (a, v) in &rows {
         account_row(&mut main, a, v.as_ref(), now_ms);
@@ -420,11 +477,24 @@ pub(crate) async fn account(
     );
     match limits::report(&policy, &*shared.store, &who, account.as_ref(), at).await {
         Ok(report) => {
-            let mut any = false;
-            if let Some(resources) = report["resources"].as_object() {
-                for (endpoint, r) in resources {
-                    for l in r["limits"].as_array().into_iter().flatten() {
-                        any = true;
+            // The fullest first (a spent limit on top), then by endpoint.
+            let mut rows: Vec<(&str, &serde_json::Value)> = report["resources"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .flat_map(|(endpoint, r)| {
+                    r["limits"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(move |l| (endpoint.as_str(), l))
+                })
+                .collect();
+            rows.sort_by(|a, b| fullness(b.1).total_cmp(&fullness(a.1)));
+            let any = !rows.is_empty();
+            {
+                for (endpoint, l) in rows {
+                    {
                         let used = l["used"].as_u64().unwrap_or(0);
                         let limit = l["limit"].as_u64().unwrap_or(0);
                         let name = l["name"].as_str().unwrap_or("");
