@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response};
-use quota_core::report::LimitReport;
+use quota_core::report::{FieldName, LimitReport};
 use quota_core::RateReport;
 use quota_transport::enforce::Admitted;
 use std::cmp::Ordering;
@@ -35,31 +35,70 @@ pub const QUOTA_STATUS_HEADER: &str = "x-quota-status";
 /// per descriptor, and the headers of the one with the fewest units left
 /// (the seed's headers describe one limit).
 pub(crate) fn admitted(all: &[Admitted]) -> RateLimitResponse {
-    let statuses = all
-        .iter()
-        .map(|ok| status(Code::Ok, ok.report().and_then(binding)))
-        .collect();
+    let mut statuses = Vec::with_capacity(all.len());
+    // The report and the limit of the descriptor with the fewest units
+    // left (the shortest window among equals; the first among equals).
+    let mut tightest: Option<(&RateReport, (u64, Duration))> = None;
+    for ok in all {
+        let report = ok.report();
+        let limit = report.and_then(binding);
+        statuses.push(status(Code::Ok, limit));
+        if let Some(report) = report {
+            let key = limit.map_or((u64::MAX, Duration::MAX), |l| (l.remaining, l.window));
+            if tightest.is_none_or(|(_, least)| key < least) {
+                tightest = Some((report, key));
+            }
+        }
+    }
     // The seed's fields straight from the report: no header map between.
-    let tightest = all
-        .iter()
-        .filter_map(Admitted::report)
-        .min_by_key(|r| binding(r).map_or((u64::MAX, Duration::MAX), |l| (l.remaining, l.window)));
-    let headers = tightest.map_or_else(Vec::new, |report| {
-        report
-            .fields()
-            .map(|(name, value)| HeaderValue {
-                key: name.lowercase().to_owned(),
-                value: value.as_str().to_owned(),
-                ..HeaderValue::default()
-            })
-            .collect()
-    });
+    let headers = tightest.map_or_else(Vec::new, |(report, _)| seed_headers(report));
     RateLimitResponse {
         overall_code: Code::Ok.into(),
         statuses,
         response_headers_to_add: headers,
         ..RateLimitResponse::default()
     }
+}
+
+/// The fields of `report` ([`RateReport::fields`]: the same names, values
+/// and order), rendered straight into the proto's strings: a count is
+/// written as digits into its string, with no text in between.
+fn seed_headers(report: &RateReport) -> Vec<HeaderValue> {
+    let mut headers = Vec::with_capacity(FieldName::ALL.len());
+    for field in FieldName::ALL {
+        let value = match report.number(field) {
+            Some(n) if report.has(field) => decimal(n),
+            _ => match report.value(field) {
+                Some(value) => value.as_str().to_owned(),
+                None => continue,
+            },
+        };
+        headers.push(HeaderValue {
+            key: field.lowercase().to_owned(),
+            value,
+            ..HeaderValue::default()
+        });
+    }
+    headers
+}
+
+/// `n` in decimal.
+fn decimal(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        // n % 10 < 10: the cast keeps it whole.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(digits.len() - at);
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    out
 }
 
 /// The answer to a request whose descriptor `at` (of `total`) was refused
@@ -116,7 +155,8 @@ fn status(code: Code, limit: Option<&LimitReport>) -> DescriptorStatus {
     DescriptorStatus {
         code: code.into(),
         current_limit: Some(RateLimit {
-            name: limit.name.to_string(),
+            // Not `to_string`: that formats; this copies.
+            name: String::from(&*limit.name),
             requests_per_unit: u32::try_from(limit.count).unwrap_or(u32::MAX),
             unit: unit(limit.window.as_secs()).into(),
         }),
@@ -158,7 +198,59 @@ fn header_values(headers: &HeaderMap) -> Vec<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // tests may panic
+
     use super::*;
+
+    #[test]
+    fn seed_headers_are_the_reports_fields() {
+        use quota_core::policy::{Policy, Request};
+        use quota_core::{MemoryStore, Timestamp};
+
+        let policy = Policy::seed();
+        let store = MemoryStore::new();
+        let now = Timestamp::from_secs(1_700_000_000);
+        let mut reports = Vec::new();
+        for (tier, endpoint) in [
+            ("basic", "txt2img"),
+            ("premium", "txt2img"),
+            ("basic", "txt2video"),
+        ] {
+            let req = Request {
+                account: "a",
+                tier,
+                endpoint,
+                cost: 1,
+            };
+            // Admitted, then (txt2video on basic) refused.
+            for _ in 0..2 {
+                let decision = store.check(&policy, &req, now).unwrap();
+                reports.push(RateReport::new(&decision));
+            }
+        }
+        assert!(reports.iter().any(|r| r.refused_by().is_some()));
+        for report in reports
+            .iter()
+            .flat_map(|r| [r.clone(), r.clone().with_ietf(true)])
+        {
+            let want: Vec<(String, String)> = report
+                .fields()
+                .map(|(name, value)| (name.lowercase().to_owned(), value.as_str().to_owned()))
+                .collect();
+            let got: Vec<(String, String)> = seed_headers(&report)
+                .into_iter()
+                .map(|h| (h.key, h.value))
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for n in (0..1_100).chain([9_999, 10_000, 1 << 40, u64::MAX]) {
+            assert_eq!(decimal(n), n.to_string());
+        }
+    }
 
     #[test]
     fn windows_map_to_envoy_units() {

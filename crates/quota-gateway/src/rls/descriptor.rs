@@ -16,6 +16,8 @@
 //! `hits_addend` if set, else the request's, where 0 means 1 (as Envoy
 //! sends it).
 
+use std::borrow::Cow;
+
 use quota_core::account::Identity;
 use quota_transport::identity::Caller;
 
@@ -27,16 +29,44 @@ pub(crate) const MAX_COST: u64 = 1 << 32;
 /// request is decided all or nothing).
 pub const MAX_DESCRIPTORS: usize = 16;
 
-/// One descriptor, read.
+/// One descriptor, read: borrowed from the request (nothing is copied but
+/// the path built from an `endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ask {
+pub(crate) struct Ask<'a> {
     /// Who the units are counted against.
-    pub(crate) caller: Caller,
+    pub(crate) caller: Who<'a>,
     /// The path to check (the endpoint under the API prefix, or the path
     /// Envoy sent).
-    pub(crate) path: String,
+    pub(crate) path: Cow<'a, str>,
     /// The units.
     pub(crate) cost: u64,
+}
+
+/// The caller a descriptor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who<'a> {
+    /// `api_key`: resolved through the accounts.
+    ApiKey(&'a str),
+    /// `account` with `tier`: resolved upstream of Envoy.
+    Identity {
+        /// The account.
+        account: &'a str,
+        /// Its tier.
+        tier: &'a str,
+    },
+}
+
+impl Who<'_> {
+    /// The caller as the enforcement layer takes it, owned.
+    pub(crate) fn to_caller(self) -> Caller {
+        match self {
+            Who::ApiKey(key) => Caller::ApiKey(key.to_owned()),
+            Who::Identity { account, tier } => Caller::Identity(Identity {
+                account: account.to_owned(),
+                tier: tier.to_owned(),
+            }),
+        }
+    }
 }
 
 /// Why a descriptor cannot be read: the gRPC answer is
@@ -83,9 +113,9 @@ pub(crate) enum DescriptorError {
     TooManyHits(u64),
 }
 
-/// The entries of one descriptor, as `(key, value)` pairs.
-pub(crate) struct Entries<'a> {
-    pub(crate) entries: Vec<(&'a str, &'a str)>,
+/// What a descriptor carries besides its entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
     /// Envoy's `limit` override is set.
     pub(crate) limit_override: bool,
     /// The descriptor's own `hits_addend`, if set.
@@ -94,21 +124,23 @@ pub(crate) struct Entries<'a> {
     pub(crate) negative: bool,
 }
 
-/// Reads one descriptor's `entries` under the API `prefix` (`/v1/`), with
-/// the request's `hits_addend`.
-pub(crate) fn read(
-    d: &Entries<'_>,
+/// Reads one descriptor: its `entries` as `(key, value)` pairs and its
+/// `extras`, under the API `prefix` (`/v1/`), with the request's
+/// `hits_addend`.
+pub(crate) fn read<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    extras: &Extras,
     request_hits: u32,
     prefix: &str,
-) -> Result<Ask, DescriptorError> {
-    if d.limit_override {
+) -> Result<Ask<'a>, DescriptorError> {
+    if extras.limit_override {
         return Err(DescriptorError::LimitOverride);
     }
-    if d.negative {
+    if extras.negative {
         return Err(DescriptorError::NegativeHits);
     }
     let mut seen = Seen::default();
-    for &(key, value) in &d.entries {
+    for (key, value) in entries {
         let (slot, name) = match key {
             "api_key" => (&mut seen.api_key, "api_key"),
             "account" => (&mut seen.account, "account"),
@@ -130,15 +162,17 @@ pub(crate) fn read(
         *slot = Some(value);
     }
     let caller = match (seen.api_key, seen.account, seen.tier) {
-        (Some(key), None, None) => Caller::ApiKey(key.to_owned()),
-        (None, Some(account), Some(tier)) => Caller::Identity(Identity {
-            account: account.to_owned(),
-            tier: tier.to_owned(),
-        }),
+        (Some(key), None, None) => Who::ApiKey(key),
+        (None, Some(account), Some(tier)) => Who::Identity { account, tier },
         _ => return Err(DescriptorError::Caller),
     };
     let path = match (seen.endpoint, seen.path) {
-        (Some(endpoint), None) => format!("{prefix}{endpoint}"),
+        (Some(endpoint), None) => {
+            let mut path = String::with_capacity(prefix.len() + endpoint.len());
+            path.push_str(prefix);
+            path.push_str(endpoint);
+            Cow::Owned(path)
+        }
         (None, Some(path)) => {
             // Envoy's `:path` carries the query (and a client may send a
             // fragment): the endpoint is chosen from the path alone.
@@ -146,11 +180,11 @@ pub(crate) fn read(
             if !path.starts_with('/') {
                 return Err(DescriptorError::NotAPath(path.to_owned()));
             }
-            path.to_owned()
+            Cow::Borrowed(path)
         }
         _ => return Err(DescriptorError::Endpoint),
     };
-    let cost = match d.hits_addend {
+    let cost = match extras.hits_addend {
         Some(n) => n,
         None => u64::from(request_hits.max(1)),
     };
@@ -173,51 +207,70 @@ struct Seen<'a> {
 mod tests {
     use super::*;
 
-    fn entries<'a>(pairs: &[(&'a str, &'a str)]) -> Entries<'a> {
-        Entries {
-            entries: pairs.to_vec(),
-            limit_override: false,
-            hits_addend: None,
-            negative: false,
-        }
+    fn read<'a>(
+        pairs: &[(&'a str, &'a str)],
+        extras: &Extras,
+        request_hits: u32,
+        prefix: &str,
+    ) -> Result<Ask<'a>, DescriptorError> {
+        super::read(pairs.iter().copied(), extras, request_hits, prefix)
     }
+
+    const NONE: Extras = Extras {
+        limit_override: false,
+        hits_addend: None,
+        negative: false,
+    };
 
     #[test]
     fn an_api_key_and_an_endpoint() {
         let ask = read(
-            &entries(&[("api_key", "k-1"), ("endpoint", "txt2img")]),
+            &[("api_key", "k-1"), ("endpoint", "txt2img")],
+            &NONE,
             0,
             "/v1/",
         );
         assert_eq!(
             ask,
             Ok(Ask {
-                caller: Caller::ApiKey("k-1".into()),
+                caller: Who::ApiKey("k-1"),
                 path: "/v1/txt2img".into(),
                 cost: 1,
             })
         );
+        assert_eq!(Who::ApiKey("k-1").to_caller(), Caller::ApiKey("k-1".into()));
     }
 
     #[test]
     fn an_account_a_path_and_hits() {
-        let mut d = entries(&[
+        let pairs = [
             ("path", "/v1/img2img?size=big#x"),
             ("account", "acct-1"),
             ("tier", "premium"),
-        ]);
-        assert_eq!(read(&d, 3, "/v1/").map(|a| a.cost), Ok(3));
-        d.hits_addend = Some(7);
-        let ask = read(&d, 3, "/v1/");
+        ];
+        assert_eq!(read(&pairs, &NONE, 3, "/v1/").map(|a| a.cost), Ok(3));
+        let extras = Extras {
+            hits_addend: Some(7),
+            ..NONE
+        };
+        let ask = read(&pairs, &extras, 3, "/v1/");
+        let who = Who::Identity {
+            account: "acct-1",
+            tier: "premium",
+        };
         assert_eq!(
             ask,
             Ok(Ask {
-                caller: Caller::Identity(Identity {
-                    account: "acct-1".into(),
-                    tier: "premium".into()
-                }),
+                caller: who,
                 path: "/v1/img2img".into(),
                 cost: 7,
+            })
+        );
+        assert_eq!(
+            who.to_caller(),
+            Caller::Identity(Identity {
+                account: "acct-1".into(),
+                tier: "premium".into()
             })
         );
     }
@@ -265,21 +318,34 @@ mod tests {
         ];
         for (pairs, want) in cases {
             assert_eq!(
-                read(&entries(pairs), 1, "/v1/").as_ref(),
+                read(pairs, &NONE, 1, "/v1/").as_ref(),
                 Err(want),
                 "{pairs:?}"
             );
         }
-        let mut d = entries(&[("api_key", "k"), ("endpoint", "e")]);
-        d.negative = true;
-        assert_eq!(read(&d, 1, "/v1/"), Err(DescriptorError::NegativeHits));
-        d.negative = false;
-        d.limit_override = true;
-        assert_eq!(read(&d, 1, "/v1/"), Err(DescriptorError::LimitOverride));
-        d.limit_override = false;
-        d.hits_addend = Some(u64::MAX);
+        let pairs = [("api_key", "k"), ("endpoint", "e")];
+        let negative = Extras {
+            negative: true,
+            ..NONE
+        };
         assert_eq!(
-            read(&d, 1, "/v1/"),
+            read(&pairs, &negative, 1, "/v1/"),
+            Err(DescriptorError::NegativeHits)
+        );
+        let limit_override = Extras {
+            limit_override: true,
+            ..NONE
+        };
+        assert_eq!(
+            read(&pairs, &limit_override, 1, "/v1/"),
+            Err(DescriptorError::LimitOverride)
+        );
+        let too_many = Extras {
+            hits_addend: Some(u64::MAX),
+            ..NONE
+        };
+        assert_eq!(
+            read(&pairs, &too_many, 1, "/v1/"),
             Err(DescriptorError::TooManyHits(u64::MAX))
         );
     }
@@ -289,10 +355,11 @@ mod tests {
         // `..` is not resolved here: the layer makes the path canonical and
         // refuses one that climbs above the prefix, as for HTTP.
         let ask = read(
-            &entries(&[("api_key", "k"), ("endpoint", "../admin")]),
+            &[("api_key", "k"), ("endpoint", "../admin")],
+            &NONE,
             1,
             "/v1/",
         );
-        assert_eq!(ask.map(|a| a.path), Ok("/v1/../admin".to_owned()));
+        assert_eq!(ask.map(|a| a.path), Ok("/v1/../admin".into()));
     }
 }

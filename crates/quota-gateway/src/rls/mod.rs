@@ -57,13 +57,12 @@ mod descriptor;
 
 use std::future::Future;
 
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use quota_transport::enforce::{Admitted, CallerCheck, EnforceLayer, PolicyHandle};
-use quota_transport::identity::Caller;
+use smallvec::SmallVec;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -73,7 +72,7 @@ use crate::routes;
 
 pub use answer::QUOTA_STATUS_HEADER;
 pub use descriptor::MAX_DESCRIPTORS;
-use descriptor::{DescriptorError, Entries};
+use descriptor::{Ask, DescriptorError, Extras, Who};
 
 /// Envoy's rate limit service, deciding with a gateway's policy, store and
 /// accounts. Made by [`Gateway::rls`](crate::Gateway::rls); cheap to clone.
@@ -130,44 +129,57 @@ impl RlsService {
             let e = DescriptorError::TooManyDescriptors(req.descriptors.len());
             return Err(invalid(&e.to_string()));
         }
-        let mut asks = Vec::with_capacity(req.descriptors.len());
-        {
-            let policy = self.policy.load();
-            for (i, d) in req.descriptors.iter().enumerate() {
-                let ask = descriptor::read(&entries(d), req.hits_addend, routes::API_PREFIX)
-                    .map_err(|e| invalid(&format!("descriptor {i}: {e}")))?;
-                if let Caller::Identity(who) = &ask.caller {
-                    if policy.tier(&who.tier).is_none() {
-                        return Err(invalid(&format!(
-                            "descriptor {i}: tier {:?} is not in the policy",
-                            who.tier
-                        )));
-                    }
-                }
-                asks.push(ask);
-            }
-        }
+        let asks = self.read(req)?;
         // All or nothing: each descriptor is decided in turn; when one is
         // refused, what the ones before it took is given back.
         let total = asks.len();
-        let mut admitted: Vec<(Admitted, String)> = Vec::with_capacity(total);
-        for (at, ask) in asks.into_iter().enumerate() {
-            match self
-                .layer
-                .check_caller(&ask.path, ask.caller, ask.cost)
-                .await
-            {
-                CallerCheck::Admitted(ok) => admitted.push((ok, ask.path)),
+        let mut admitted: SmallVec<[Admitted; 1]> = SmallVec::new();
+        for (at, ask) in asks.iter().enumerate() {
+            let check = match ask.caller {
+                Who::ApiKey(key) => self.layer.check_api_key(&ask.path, key, ask.cost).await,
+                who => {
+                    self.layer
+                        .check_caller(&ask.path, who.to_caller(), ask.cost)
+                        .await
+                }
+            };
+            match check {
+                CallerCheck::Admitted(ok) => admitted.push(ok),
                 CallerCheck::Refused { response, report } => {
-                    for (mut ok, path) in admitted {
-                        self.layer.withdraw(&mut ok, &path).await;
+                    for (ok, ask) in admitted.iter_mut().zip(&asks) {
+                        self.layer.withdraw(ok, &ask.path).await;
                     }
                     return Ok(answer::refused(at, total, &response, report.as_ref()));
                 }
             }
         }
-        let admitted: Vec<Admitted> = admitted.into_iter().map(|(ok, _)| ok).collect();
         Ok(answer::admitted(&admitted))
+    }
+
+    /// Reads every descriptor of `req` (before any is decided: a request
+    /// Envoy should not send decides nothing).
+    fn read<'r>(&self, req: &'r RateLimitRequest) -> Result<SmallVec<[Ask<'r>; 2]>, tonic::Status> {
+        let policy = self.policy.load();
+        let mut asks = SmallVec::with_capacity(req.descriptors.len());
+        for (i, d) in req.descriptors.iter().enumerate() {
+            let extras = Extras {
+                limit_override: d.limit.is_some(),
+                hits_addend: d.hits_addend.map(|h| h.value),
+                negative: d.is_negative_hits,
+            };
+            let entries = d.entries.iter().map(|e| (e.key.as_str(), e.value.as_str()));
+            let ask = descriptor::read(entries, &extras, req.hits_addend, routes::API_PREFIX)
+                .map_err(|e| invalid(&format!("descriptor {i}: {e}")))?;
+            if let Who::Identity { tier, .. } = ask.caller {
+                if policy.tier(tier).is_none() {
+                    return Err(invalid(&format!(
+                        "descriptor {i}: tier {tier:?} is not in the policy"
+                    )));
+                }
+            }
+            asks.push(ask);
+        }
+        Ok(asks)
     }
 
     /// Serves the service on `listener` (gRPC over HTTP/2, plain TCP) until
@@ -198,19 +210,6 @@ impl RateLimitService for RlsService {
         self.decide(request.get_ref())
             .await
             .map(tonic::Response::new)
-    }
-}
-
-fn entries(d: &RateLimitDescriptor) -> Entries<'_> {
-    Entries {
-        entries: d
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect(),
-        limit_override: d.limit.is_some(),
-        hits_addend: d.hits_addend.map(|h| h.value),
-        negative: d.is_negative_hits,
     }
 }
 

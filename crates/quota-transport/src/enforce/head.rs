@@ -192,11 +192,36 @@ where
     /// # });
     /// ```
     pub async fn check_caller(&self, path: &str, caller: Caller, cost: u64) -> CallerCheck {
-        let loaded = self.config.policy.load_full();
         let found = match caller {
             Caller::ApiKey(key) => Found::ApiKey(key.into()),
             Caller::Identity(who) => Found::Identity(who),
         };
+        self.check_found(path, found, cost).await
+    }
+
+    /// [`check_caller`](Self::check_caller) for a caller known by its API
+    /// key, borrowed: the same checks, with nothing copied.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use quota_core::{MemoryStore, policy::Policy, account::MemoryAccounts};
+    /// # use quota_transport::enforce::{CallerCheck, EnforceLayer};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let accounts = Arc::new(MemoryAccounts::new());
+    /// let layer = EnforceLayer::new(Policy::seed(), Arc::new(MemoryStore::new()), accounts);
+    /// match layer.check_api_key("/v1/txt2img", "no-such-key", 1).await {
+    ///     CallerCheck::Refused { response, .. } => assert_eq!(response.status(), 401),
+    ///     CallerCheck::Admitted(_) => unreachable!(),
+    /// }
+    /// # });
+    /// ```
+    pub async fn check_api_key(&self, path: &str, api_key: &str, cost: u64) -> CallerCheck {
+        self.check_found(path, Found::ApiKey(api_key.into()), cost)
+            .await
+    }
+
+    async fn check_found(&self, path: &str, found: Found<'_>, cost: u64) -> CallerCheck {
+        let loaded = self.config.policy.load_full();
         let Driven { verdict, identity } =
             drive_caller(&self.config, &loaded, path, Ok(found), Body::NONE, cost).await;
         match verdict {
