@@ -7,10 +7,27 @@
 //! cargo run --release -p quota-benches --example rls_load [SECONDS_PER_ROUND [ROUNDS]]
 //! ```
 //!
-//! Both servers share one runtime (one worker thread); the client has its
-//! own (one worker thread). quota decides with the memory store and memory
-//! accounts, `benches/policies/permissive.toml` (every call admitted), 64
-//! accounts by API key, round robin.
+//! Both servers share one runtime (one worker thread, named
+//! `rls-server`) and mimalloc, the allocator of the `quota` binary; the
+//! client has its own runtime (one worker thread). quota decides
+//! with the memory store and memory accounts,
+//! `benches/policies/permissive.toml` (every call admitted), 64 accounts by
+//! API key, round robin.
+//!
+//! # A fixed number of calls, for a profiler
+//! With `RLS_CALLS=N` the bench makes exactly `N` calls (at
+//! `RLS_IN_FLIGHT`, default 64, in flight) to one server, `--only quota` or
+//! `--only bare`, and exits. Wall time means little on a shared machine;
+//! instruction counts do not move with the load, so this mode is for
+//! `valgrind --tool=callgrind --separate-threads=yes`: the `rls-server`
+//! thread's instructions, at two values of `N`, give the server's
+//! instructions per call (the difference over the difference of `N`
+//! cancels the setup):
+//!
+//! ```sh
+//! RLS_CALLS=20000 valgrind --tool=callgrind --separate-threads=yes \
+//!     target/release/examples/rls_load --only quota
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +51,11 @@ use tonic::transport::Channel;
 
 const ACCOUNTS: usize = 64;
 
+/// The allocator `quota serve --grpc-listen` runs with (crates/quota-cli):
+/// both servers allocate through it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The floor: the same service, answering OK without deciding anything.
 struct Bare;
 
@@ -51,15 +73,16 @@ impl RateLimitService for Bare {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(calls) = std::env::var("RLS_CALLS").ok() {
+        return fixed_calls(&args, &calls);
+    }
+    let mut args = args.into_iter();
     let secs: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3.0);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let round = Duration::from_secs_f64(secs);
 
-    let servers = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let servers = server_runtime()?;
     let (bare, quota, keys) = servers.block_on(start_servers())?;
 
     let client = tokio::runtime::Builder::new_multi_thread()
@@ -95,6 +118,83 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// The servers' runtime: one worker thread, named for a profiler.
+fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("rls-server")
+        .enable_all()
+        .build()
+}
+
+/// `RLS_CALLS` calls to the server `--only` names, then exits.
+fn fixed_calls(args: &[String], calls: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let calls: usize = calls.parse().map_err(|_| "RLS_CALLS: a number of calls")?;
+    let in_flight: usize = match std::env::var("RLS_IN_FLIGHT") {
+        Ok(n) => n.parse().map_err(|_| "RLS_IN_FLIGHT: a number")?,
+        Err(_) => 64,
+    };
+    let only = match args {
+        [flag, which] if flag == "--only" && (which == "quota" || which == "bare") => which,
+        _ => return Err("with RLS_CALLS: --only quota, or --only bare".into()),
+    };
+    let servers = server_runtime()?;
+    let (bare, quota, keys) = servers.block_on(start_servers())?;
+    let addr = if only == "bare" { bare } else { quota };
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let made = client.block_on(load_n(addr, in_flight.max(1), calls, keys))?;
+    println!(
+        "{made} calls to {only} at {in_flight} in flight in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `in_flight` callers on one channel making `calls` calls in all.
+async fn load_n(
+    addr: SocketAddr,
+    in_flight: usize,
+    calls: usize,
+    keys: Arc<Vec<String>>,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let mut client = RateLimitServiceClient::new(channel.clone());
+        let next = Arc::clone(&next);
+        let keys = Arc::clone(&keys);
+        tasks.push(tokio::spawn(async move {
+            let mut made = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= calls {
+                    return Ok::<_, String>(made);
+                }
+                match client
+                    .should_rate_limit(request(&keys[i % keys.len()]))
+                    .await
+                {
+                    Ok(r) if r.get_ref().overall_code == Code::Ok as i32 => made += 1,
+                    other => return Err(format!("unexpected answer: {other:?}")),
+                }
+            }
+        }));
+    }
+    let mut made = 0;
+    for task in tasks {
+        made += task.await??;
+    }
+    Ok(made)
 }
 
 async fn start_servers(
