@@ -74,7 +74,7 @@ impl RateLimitService for Bare {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(calls) = std::env::var("RLS_CALLS").ok() {
+    if let Ok(calls) = std::env::var("RLS_CALLS") {
         return fixed_calls(&args, &calls);
     }
     let mut args = args.into_iter();
