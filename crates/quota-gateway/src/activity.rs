@@ -263,13 +263,13 @@ pub(crate) struct AccountView {
 }
 
 /// A part of the account table (an account's shard: its id's hash).
-type Shard = Mutex<HashMap<Box<str>, AccountActivity>>;
+type Shard = Mutex<HashMap<Box<str>, AccountActivity, foldhash::fast::RandomState>>;
 
 /// The activity of this node (see the module's docs).
 pub(crate) struct Activity {
     slots: Box<[Slot]>,
     shards: Box<[Shard]>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
     latencies_us: Box<[AtomicU32]>,
     next_latency: AtomicUsize,
     started_ms: u64,
@@ -299,7 +299,7 @@ impl Activity {
                 })
                 .collect(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             latencies_us: (0..LATENCIES).map(|_| AtomicU32::new(0)).collect(),
             next_latency: AtomicUsize::new(0),
             started_ms: now.as_millis(),
@@ -398,29 +398,40 @@ impl Activity {
             Err(poisoned) => poisoned.into_inner(),
         };
         let at_ms = now.as_millis();
-        if !shard.contains_key(account) {
-            if shard.len() >= self.max_accounts / SHARDS {
-                let oldest = shard
-                    .iter()
-                    .min_by_key(|(_, a)| a.last_seen_ms)
-                    .map(|(id, _)| id.clone());
-                if let Some(oldest) = oldest {
-                    shard.remove(&oldest);
-                }
-            }
-            shard.insert(
-                account.into(),
-                AccountActivity {
-                    requests: 0,
-                    last_seen_ms: at_ms,
-                    refusals: [MinuteCount::default(); 60],
-                    recent: VecDeque::with_capacity(RECENT),
-                },
-            );
+        // Found with one hash when seen before (the common case).
+        if let Some(a) = shard.get_mut(account) {
+            a.saw(endpoint, category, status, at_ms);
+            return;
         }
+        if shard.len() >= self.max_accounts / SHARDS {
+            let oldest = shard
+                .iter()
+                .min_by_key(|(_, a)| a.last_seen_ms)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                shard.remove(&oldest);
+            }
+        }
+        shard.insert(
+            account.into(),
+            AccountActivity {
+                requests: 0,
+                last_seen_ms: at_ms,
+                refusals: [MinuteCount::default(); 60],
+                recent: VecDeque::with_capacity(RECENT),
+            },
+        );
         let Some(a) = shard.get_mut(account) else {
             return;
         };
+        a.saw(endpoint, category, status, at_ms);
+    }
+}
+
+impl AccountActivity {
+    /// One more request of this account.
+    fn saw(&mut self, endpoint: Option<&str>, category: Category, status: u16, at_ms: u64) {
+        let a = self;
         a.requests = a.requests.saturating_add(1);
         a.last_seen_ms = a.last_seen_ms.max(at_ms);
         if let Some(kind) = limit_index(category) {
@@ -454,7 +465,9 @@ impl Activity {
             status,
         });
     }
+}
 
+impl Activity {
     /// The counts of the last `n` seconds up to `now` (included), oldest
     /// first (at most [`SECONDS`]).
     pub(crate) fn per_second(&self, now: Timestamp, n: usize) -> Vec<Counts> {
