@@ -61,6 +61,7 @@ mod limits;
 mod metrics;
 mod observe;
 mod options;
+mod percent;
 pub mod policy_file;
 mod proxy;
 pub mod reload;

@@ -79,24 +79,7 @@ pub(crate) fn asked_endpoint(query: Option<&str>) -> Option<String> {
     let value = query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("endpoint="))?;
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(decoded) if b == b'%' => {
-                out.push(decoded);
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
+    let out = crate::percent::decode_bytes(value, false);
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 

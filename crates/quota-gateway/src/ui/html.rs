@@ -37,30 +37,7 @@ pub(crate) fn url(s: &str) -> String {
 /// `s` percent-decoded (`plus`: `+` is a space, as in a form), or `None`
 /// when the bytes are not UTF-8.
 pub(crate) fn decode(s: &str, plus: bool) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b'+', _) if plus => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::percent::decode(s, plus)
 }
 
 /// The fields of an `application/x-www-form-urlencoded` body or a query.
