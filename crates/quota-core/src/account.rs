@@ -429,6 +429,13 @@ struct StoredKey {
 }
 
 impl Inner {
+    /// The account `id`, to change it.
+    fn account_mut(&mut self, id: &str) -> Result<&mut Account, AccountError> {
+        self.by_id
+            .get_mut(id)
+            .ok_or_else(|| AccountError::NotFound(id.to_owned()))
+    }
+
     /// The digest of `account`'s key `key`.
     fn digest_of(&self, account: &str, key: &str) -> Result<KeyDigest, AccountError> {
         if !self.by_id.contains_key(account) {
@@ -535,10 +542,7 @@ impl Accounts for MemoryAccounts {
         price: Money,
     ) -> impl Future<Output = Result<Charge, AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i
-                .by_id
-                .get_mut(account)
-                .ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
+            let a = i.account_mut(account)?;
             if a.credit < price {
                 return Ok(Charge::Insufficient {
                     credit: a.credit,
@@ -560,10 +564,7 @@ impl Accounts for MemoryAccounts {
         amount: Money,
     ) -> impl Future<Output = Result<(), AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i
-                .by_id
-                .get_mut(account)
-                .ok_or_else(|| AccountError::NotFound(account.to_owned()))?;
+            let a = i.account_mut(account)?;
             a.credit = Money::from_micros(a.credit.micros().saturating_add(amount.micros()));
             a.spent = Money::from_micros(a.spent.micros().saturating_sub(amount.micros()));
             a.requests = a.requests.saturating_sub(1);
@@ -622,10 +623,7 @@ impl AccountAdmin for MemoryAccounts {
         tier: &str,
     ) -> impl Future<Output = Result<Account, AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i
-                .by_id
-                .get_mut(id)
-                .ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            let a = i.account_mut(id)?;
             a.credit = Money::from_micros(a.credit.micros().saturating_add(amount.micros()));
             a.paid = Money::from_micros(a.paid.micros().saturating_add(amount.micros()));
             a.tier = tier.to_owned();
@@ -658,10 +656,7 @@ impl AccountAdmin for MemoryAccounts {
         change: AccountUpdate,
     ) -> impl Future<Output = Result<Account, AccountError>> + Send {
         ready(self.with(|i| {
-            let a = i
-                .by_id
-                .get_mut(id)
-                .ok_or_else(|| AccountError::NotFound(id.to_owned()))?;
+            let a = i.account_mut(id)?;
             if let Some(tier) = change.tier {
                 a.tier = tier;
             }

@@ -33,43 +33,7 @@ async fn two_gateways_share_accounts_and_exactly_one_budget() {
     let prefix = Prefix::new("e2e");
     let (a, b) = (node(&up, &prefix).await, node(&up, &prefix).await);
     let http = Http::default();
-
-    // An account created on A is known to B.
-    let (id, key) = http.create_account(&a).await;
-    let on_b = http.get(&b.url("/v1/limits"), Some(&key)).await;
-    assert_eq!(on_b.status, 200, "{:?}", on_b.body);
-    assert_eq!(on_b.json()["tier"], "basic");
-
-    // 160 concurrent requests on one key through both nodes: exactly the
-    // 100 a minute of `slow` are admitted.
-    early_in_window(60_000, Duration::from_secs(10)).await;
-    let tasks: Vec<_> = (0..160)
-        .map(|i| {
-            let url = if i % 2 == 0 {
-                a.url("/v1/slow")
-            } else {
-                b.url("/v1/slow")
-            };
-            let (http, key) = (http.clone(), key.clone());
-            tokio::spawn(async move { http.post(&url, Some(&key)).await.status.as_u16() })
-        })
-        .collect();
-    let mut admitted = 0;
-    let mut refused = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            200 => admitted += 1,
-            429 => refused += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((admitted, refused), (100, 60));
-
-    // A payment recorded on A makes the account Premium on B at once.
-    assert_eq!(http.pay(&a, &id, "10.00").await.status, 200);
-    let res = http.post(&b.url("/v1/txt2img"), Some(&key)).await;
-    assert_eq!(res.status, 200);
-    assert_eq!(res.header("x-ratelimit-limit"), Some("300"));
+    support::two_nodes_share_accounts_and_one_budget(&http, &a, &b).await;
 
     let metrics =
         String::from_utf8_lossy(&http.get(&b.url("/metrics"), None).await.body).into_owned();

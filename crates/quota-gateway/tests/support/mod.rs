@@ -636,3 +636,42 @@ pub fn status_of(answer: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an answer: {answer:?}"))
 }
+
+/// Two gateways `a` and `b` on one store share accounts and exactly one
+/// budget: an account created on A is known to B; 160 concurrent requests
+/// on its key through both admit exactly the 100 a minute of `slow`; a
+/// payment recorded on A makes it Premium on B at once. Used by the Redis
+/// and the Redis Cluster suites.
+pub async fn two_nodes_share_accounts_and_one_budget(http: &Http, a: &Gw, b: &Gw) {
+    let (id, key) = http.create_account(a).await;
+    let on_b = http.get(&b.url("/v1/limits"), Some(&key)).await;
+    assert_eq!(on_b.status, 200, "{:?}", on_b.body);
+    assert_eq!(on_b.json()["tier"], "basic");
+
+    early_in_window(60_000, Duration::from_secs(10)).await;
+    let tasks: Vec<_> = (0..160)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                a.url("/v1/slow")
+            } else {
+                b.url("/v1/slow")
+            };
+            let (http, key) = (http.clone(), key.clone());
+            tokio::spawn(async move { http.post(&url, Some(&key)).await.status.as_u16() })
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => admitted += 1,
+            429 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((admitted, refused), (100, 60));
+
+    assert_eq!(http.pay(a, &id, "10.00").await.status, 200);
+    let res = http.post(&b.url("/v1/txt2img"), Some(&key)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("x-ratelimit-limit"), Some("300"));
+}
