@@ -158,7 +158,8 @@ pub(crate) struct ServeArgs {
     /// Config file (TOML) with the same keys as these flags.
     #[arg(long, env = "QUOTA_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Run a built-in mock upstream and create two demo accounts.
+    /// Run a built-in mock upstream, create two demo accounts, and send some
+    /// demo traffic (admitted and refused) for the operator's page.
     #[arg(long)]
     pub(crate) demo: bool,
 }
