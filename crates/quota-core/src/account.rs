@@ -324,6 +324,14 @@ pub trait Accounts: Send + Sync {
         account: &str,
         amount: Money,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
+
+    /// Whether every future this source returns is ready at its first
+    /// poll (it does no I/O, as [`MemoryAccounts`]); see
+    /// [`Store::answers_at_once`](crate::Store::answers_at_once). The
+    /// default, `false`, is right for every source that waits.
+    fn answers_at_once(&self) -> bool {
+        false
+    }
 }
 
 /// What the admin API needs besides [`Accounts`].
@@ -570,6 +578,10 @@ impl Accounts for MemoryAccounts {
             a.requests = a.requests.saturating_sub(1);
             Ok(())
         }))
+    }
+
+    fn answers_at_once(&self) -> bool {
+        true
     }
 }
 

@@ -87,6 +87,9 @@ pub trait DynStore: Send + Sync {
         receipt: &'a Receipt,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// [`Store::answers_at_once`].
+    fn answers_at_once(&self) -> bool;
 }
 
 impl<T: Store> DynStore for T {
@@ -122,6 +125,10 @@ impl<T: Store> DynStore for T {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(Store::refund(self, plan, receipt, now))
     }
+
+    fn answers_at_once(&self) -> bool {
+        Store::answers_at_once(self)
+    }
 }
 
 /// [`Accounts`] with boxed futures, so it can be a trait object
@@ -148,6 +155,9 @@ pub trait DynAccounts: Send + Sync {
         account: &'a str,
         amount: Money,
     ) -> BoxFuture<'a, Result<(), AccountError>>;
+
+    /// [`Accounts::answers_at_once`].
+    fn answers_at_once(&self) -> bool;
 }
 
 impl<T: Accounts> DynAccounts for T {
@@ -172,6 +182,10 @@ impl<T: Accounts> DynAccounts for T {
         amount: Money,
     ) -> BoxFuture<'a, Result<(), AccountError>> {
         Box::pin(Accounts::refund(self, account, amount))
+    }
+
+    fn answers_at_once(&self) -> bool {
+        Accounts::answers_at_once(self)
     }
 }
 
@@ -365,6 +379,10 @@ macro_rules! store_for_pointer {
             ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
                 (**self).refund_boxed(plan, receipt, now)
             }
+
+            fn answers_at_once(&self) -> bool {
+                DynStore::answers_at_once(&**self)
+            }
         }
     )+};
 }
@@ -399,6 +417,10 @@ macro_rules! accounts_for_pointer {
                 amount: Money,
             ) -> impl Future<Output = Result<(), AccountError>> + Send {
                 async move { (**self).refund_boxed(account, amount).await }
+            }
+
+            fn answers_at_once(&self) -> bool {
+                DynAccounts::answers_at_once(&**self)
             }
         }
     )+};

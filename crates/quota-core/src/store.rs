@@ -263,6 +263,17 @@ pub trait Store: Send + Sync {
         receipt: &'a Receipt,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+
+    /// Whether every future this store returns is ready at its first poll
+    /// (the store does no I/O, as [`MemoryStore`](crate::MemoryStore)).
+    /// A driver may then poll each future once, in place, instead of
+    /// keeping it across a wait: the enforcement layer checks a request
+    /// without a future of its own. A future that is still pending after
+    /// that one poll is dropped and taken for a failure of the store.
+    /// The default, `false`, is right for every store that waits.
+    fn answers_at_once(&self) -> bool {
+        false
+    }
 }
 
 /// Decides `plan` through `store` and builds the [`Decision`].

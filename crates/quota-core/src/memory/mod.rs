@@ -366,6 +366,10 @@ impl Store for MemoryStore {
         }
         core::future::ready(Ok(()))
     }
+
+    fn answers_at_once(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -17,9 +18,10 @@ use quota_core::Store;
 
 use super::answer::refusal_response;
 use super::body::RequestBody;
-use super::drive::{drive, refund, Driven};
+use super::drive::{drive, drive_at_once, refund, Driven};
 use super::guard::guard;
 use super::layer::Config;
+use super::policy::Loaded;
 use super::refund::{may_refund, Settle};
 use crate::response::{json_message, RateHeaders};
 use crate::upload::Verdict as UploadVerdict;
@@ -31,6 +33,8 @@ pub(crate) enum Checked<B> {
     Proceed { req: Request<B>, pass: Pass },
     /// Answer this instead; the service is never called.
     Refuse(Response<Bytes>),
+    /// Give the charge back, then answer this; the service is never called.
+    RefundThenRefuse(Refund, Response<Bytes>),
 }
 
 /// A give-back running.
@@ -72,10 +76,10 @@ where
     A: Accounts + 'static,
     B: Body + Send,
 {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     async move {
         let loaded = config.policy.load_full();
-        let Driven { verdict, identity } = drive(
+        let driven = drive(
             &config,
             &loaded,
             parts.uri.path(),
@@ -83,78 +87,120 @@ where
             Some(&parts.extensions),
         )
         .await;
-        let mut admit = match verdict {
-            Verdict::Admit(admit) => admit,
-            Verdict::Refuse(refusal) => {
-                let res = refusal_response(&config, &refusal.reason, refusal.report.as_ref());
-                return Checked::Refuse(res);
-            }
-        };
-        // Only a charged request needs its account again, to give back.
-        let refund_of = |price: Money| -> Option<Refund> {
-            let accounts = Arc::clone(&config.accounts);
-            let account = identity.as_ref()?.account.clone();
-            Some(Box::new(move || {
-                Box::pin(async move { refund(&*accounts, &account, price).await })
-            }))
-        };
-        if let Some(path) = &admit.path {
-            // The service sees the path that was checked and charged.
-            match with_path(&parts.uri, path) {
-                Ok(uri) => parts.uri = uri,
-                Err(res) => {
-                    if let Some(give_back) = admit.charged.and_then(refund_of) {
-                        give_back().await;
-                    }
-                    return Checked::Refuse(res);
-                }
-            }
+        checked(&config, loaded, parts, body, driven)
+    }
+}
+
+/// [`check`], for a store and an account source that answer at once: run
+/// in place, with no future (see [`drive_at_once`]).
+pub(crate) fn check_at_once<S, A, B>(
+    config: &Arc<Config<S, A>>,
+    req: Request<B>,
+) -> Checked<RequestBody<B>>
+where
+    S: Store + 'static,
+    A: Accounts + 'static,
+    B: Body + Send,
+{
+    let (parts, body) = req.into_parts();
+    let loaded = config.policy.load_full();
+    let driven = drive_at_once(
+        config,
+        &loaded,
+        parts.uri.path(),
+        &parts.headers,
+        Some(&parts.extensions),
+    );
+    checked(config, loaded, parts, body, driven)
+}
+
+/// What the checks decided, from the admission's end: the request as the
+/// service gets it (its canonical path, the identity and the report in its
+/// extensions, its body guarded), and what its answer needs.
+fn checked<S, A, B>(
+    config: &Arc<Config<S, A>>,
+    loaded: Arc<Loaded>,
+    mut parts: Parts,
+    body: B,
+    driven: Driven,
+) -> Checked<RequestBody<B>>
+where
+    S: Store + 'static,
+    A: Accounts + 'static,
+    B: Body + Send,
+{
+    let Driven { verdict, identity } = driven;
+    let mut admit = match verdict {
+        Verdict::Admit(admit) => admit,
+        Verdict::Refuse(refusal) => {
+            let res = refusal_response(config, &refusal.reason, refusal.report.as_ref());
+            return Checked::Refuse(res);
         }
-        let refund = admit.charged.and_then(refund_of);
-        let taken = admit.take();
-        let endpoint = parts
-            .uri
-            .path()
-            .get(config.admission.prefix_str().len()..)
-            .unwrap_or_default();
-        let settle = match &identity {
-            Some(who) if may_refund(config.admission.refunds(), &taken) => {
-                let settle = Settle {
-                    config: Arc::clone(&config),
-                    loaded: Arc::clone(&loaded),
-                    who: who.clone(),
-                    endpoint: endpoint.into(),
-                    taken,
+    };
+    // Only a charged request needs its account again, to give back.
+    let refund_of = |price: Money| -> Option<Refund> {
+        let accounts = Arc::clone(&config.accounts);
+        let account = identity.as_ref()?.account.clone();
+        Some(Box::new(move || {
+            Box::pin(async move { refund(&*accounts, &account, price).await })
+        }))
+    };
+    if let Some(path) = &admit.path {
+        // The service sees the path that was checked and charged.
+        match with_path(&parts.uri, path) {
+            Ok(uri) => parts.uri = uri,
+            Err(res) => {
+                return match admit.charged.and_then(refund_of) {
+                    Some(give_back) => Checked::RefundThenRefuse(give_back, res),
+                    None => Checked::Refuse(res),
                 };
-                Some(Box::new(move |result| {
-                    let reason = settle.reason(result)?;
-                    Some(Box::pin(settle.give_back(reason)) as BoxRefund)
-                }) as Settler)
             }
-            _ => None,
-        };
-        if let Some(identity) = identity {
-            parts.extensions.insert(identity);
         }
-        // The headers are rendered now, so the report itself goes to the
-        // service (no copy of it is kept).
-        let headers = admit.report.map(|report| {
-            let headers = RateHeaders::new(&report);
-            parts.extensions.insert(report);
-            headers
-        });
-        let rules: Option<Arc<UploadRules>> = admit.guard_body.then(|| Arc::clone(&loaded.uploads));
-        let (body, verdict) = guard(body, &parts.headers, endpoint, rules);
-        let pass = Pass {
-            headers,
-            verdict,
-            refund,
-            settle,
-        };
-        Checked::Proceed {
-            req: Request::from_parts(parts, body),
-            pass,
+    }
+    let refund = admit.charged.and_then(refund_of);
+    let taken = admit.take();
+    let endpoint = parts
+        .uri
+        .path()
+        .get(config.admission.prefix_str().len()..)
+        .unwrap_or_default();
+    let settle = match &identity {
+        Some(who) if may_refund(config.admission.refunds(), &taken) => {
+            let settle = Settle {
+                config: Arc::clone(config),
+                loaded: Arc::clone(&loaded),
+                who: who.clone(),
+                endpoint: endpoint.into(),
+                taken,
+            };
+            Some(Box::new(move |result| {
+                let reason = settle.reason(result)?;
+                Some(Box::pin(settle.give_back(reason)) as BoxRefund)
+            }) as Settler)
         }
+        _ => None,
+    };
+    if let Some(identity) = identity {
+        parts.extensions.insert(identity);
+    }
+    // The headers are rendered now, so the report itself goes to the
+    // service (no copy of it is kept).
+    let headers = admit.report.map(|report| {
+        let headers = RateHeaders::new(&report);
+        parts.extensions.insert(report);
+        headers
+    });
+    let rules: Option<Arc<UploadRules>> = admit.guard_body.then(|| Arc::clone(&loaded.uploads));
+    let (body, verdict) = guard(body, &parts.headers, endpoint, rules);
+    let pass = Pass {
+        headers,
+        verdict,
+        refund,
+        settle,
+    };
+    Checked::Proceed {
+        req: Request::from_parts(parts, body),
+        pass,
     }
 }
 

@@ -42,6 +42,7 @@ pin_project! {
     {
         Check { check: BoxCheck<B>, service: Option<Inner> },
         Call { #[pin] future: Inner::Future, pass: Option<Pass> },
+        Answer { response: Option<Response<Bytes>> },
         Refund { refund: BoxRefund, response: Option<Response<Bytes>> },
         GiveBack { refund: BoxRefund, response: Option<Inner::Response> },
         Done,
@@ -52,6 +53,7 @@ impl<Inner, B> ResponseFuture<Inner, B>
 where
     Inner: Service<Request<RequestBody<B>>>,
 {
+    /// The checks still to run, then `service`.
     pub(crate) fn new(check: BoxCheck<B>, service: Inner) -> Self {
         ResponseFuture {
             state: State::Check {
@@ -59,6 +61,24 @@ where
                 service: Some(service),
             },
         }
+    }
+
+    /// What the checks decided already: `service` is called now, or never.
+    pub(crate) fn checked(checked: Checked<RequestBody<B>>, mut service: Inner) -> Self {
+        let state = match checked {
+            Checked::Proceed { req, pass } => State::Call {
+                future: service.call(req),
+                pass: Some(pass),
+            },
+            Checked::Refuse(res) => State::Answer {
+                response: Some(res),
+            },
+            Checked::RefundThenRefuse(refund, res) => State::Refund {
+                refund: refund(),
+                response: Some(res),
+            },
+        };
+        ResponseFuture { state }
     }
 }
 
@@ -70,6 +90,7 @@ where
         let state = match self.state {
             State::Check { .. } => "check",
             State::Call { .. } => "call",
+            State::Answer { .. } => "answer",
             State::Refund { .. } => "refund",
             State::GiveBack { .. } => "give back",
             State::Done => "done",
@@ -104,6 +125,12 @@ where
                         (Checked::Refuse(res), _) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(res.map(ResponseBody::full)));
+                        }
+                        (Checked::RefundThenRefuse(refund, res), _) => {
+                            this.state.set(State::Refund {
+                                refund: refund(),
+                                response: Some(res),
+                            });
                         }
                         (Checked::Proceed { .. }, None) => {
                             unreachable!("the service is taken only here")
@@ -148,6 +175,13 @@ where
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(response.map(ResponseBody::full)));
                         }
+                    }
+                }
+                StateProj::Answer { response } => {
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    if let Some(response) = response {
+                        return Poll::Ready(Ok(response.map(ResponseBody::full)));
                     }
                 }
                 StateProj::Refund { refund, response } => {

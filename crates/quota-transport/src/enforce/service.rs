@@ -12,7 +12,7 @@ use quota_core::Store;
 use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
-use super::check::check;
+use super::check::{check, check_at_once};
 use super::future::ResponseFuture;
 use super::layer::EnforceLayer;
 use super::policy::PolicyHandle;
@@ -104,6 +104,13 @@ where
         // stays for the next one.
         let clone = self.inner.clone();
         let ready = core::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(Box::pin(check(Arc::clone(&self.layer.config), req)), ready)
+        let config = &self.layer.config;
+        if config.store.answers_at_once() && config.accounts.answers_at_once() {
+            // Nothing to wait for: the checks run now, and the service is
+            // called now (or never), with no future of the layer's own.
+            ResponseFuture::checked(check_at_once(config, req), ready)
+        } else {
+            ResponseFuture::new(Box::pin(check(Arc::clone(config), req)), ready)
+        }
     }
 }
