@@ -5,10 +5,11 @@
 //! it.
 //!
 //! One loop answers the steps ([`answer_steps`]), waiting for each answer
-//! in one of two ways: `.await` ([`drive`]), or, when the store and the
-//! account source promise to answer at once (the memory ones), by polling
-//! each step's future once in place ([`drive_at_once`]): no future lives
-//! across the request's checks then, and the layer needs none of its own.
+//! in one of two ways: `.await`, or, when the store and the account source
+//! promise to answer at once (the memory ones), by polling each step's
+//! future once in place: no step's future is kept then, and
+//! [`drive_at_once`] runs the whole admission with no future at all (the
+//! tower layer's path: its request needs no boxed future).
 
 use core::error::Error;
 use core::future::Future;
@@ -104,9 +105,9 @@ where
 }
 
 /// [`drive`], for a store and an account source that answer at once
-/// ([`Store::answers_at_once`], [`Accounts::answers_at_once`]): every
-/// step's future is polled once, in place, so the request needs no future
-/// of its own.
+/// ([`Config::answers_at_once`]): every step's future is polled once, in
+/// place, so the request needs no future of its own. ([`drive`] polls them
+/// so too, inside its own future.)
 pub(crate) fn drive_at_once<S, A, H>(
     config: &Config<S, A>,
     loaded: &Loaded,
@@ -203,7 +204,12 @@ where
         Ok(run) => run,
         Err(driven) => return driven,
     };
-    let verdict = answer_steps!(config, run, wait);
+    // Nothing to wait for: no step's future is kept in this one.
+    let verdict = if config.answers_at_once() {
+        answer_steps!(config, run, at_once)
+    } else {
+        answer_steps!(config, run, wait)
+    };
     run.end(config, verdict)
 }
 

@@ -54,6 +54,15 @@ pub(crate) struct Config<S, A> {
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
+impl<S: Store, A: Accounts> Config<S, A> {
+    /// Whether the store and the account source both answer at once
+    /// ([`Store::answers_at_once`], [`Accounts::answers_at_once`]): then
+    /// the checks wait for nothing.
+    pub(crate) fn answers_at_once(&self) -> bool {
+        self.store.answers_at_once() && self.accounts.answers_at_once()
+    }
+}
+
 impl<S, A> Clone for Config<S, A> {
     fn clone(&self) -> Self {
         Config {

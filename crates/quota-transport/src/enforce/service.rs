@@ -105,7 +105,7 @@ where
         let clone = self.inner.clone();
         let ready = core::mem::replace(&mut self.inner, clone);
         let config = &self.layer.config;
-        if config.store.answers_at_once() && config.accounts.answers_at_once() {
+        if config.answers_at_once() {
             // Nothing to wait for: the checks run now, and the service is
             // called now (or never), with no future of the layer's own.
             ResponseFuture::checked(check_at_once(config, req), ready)
