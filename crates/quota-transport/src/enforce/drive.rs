@@ -125,7 +125,7 @@ where
     let body = Body::of(&length, &framing);
     let mut run = match Run::begin(config, loaded, path, &caller, body, 1) {
         Ok(run) => run,
-        Err(driven) => return driven,
+        Err(unknown) => return unknown.into(),
     };
     let verdict = answer_steps!(config, run, at_once);
     run.end(config, verdict)
@@ -202,7 +202,7 @@ where
 {
     let mut run = match Run::begin(config, loaded, path, &caller, body, cost) {
         Ok(run) => run,
-        Err(driven) => return driven,
+        Err(unknown) => return unknown.into(),
     };
     // Nothing to wait for: no step's future is kept in this one.
     let verdict = if config.answers_at_once() {
@@ -213,6 +213,19 @@ where
     run.end(config, verdict)
 }
 
+/// A caller the layer's extractor could not name (not a missing key):
+/// refused before any step, with this message.
+struct UnknownCaller(String);
+
+impl From<UnknownCaller> for Driven {
+    fn from(UnknownCaller(message): UnknownCaller) -> Self {
+        Driven {
+            verdict: Verdict::Refuse(Refusal::new(Reason::UnknownCaller(message))),
+            identity: None,
+        }
+    }
+}
+
 /// An admission under way, with what its end needs.
 struct Run<'a> {
     admission: Admission<'a>,
@@ -221,8 +234,8 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// The admission of a request for `path` from `caller`, or its verdict
-    /// already (a caller the extractor could not name).
+    /// The admission of a request for `path` from `caller`, or the caller
+    /// the extractor could not name.
     fn begin<S, A>(
         config: &'a Config<S, A>,
         loaded: &'a Loaded,
@@ -230,19 +243,14 @@ impl<'a> Run<'a> {
         caller: &'a Result<Found<'a>, ExtractError>,
         body: Body<'a>,
         cost: u64,
-    ) -> Result<Self, Driven> {
+    ) -> Result<Self, UnknownCaller> {
         let started = config.observer.as_ref().map(|_| Instant::now());
         let key = match caller {
             Ok(Found::ApiKey(key)) => Ok(&**key),
             // Known already: the resolve step is answered with it.
             Ok(Found::Identity(who)) => Ok(who.account.as_str()),
             Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(as_error(e)),
-            Err(e) => {
-                return Err(Driven {
-                    verdict: Verdict::Refuse(Refusal::new(Reason::UnknownCaller(e.to_string()))),
-                    identity: None,
-                })
-            }
+            Err(e) => return Err(UnknownCaller(e.to_string())),
         };
         let facts = RequestFacts {
             path,

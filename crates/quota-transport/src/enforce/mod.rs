@@ -123,8 +123,15 @@
 //! bodies).
 //!
 //! # Cost
-//! One boxed future per request (the checks run as one `async` block over
-//! the store's and the account source's futures), the identity and the
+//! With a store and an account source that answer at once
+//! ([`Store::answers_at_once`](quota_core::Store::answers_at_once) and
+//! [`Accounts::answers_at_once`](quota_core::account::Accounts::answers_at_once):
+//! the memory ones, the gateway's on memory) the checks run inside
+//! `call`, and the inner service is called there: the layer keeps no
+//! future of its own across them. Otherwise (Redis, redb, your own
+//! backend) one boxed future per request runs the checks as one `async`
+//! block over the store's and the account source's futures. Either way the
+//! identity and the
 //! report inserted into the extensions, the upload guard for a non-empty
 //! body, and header values taken from a static table for counts up to
 //! 9999 (larger counts share one buffer): no string is formatted for an
