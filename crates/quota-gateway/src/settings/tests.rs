@@ -28,6 +28,19 @@ fn from_file(name: &str, text: &str) -> (File, Result<Settings, SettingsError>) 
     (p, s)
 }
 
+/// Flags naming an upstream, the one setting every gateway needs.
+fn with_upstream() -> Overrides {
+    Overrides {
+        upstream: Some("http://127.0.0.1:9".to_owned()),
+        ..Overrides::default()
+    }
+}
+
+/// Settings from flags alone, no config file.
+fn from_flags(flags: Overrides) -> Result<Settings, SettingsError> {
+    Settings::resolve(None, &flags)
+}
+
 fn write(name: &str, text: &str) -> File {
     let dir = std::env::temp_dir().join(format!("quota-config-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -79,13 +92,7 @@ fn bad_value_in_config_file_names_file_line_and_key() {
         "bad",
         "upstream = \"http://127.0.0.1:9\"\n\nlisten = \"nowhere\"\n",
     );
-    let err = Settings::resolve(
-        Some(&p.0),
-        &Overrides {
-            ..Overrides::default()
-        },
-    )
-    .unwrap_err();
+    let err = Settings::resolve(Some(&p.0), &Overrides::default()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!("{}:3:10: listen:", p.0.display())),
@@ -95,15 +102,7 @@ fn bad_value_in_config_file_names_file_line_and_key() {
 
 #[test]
 fn max_connections_and_client_timeout_default_and_bad_values_name_their_line() {
-    let upstream = || Some("http://127.0.0.1:9".to_owned());
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
+    let s = from_flags(with_upstream()).unwrap();
     assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
     assert_eq!(s.client_timeout, Duration::from_secs(60));
     let (_, s) = from_file(
@@ -122,14 +121,10 @@ fn max_connections_and_client_timeout_default_and_bad_values_name_their_line() {
         err.starts_with(&format!("{}:2:19: max_connections:", p.0.display())),
         "{err}"
     );
-    let err = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            client_timeout: Some(-1.0),
-            ..Overrides::default()
-        },
-    )
+    let err = from_flags(Overrides {
+        client_timeout: Some(-1.0),
+        ..with_upstream()
+    })
     .unwrap_err()
     .to_string();
     assert!(
@@ -140,15 +135,7 @@ fn max_connections_and_client_timeout_default_and_bad_values_name_their_line() {
 
 #[test]
 fn workers_default_to_the_cpus_and_zero_is_refused_with_its_line() {
-    let upstream = || Some("http://127.0.0.1:9".to_owned());
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
+    let s = from_flags(with_upstream()).unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     assert_eq!(s.workers, cpus);
     let p = write(
@@ -186,14 +173,9 @@ fn unknown_key_in_config_file_is_refused_with_its_line() {
         "unknown",
         "upstream = \"http://127.0.0.1:9\"\nlisten_port = 3\n",
     );
-    let msg = Settings::resolve(
-        Some(&p.0),
-        &Overrides {
-            ..Overrides::default()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let msg = Settings::resolve(Some(&p.0), &Overrides::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.contains(":2:1:") && msg.contains("listen_port"),
         "{msg}"
@@ -202,36 +184,20 @@ fn unknown_key_in_config_file_is_refused_with_its_line() {
 
 #[test]
 fn trusted_proxies_and_forward_credentials_come_from_flags_or_the_file() {
-    let upstream = || Some("http://127.0.0.1:9".to_owned());
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
+    let s = from_flags(with_upstream()).unwrap();
     assert_eq!(s.trusted_proxies, TrustedProxies::default());
     assert!(!s.forward_credentials);
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
-            ..Overrides::default()
-        },
-    )
+    let s = from_flags(Overrides {
+        trusted_proxies: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
+        ..with_upstream()
+    })
     .unwrap();
     assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
     assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
-    let err = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            trusted_proxies: Some(vec!["10.0.0.0/99".into()]),
-            ..Overrides::default()
-        },
-    )
+    let err = from_flags(Overrides {
+        trusted_proxies: Some(vec!["10.0.0.0/99".into()]),
+        ..with_upstream()
+    })
     .unwrap_err()
     .to_string();
     assert!(
@@ -258,25 +224,13 @@ fn trusted_proxies_and_forward_credentials_come_from_flags_or_the_file() {
 
 #[test]
 fn tls_files_come_together_from_flags_or_the_file_relative_to_it() {
-    let upstream = || Some("http://127.0.0.1:9".to_owned());
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
+    let s = from_flags(with_upstream()).unwrap();
     assert_eq!(s.tls, None);
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            tls_cert: Some("/etc/quota/cert.pem".into()),
-            tls_key: Some("/etc/quota/key.pem".into()),
-            ..Overrides::default()
-        },
-    )
+    let s = from_flags(Overrides {
+        tls_cert: Some("/etc/quota/cert.pem".into()),
+        tls_key: Some("/etc/quota/key.pem".into()),
+        ..with_upstream()
+    })
     .unwrap();
     assert_eq!(
         s.tls,
@@ -285,14 +239,10 @@ fn tls_files_come_together_from_flags_or_the_file_relative_to_it() {
             key: "/etc/quota/key.pem".into()
         })
     );
-    let err = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            tls_cert: Some("cert.pem".into()),
-            ..Overrides::default()
-        },
-    )
+    let err = from_flags(Overrides {
+        tls_cert: Some("cert.pem".into()),
+        ..with_upstream()
+    })
     .unwrap_err()
     .to_string();
     assert!(err.starts_with("--tls-cert (or QUOTA_TLS_CERT"), "{err}");
@@ -338,24 +288,12 @@ fn upstream_ca_is_for_an_https_upstream() {
 
 #[test]
 fn access_log_comes_from_the_flag_or_the_file_relative_to_it_and_dash_is_stdout() {
-    let upstream = || Some("http://127.0.0.1:9".to_owned());
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            ..Overrides::default()
-        },
-    )
-    .unwrap();
+    let s = from_flags(with_upstream()).unwrap();
     assert_eq!(s.access_log, None);
-    let s = Settings::resolve(
-        None,
-        &Overrides {
-            upstream: upstream(),
-            access_log: Some("/var/log/quota/access.log".into()),
-            ..Overrides::default()
-        },
-    )
+    let s = from_flags(Overrides {
+        access_log: Some("/var/log/quota/access.log".into()),
+        ..with_upstream()
+    })
     .unwrap();
     assert_eq!(
         s.access_log.as_deref(),
