@@ -38,11 +38,15 @@ fn text(a: &Answer) -> String {
     String::from_utf8_lossy(&a.body).into_owned()
 }
 
+/// The sign-in form posted from `http` with `token`.
+async fn post_login(http: &Http, gw: &Gw, token: &str) -> Answer {
+    let body = format!("token={token}");
+    http.send(Method::POST, &gw.url("/admin/ui/login"), &[FORM], &body)
+        .await
+}
+
 async fn sign_in_from(http: Http, gw: &Gw) -> Browser {
-    let body = format!("token={ADMIN_TOKEN}");
-    let a = http
-        .send(Method::POST, &gw.url("/admin/ui/login"), &[FORM], &body)
-        .await;
+    let a = post_login(&http, gw, ADMIN_TOKEN).await;
     assert_eq!(a.status, 303, "{}", text(&a));
     assert_eq!(a.header("location"), Some("/admin/ui/"));
     let set = a.header("set-cookie").unwrap();
@@ -123,28 +127,14 @@ async fn signing_in_opens_a_strict_session_and_wrong_tokens_are_throttled() {
     assert!(!page.contains("<script>") && !page.contains("style="));
 
     // A wrong token: the form again, with why.
-    let a = http
-        .send(
-            Method::POST,
-            &gw.url("/admin/ui/login"),
-            &[FORM],
-            "token=nope",
-        )
-        .await;
+    let a = post_login(&http, &gw, "nope").await;
     assert_eq!(a.status, 401);
     assert!(text(&a).contains(r#"id="error""#));
     assert!(a.header("set-cookie").is_none());
 
     // The right one: a session cookie, HttpOnly, SameSite=Strict, on
     // /admin/ui, not Secure over plain HTTP.
-    let a = http
-        .send(
-            Method::POST,
-            &gw.url("/admin/ui/login"),
-            &[FORM],
-            &format!("token={ADMIN_TOKEN}"),
-        )
-        .await;
+    let a = post_login(&http, &gw, ADMIN_TOKEN).await;
     assert_eq!(a.status, 303);
     let set = a.header("set-cookie").unwrap();
     let (pair, attrs) = set.split_once(';').unwrap();
@@ -184,24 +174,10 @@ async fn signing_in_opens_a_strict_session_and_wrong_tokens_are_throttled() {
     // even for the right token; another address is not affected.
     let attacker = Http::from_address("127.0.0.3".parse().unwrap());
     for i in 0..10 {
-        let a = attacker
-            .send(
-                Method::POST,
-                &gw.url("/admin/ui/login"),
-                &[FORM],
-                "token=wrong",
-            )
-            .await;
+        let a = post_login(&attacker, &gw, "wrong").await;
         assert_eq!(a.status, 401, "attempt {i}");
     }
-    let a = attacker
-        .send(
-            Method::POST,
-            &gw.url("/admin/ui/login"),
-            &[FORM],
-            &format!("token={ADMIN_TOKEN}"),
-        )
-        .await;
+    let a = post_login(&attacker, &gw, ADMIN_TOKEN).await;
     assert_eq!(a.status, 429);
     let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
