@@ -15,6 +15,7 @@
 // (dead_code), and `pub` items here are only reachable from the test crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
+pub mod process;
 pub mod redis_prefix;
 pub mod shared;
 
