@@ -64,8 +64,21 @@ where
     }
 
     /// What the checks decided already: `service` is called now, or never.
-    pub(crate) fn checked(checked: Checked<RequestBody<B>>, mut service: Inner) -> Self {
-        let state = match checked {
+    pub(crate) fn checked(checked: Checked<RequestBody<B>>, service: Inner) -> Self {
+        ResponseFuture {
+            state: State::after(checked, service),
+        }
+    }
+}
+
+impl<Inner, B> State<Inner, B>
+where
+    Inner: Service<Request<RequestBody<B>>>,
+{
+    /// The state that follows the checks' `checked`: the call of `service`,
+    /// or the refusal (after its refund).
+    fn after(checked: Checked<RequestBody<B>>, mut service: Inner) -> Self {
+        match checked {
             Checked::Proceed { req, pass } => State::Call {
                 future: service.call(req),
                 pass: Some(pass),
@@ -77,8 +90,7 @@ where
                 refund: refund(),
                 response: Some(res),
             },
-        };
-        ResponseFuture { state }
+        }
     }
 }
 
@@ -112,30 +124,11 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Check { check, service } => {
-                    let verdict = ready!(check.as_mut().poll(cx));
-                    let service = service.take();
-                    match (verdict, service) {
-                        (Checked::Proceed { req, pass }, Some(mut service)) => {
-                            let future = service.call(req);
-                            this.state.set(State::Call {
-                                future,
-                                pass: Some(pass),
-                            });
-                        }
-                        (Checked::Refuse(res), _) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(res.map(ResponseBody::full)));
-                        }
-                        (Checked::RefundThenRefuse(refund, res), _) => {
-                            this.state.set(State::Refund {
-                                refund: refund(),
-                                response: Some(res),
-                            });
-                        }
-                        (Checked::Proceed { .. }, None) => {
-                            unreachable!("the service is taken only here")
-                        }
-                    }
+                    let checked = ready!(check.as_mut().poll(cx));
+                    let Some(service) = service.take() else {
+                        unreachable!("the service is taken only here")
+                    };
+                    this.state.set(State::after(checked, service));
                 }
                 StateProj::Call { future, pass } => {
                     let res = ready!(future.poll(cx));
