@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::process::run_bounded;
+use support::process::{printed, run_bounded};
 use support::{gateway, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,11 +46,7 @@ async fn the_live_admin_api_matches_its_openapi_document() {
     })
     .await
     .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = printed(&out);
     assert!(out.status.success(), "the checker failed:\n{report}");
     assert!(
         report.contains("the document is valid OpenAPI 3.1.0"),

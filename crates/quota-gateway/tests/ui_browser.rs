@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use quota_core::account::{AccountAdmin, MemoryAccounts, NewAccount, NewKey};
 use quota_core::policy::Money;
 use quota_core::Timestamp;
-use support::process::run_bounded;
+use support::process::{printed, run_bounded};
 use support::{early_in_window, setup, Gw, Http, TempDir, Upstream, ADMIN_TOKEN};
 
 /// How long the browser's script may take (its own waits are 15 s each).
@@ -222,11 +222,7 @@ async fn an_operator_finds_the_busy_account_sees_its_refusals_and_revokes_a_key(
     let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, SCRIPT_WITHIN))
         .await
         .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = printed(&out);
     assert!(
         out.status.success(),
         "the browser's script failed:\n{report}"

@@ -45,3 +45,12 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         stderr: err.join().unwrap(),
     }
 }
+
+/// What a child printed: its standard output, then its standard error.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
