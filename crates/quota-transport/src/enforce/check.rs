@@ -122,15 +122,16 @@ fn checked<S, A, B>(
     loaded: Arc<Loaded>,
     mut parts: Parts,
     body: B,
-    driven: Driven,
+    mut driven: Driven,
 ) -> Checked<RequestBody<B>>
 where
     S: Store + 'static,
     A: Accounts + 'static,
     B: Body + Send,
 {
-    let Driven { verdict, identity } = driven;
-    let mut admit = match verdict {
+    // Read in place: the verdict is large, and only its report moves on.
+    let identity = driven.identity.take();
+    let admit = match &mut driven.verdict {
         Verdict::Admit(admit) => admit,
         Verdict::Refuse(refusal) => {
             let res = refusal_response(config, &refusal.reason, refusal.report.as_ref());
@@ -185,7 +186,7 @@ where
     }
     // The headers are rendered now, so the report itself goes to the
     // service (no copy of it is kept).
-    let headers = admit.report.map(|report| {
+    let headers = admit.report.take().map(|report| {
         let headers = RateHeaders::new(&report);
         parts.extensions.insert(report);
         headers

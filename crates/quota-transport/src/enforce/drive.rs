@@ -268,8 +268,8 @@ impl<'a> Run<'a> {
 
     /// Tells the observer how the admission ended in `verdict`, and logs a
     /// failure shadow mode lets through.
-    fn end<S, A>(self, config: &Config<S, A>, verdict: Verdict) -> Driven {
-        let admission = self.admission;
+    fn end<S, A>(&mut self, config: &Config<S, A>, verdict: Verdict) -> Driven {
+        let admission = &mut self.admission;
         if let (Some(observer), Some(started)) = (&config.observer, self.started) {
             let (outcome, status, report) = match &verdict {
                 Verdict::Refuse(refusal) => (
@@ -300,7 +300,6 @@ impl<'a> Run<'a> {
                 drop(refusal_response(config, reason, None));
             }
         }
-        let mut admission = admission;
         Driven {
             verdict,
             identity: admission.take_identity(),
