@@ -11,7 +11,7 @@ use tower::{service_fn, Layer, Service};
 #[path = "../support/enforced.rs"]
 mod enforced;
 
-use enforced::{block_on, handler, request};
+use enforced::{block_on, handler, handler_with_fields, request};
 
 fn overhead(c: &mut Criterion) {
     let mut enforced = enforced::layer().layer(service_fn(handler));
@@ -28,6 +28,27 @@ fn overhead(c: &mut Criterion) {
         b.iter(|| {
             let resp = block_on(enforced.call(request())).expect("infallible");
             assert_eq!(resp.status(), 200);
+            black_box(resp.status())
+        })
+    });
+    group.finish();
+
+    // The same, with a service whose answer has fields of its own: the
+    // layer's fields are merged with them.
+    let mut enforced = enforced::layer().layer(service_fn(handler_with_fields));
+    let mut bare = service_fn(handler_with_fields);
+    let mut group = c.benchmark_group("transport/admitted request, answer with fields");
+    group.bench_function("bare service", |b| {
+        b.iter(|| {
+            let resp = block_on(bare.call(request())).expect("infallible");
+            black_box(resp.status())
+        })
+    });
+    group.bench_function("EnforceLayer + service", |b| {
+        b.iter(|| {
+            let resp = block_on(enforced.call(request())).expect("infallible");
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers().len(), 8);
             black_box(resp.status())
         })
     });

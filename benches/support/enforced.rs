@@ -36,6 +36,31 @@ pub async fn handler<B>(_req: Request<B>) -> Result<Response<Full<Bytes>>, Infal
     Ok(Response::new(Full::new(Bytes::from_static(b"{}"))))
 }
 
+/// The service behind the layer, answering with the fields a JSON API
+/// usually sends (`Content-Type`, `Content-Length`, `Cache-Control`) and one
+/// of its own (`X-Request-Id`): the layer's fields join these.
+pub async fn handler_with_fields<B>(_req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut res = Response::new(Full::new(Bytes::from_static(b"{}")));
+    let headers = res.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, APPLICATION_JSON);
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("2"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        X_REQUEST_ID,
+        http::HeaderValue::from_static("3f2a9c1d7e5b4a60"),
+    );
+    Ok(res)
+}
+
+const APPLICATION_JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// An admitted request: the account's key, a known endpoint.
 pub fn request() -> Request<Full<Bytes>> {
     Request::post("http://gateway.test/v1/txt2img")
