@@ -32,13 +32,13 @@
 //! ```
 
 use core::fmt;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 use quota_core::report::{FieldName, FieldValue, RateReport};
 use quota_core::TOO_MANY_ATTEMPTS_BODY;
-use smallvec::SmallVec;
 
 /// `application/json`.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -116,69 +116,154 @@ pub fn write_rate_headers(report: &RateReport, headers: &mut HeaderMap) {
     RateHeaders::new(report).write(headers, true);
 }
 
-/// A report's fields as `http` header values, rendered once: numbers up to
+/// A report's fields as an `http` header map, rendered once: numbers up to
 /// 9999 from the static table, larger ones slices of one shared buffer,
 /// limit names without a copy.
+///
+/// The map is a copy of a template with the same names (one per set of
+/// fields a report can render, built on first use): copying it hashes no
+/// name, where inserting the names would hash each of them byte by byte
+/// (`http` hashes a custom name on every insert).
 #[derive(Debug, Default)]
 pub(crate) struct RateHeaders {
-    fields: SmallVec<[(FieldName, HeaderValue); 6]>,
+    map: HeaderMap,
 }
 
 /// The most numeric fields a report renders: the four counts and
 /// `Retry-After`.
 const NUMBERS: usize = 5;
 
+/// One template per set of fields (bit `i` for `FieldName::ALL[i]`).
+const SETS: usize = 1 << FieldName::ALL.len();
+
+/// The templates, each built on first use.
+static TEMPLATES: [OnceLock<HeaderMap>; SETS] = [const { OnceLock::new() }; SETS];
+
+/// The placeholder value of field `i` in a template: its index, so a copy's
+/// values are told apart without comparing names.
+const PLACEHOLDERS: [HeaderValue; 8] = [
+    HeaderValue::from_static("0"),
+    HeaderValue::from_static("1"),
+    HeaderValue::from_static("2"),
+    HeaderValue::from_static("3"),
+    HeaderValue::from_static("4"),
+    HeaderValue::from_static("5"),
+    HeaderValue::from_static("6"),
+    HeaderValue::from_static("7"),
+];
+
+/// The template for the fields of `set`: each name once, its value the
+/// field's placeholder.
+fn template(set: usize) -> &'static HeaderMap {
+    TEMPLATES[set % SETS].get_or_init(|| {
+        let mut map = HeaderMap::with_capacity(FieldName::ALL.len());
+        for (i, (name, placeholder)) in FieldName::ALL.iter().zip(PLACEHOLDERS).enumerate() {
+            if set & (1 << i) != 0 {
+                map.insert(header_name(*name), placeholder);
+            }
+        }
+        map
+    })
+}
+
 impl RateHeaders {
-    /// The fields of `report`, in the order of [`FieldName::ALL`].
+    /// The fields of `report` (see [`RateReport::fields`]).
     pub(crate) fn new(report: &RateReport) -> Self {
-        let mut fields: SmallVec<[(FieldName, HeaderValue); 6]> = SmallVec::new();
+        let mut set = 0;
+        for (i, name) in FieldName::ALL.iter().enumerate() {
+            if report.has(*name) {
+                set |= 1 << i;
+            }
+        }
         // Numbers over the table: their digits, and where each goes.
         let mut digits = [0u8; NUMBERS * 20];
         let mut used = 0;
-        let mut large: [(usize, usize, usize); NUMBERS] = [(0, 0, 0); NUMBERS];
-        let mut n_large = 0;
-        for name in FieldName::ALL {
-            if let Some(n) = report.number(name) {
-                if let Some(value) = table_value(n) {
-                    fields.push((name, value));
-                } else if let Some(slot) = large.get_mut(n_large) {
-                    let mut buf = itoa::Buffer::new();
-                    let text = buf.format(n).as_bytes();
-                    let end = used + text.len();
-                    if let Some(to) = digits.get_mut(used..end) {
-                        to.copy_from_slice(text);
-                        *slot = (fields.len(), used, end);
-                        n_large += 1;
-                        used = end;
-                        // A placeholder, replaced below.
-                        fields.push((name, HeaderValue::from_static("")));
-                    }
-                }
-            } else if let Some(value) = report.value(name).and_then(header_value) {
-                fields.push((name, value));
+        let mut spans = [(0u8, 0u8); FieldName::ALL.len()];
+        for (i, name) in FieldName::ALL.iter().enumerate() {
+            let Some(n) = report.number(*name).filter(|&n| n > TABLE_MAX) else {
+                continue;
+            };
+            let mut buf = itoa::Buffer::new();
+            let text = buf.format(n).as_bytes();
+            let end = used + text.len();
+            if let (Some(to), Some(span)) = (digits.get_mut(used..end), spans.get_mut(i)) {
+                to.copy_from_slice(text);
+                // Both are at most NUMBERS * 20 = 100.
+                *span = (used as u8, end as u8);
+                used = end;
             }
         }
-        if n_large > 0 {
-            let shared = Bytes::from_owner(digits);
-            for &(at, start, end) in &large[..n_large] {
-                let value = HeaderValue::from_maybe_shared(shared.slice(start..end));
-                if let (Some(field), Ok(value)) = (fields.get_mut(at), value) {
-                    field.1 = value;
-                }
-            }
+        let shared = (used > 0).then(|| Bytes::from_owner(digits));
+        let mut map = template(set).clone();
+        for value in map.values_mut() {
+            let i = usize::from(value.as_bytes().first().map_or(0, |b| b - b'0'));
+            let Some(&name) = FieldName::ALL.get(i) else {
+                continue;
+            };
+            let (start, end) = spans.get(i).copied().unwrap_or_default();
+            let rendered = match (&shared, report.number(name)) {
+                (Some(shared), Some(_)) if end > start => HeaderValue::from_maybe_shared(
+                    shared.slice(usize::from(start)..usize::from(end)),
+                )
+                .ok(),
+                (_, Some(n)) => table_value(n),
+                (_, None) => report.value(name).and_then(header_value),
+            };
+            // A value no header may carry (a report renders none) is sent
+            // empty rather than dropped: the template has its name.
+            *value = rendered.unwrap_or_else(|| HeaderValue::from_static(""));
         }
-        RateHeaders { fields }
+        RateHeaders { map }
     }
 
     /// Sets the fields in `headers`, replacing any of the same names; the
     /// IETF fields only when `ietf`.
     pub(crate) fn write(self, headers: &mut HeaderMap, ietf: bool) {
-        for (name, value) in self.fields {
-            if ietf || !name.is_ietf() {
-                headers.insert(header_name(name), value);
+        let mut map = self.map;
+        if !ietf {
+            for name in FieldName::ALL.into_iter().filter(|f| f.is_ietf()) {
+                map.remove(header_name(name));
+            }
+        }
+        if headers.len() > MERGE_MAX {
+            // Many fields of the service's: each of the report's is set
+            // among them (hashing the report's names).
+            // (The report's map has one value per name: every item is named.)
+            for (name, value) in map {
+                if let Some(name) = name {
+                    headers.insert(name, value);
+                }
+            }
+            return;
+        }
+        // A few, or none: they move into the report's map, which then takes
+        // the place of theirs (their names are hashed, a standard one at
+        // next to no cost; the report's are not).
+        let theirs = core::mem::replace(headers, map);
+        let mut current: Option<(HeaderName, bool)> = None;
+        for (name, value) in theirs {
+            if let Some(name) = name {
+                let replaced = may_be_rate_field(&name) && headers.contains_key(&name);
+                current = Some((name, replaced));
+            }
+            if let Some((name, false)) = &current {
+                headers.append(name.clone(), value);
             }
         }
     }
+}
+
+/// The most fields of the service's answer that [`RateHeaders::write`]
+/// moves into the report's map rather than setting the report's fields
+/// among them: past about this many, moving them costs more (callgrind,
+/// docs/performance.md).
+const MERGE_MAX: usize = 4;
+
+/// Whether `name` may be one of a report's fields (the report's map is
+/// asked only then).
+fn may_be_rate_field(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name == "retry-after" || name.starts_with("x-ratelimit-") || name.starts_with("ratelimit")
 }
 
 /// The `http` name of a report's field (lower case).
@@ -254,13 +339,16 @@ fn int_value(n: u64) -> HeaderValue {
     table_value(n).unwrap_or_else(|| HeaderValue::from(n))
 }
 
+/// The largest number in the static table.
+const TABLE_MAX: u64 = 9999;
+
 /// `n` as a header value from the static table, if it is in it (up to 9999).
 fn table_value(n: u64) -> Option<HeaderValue> {
     let (start, width) = match n {
         0..=9 => (n, 1),
         10..=99 => (10 + (n - 10) * 2, 2),
         100..=999 => (190 + (n - 100) * 3, 3),
-        1000..=9999 => (2890 + (n - 1000) * 4, 4),
+        1000..=TABLE_MAX => (2890 + (n - 1000) * 4, 4),
         _ => return None,
     };
     // Both are below DIGITS_LEN, which fits any usize.
@@ -377,6 +465,131 @@ mod tests {
         for n in (0..10_100).chain([u64::MAX]) {
             assert_eq!(int_value(n), n.to_string().as_str(), "{n}");
         }
+    }
+
+    /// The seed's refused report (every seed field) and an admitted one
+    /// (the counts only), with the IETF fields when `ietf`.
+    fn reports(ietf: bool) -> (RateReport, RateReport) {
+        let policy = Policy::seed();
+        let store = MemoryStore::new();
+        let req = Request {
+            account: "a",
+            tier: "basic",
+            endpoint: "txt2video",
+            cost: 1,
+        };
+        let now = Timestamp::from_secs(1_700_000_000);
+        let admitted = RateReport::new(&store.check(&policy, &req, now).unwrap()).with_ietf(ietf);
+        let refused = RateReport::new(&store.check(&policy, &req, now).unwrap()).with_ietf(ietf);
+        (refused, admitted)
+    }
+
+    /// Every field's values, in order, by name.
+    fn by_name(h: &HeaderMap) -> std::collections::BTreeMap<String, Vec<String>> {
+        h.keys()
+            .map(|n| {
+                let values = h.get_all(n).iter();
+                let values = values.map(|v| v.to_str().unwrap().to_owned());
+                (n.to_string(), values.collect())
+            })
+            .collect()
+    }
+
+    /// The service's fields stay, in their order and with every value,
+    /// except those of a name the report sets: the report's replace them.
+    /// The same whether the service's fields move into the report's map (a
+    /// few) or the report's are set among them (many): every prefix of a
+    /// list of fields is tried, against each field set one by one.
+    #[test]
+    fn the_report_joins_the_services_fields_and_replaces_its_own() {
+        let (refused, admitted) = reports(true);
+        let theirs: [(&str, &str); 10] = [
+            ("x-ratelimit-limit", "999"),
+            ("content-type", "application/json"),
+            ("set-cookie", "a=1"),
+            ("retry-after", "7"),
+            ("set-cookie", "b=2"),
+            ("x-ratelimit-scope", "user"),
+            ("x-ratelimit-limit", "998"),
+            ("ratelimit", "theirs"),
+            ("x-request-id", "r1"),
+            ("ratelimit-policy", "theirs"),
+        ];
+        for report in [&refused, &admitted] {
+            for ietf in [true, false] {
+                for k in 0..=theirs.len() {
+                    let mut service = HeaderMap::new();
+                    for (name, value) in &theirs[..k] {
+                        service.append(
+                            HeaderName::from_static(name),
+                            HeaderValue::from_static(value),
+                        );
+                    }
+                    let mut expected = service.clone();
+                    for (name, value) in report.fields() {
+                        if ietf || !name.is_ietf() {
+                            let value = HeaderValue::from_str(value.as_str()).unwrap();
+                            expected.insert(header_name(name), value);
+                        }
+                    }
+                    let mut written = service;
+                    RateHeaders::new(report).write(&mut written, ietf);
+                    assert_eq!(
+                        by_name(&written),
+                        by_name(&expected),
+                        "{k} fields, ietf {ietf}"
+                    );
+                }
+            }
+        }
+        // One case spelled out: admitted, every field of the service's.
+        let mut service = HeaderMap::new();
+        for (name, value) in theirs {
+            service.append(name, HeaderValue::from_static(value));
+        }
+        RateHeaders::new(&admitted).write(&mut service, true);
+        let all = |name: &str| by_name(&service).remove(name).unwrap_or_default();
+        assert_eq!(all("set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(all("x-ratelimit-limit"), ["1"]);
+        assert_eq!(all("x-ratelimit-daily-remaining"), ["14"]);
+        assert_eq!(all("x-ratelimit-scope"), ["user"]);
+        assert_eq!(all("retry-after"), ["7"]); // the report has none: the service's stays
+        assert_eq!(all("x-ratelimit-type"), Vec::<String>::new());
+    }
+
+    /// Counts over the static table come from one shared buffer, each its
+    /// own digits.
+    #[test]
+    fn large_counts_are_their_digits() {
+        let policy = Policy::from_toml(
+            r#"
+            [[endpoints]]
+            path = "e"
+
+            [[tiers]]
+            name = "basic"
+            limits = [
+              { endpoint = "e", window = "1m", count = 123456 },
+              { endpoint = "e", window = "1d", count = 9876543 },
+            ]
+            "#,
+        )
+        .unwrap();
+        let store = MemoryStore::new();
+        let req = Request {
+            account: "a",
+            tier: "basic",
+            endpoint: "e",
+            cost: 1,
+        };
+        let now = Timestamp::from_secs(1_700_000_000);
+        let report = RateReport::new(&store.check(&policy, &req, now).unwrap());
+        let mut headers = HeaderMap::new();
+        RateHeaders::new(&report).write(&mut headers, true);
+        assert_eq!(headers["x-ratelimit-limit"], "123456");
+        assert_eq!(headers["x-ratelimit-remaining"], "123455");
+        assert_eq!(headers["x-ratelimit-daily-limit"], "9876543");
+        assert_eq!(headers["x-ratelimit-daily-remaining"], "9876542");
     }
 
     #[test]
