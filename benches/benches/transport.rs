@@ -3,9 +3,15 @@
 //! Both sides build the request the same way; the difference is the layer.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use http::{Extensions, HeaderMap};
+use quota_core::account::{key_digest, Identity};
+use quota_core::policy::{Policy, Request as PlanRequest};
+use quota_core::{MemoryStore, RateReport, Timestamp};
+use quota_transport::response::write_rate_headers;
 use tower::{service_fn, Layer, Service};
 
 #[path = "../support/enforced.rs"]
@@ -55,9 +61,81 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// The parts of an admitted request's work that the layer's contract
+/// makes it do, each alone: what the layer's cost cannot go below while it
+/// keeps these promises (the seed's headers on every answer, keys kept as
+/// SHA-256 digests, the identity and the report in the request's
+/// extensions).
+fn parts(c: &mut Criterion) {
+    let policy = Policy::from_toml(enforced::POLICY).expect("policy");
+    let store = MemoryStore::new();
+    let req = PlanRequest {
+        account: "acct",
+        tier: "basic",
+        endpoint: "txt2img",
+        cost: 1,
+    };
+    let tick = AtomicU64::new(0);
+    let now = || {
+        let i = tick.fetch_add(1, Ordering::Relaxed);
+        Timestamp::from_millis(1_795_860_000_000 + (i / 20_000_000) * 86_400_000 + (i & 1023))
+    };
+    let report = RateReport::new(&store.check(&policy, &req, now()).expect("decision"));
+    let who = Identity {
+        account: "acct".into(),
+        tier: "basic".into(),
+    };
+
+    let mut group = c.benchmark_group("transport/parts of an admitted request");
+    group.bench_function("decision (2 limits) and its report", |b| {
+        b.iter(|| {
+            let decision = store.check(&policy, &req, now()).expect("decision");
+            black_box(RateReport::new(&decision))
+        })
+    });
+    group.bench_function("the key's SHA-256 digest", |b| {
+        b.iter(|| black_box(key_digest(black_box("bench-key"))))
+    });
+    group.bench_function("the report's four fields into an empty header map", |b| {
+        b.iter(|| {
+            let mut headers = HeaderMap::new();
+            write_rate_headers(black_box(&report), &mut headers);
+            black_box(headers)
+        })
+    });
+    let seed = Policy::seed();
+    let seed_req = PlanRequest {
+        account: "acct",
+        tier: "basic",
+        endpoint: "txt2img",
+        cost: 1,
+    };
+    let small = RateReport::new(
+        &MemoryStore::new()
+            .check(&seed, &seed_req, now())
+            .expect("decision"),
+    );
+    group.bench_function("the same, counts under 10,000 (the seed's policy)", |b| {
+        b.iter(|| {
+            let mut headers = HeaderMap::new();
+            write_rate_headers(black_box(&small), &mut headers);
+            black_box(headers)
+        })
+    });
+    group.bench_function("the identity and the report into the extensions", |b| {
+        b.iter(|| {
+            let mut extensions = Extensions::new();
+            extensions.insert(black_box(&who).clone());
+            extensions.insert(black_box(&report).clone());
+            black_box(extensions)
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = overhead
+    targets = overhead, parts
 }
 criterion_main!(benches);

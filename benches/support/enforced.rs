@@ -17,7 +17,7 @@ use quota_core::{MemoryStore, Timestamp};
 use quota_transport::enforce::EnforceLayer;
 
 /// Large counts, the seed's shapes: every call is admitted.
-const POLICY: &str = include_str!("../policies/permissive.toml");
+pub const POLICY: &str = include_str!("../policies/permissive.toml");
 
 /// Polls a future to completion; every future here is ready at once (memory
 /// store, memory accounts, an immediate service), so this never spins long.
