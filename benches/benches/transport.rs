@@ -19,46 +19,41 @@ mod enforced;
 
 use enforced::{block_on, handler, handler_with_fields, request};
 
+/// The group `name`: the service `handler` alone, then behind the layer.
+/// `fields` is how many fields the layer's answer has.
+macro_rules! admitted {
+    ($c:expr, $name:expr, $handler:ident, $fields:expr) => {{
+        let mut enforced = enforced::layer().layer(service_fn($handler));
+        let mut bare = service_fn($handler);
+        let mut group = $c.benchmark_group($name);
+        group.bench_function("bare service", |b| {
+            b.iter(|| {
+                let resp = block_on(bare.call(request())).expect("infallible");
+                black_box(resp.status())
+            })
+        });
+        group.bench_function("EnforceLayer + service", |b| {
+            b.iter(|| {
+                let resp = block_on(enforced.call(request())).expect("infallible");
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.headers().len(), $fields);
+                black_box(resp.status())
+            })
+        });
+        group.finish();
+    }};
+}
+
 fn overhead(c: &mut Criterion) {
-    let mut enforced = enforced::layer().layer(service_fn(handler));
-    let mut bare = service_fn(handler);
-
-    let mut group = c.benchmark_group("transport/admitted request");
-    group.bench_function("bare service", |b| {
-        b.iter(|| {
-            let resp = block_on(bare.call(request())).expect("infallible");
-            black_box(resp.status())
-        })
-    });
-    group.bench_function("EnforceLayer + service", |b| {
-        b.iter(|| {
-            let resp = block_on(enforced.call(request())).expect("infallible");
-            assert_eq!(resp.status(), 200);
-            black_box(resp.status())
-        })
-    });
-    group.finish();
-
-    // The same, with a service whose answer has fields of its own: the
-    // layer's fields are merged with them.
-    let mut enforced = enforced::layer().layer(service_fn(handler_with_fields));
-    let mut bare = service_fn(handler_with_fields);
-    let mut group = c.benchmark_group("transport/admitted request, answer with fields");
-    group.bench_function("bare service", |b| {
-        b.iter(|| {
-            let resp = block_on(bare.call(request())).expect("infallible");
-            black_box(resp.status())
-        })
-    });
-    group.bench_function("EnforceLayer + service", |b| {
-        b.iter(|| {
-            let resp = block_on(enforced.call(request())).expect("infallible");
-            assert_eq!(resp.status(), 200);
-            assert_eq!(resp.headers().len(), 8);
-            black_box(resp.status())
-        })
-    });
-    group.finish();
+    admitted!(c, "transport/admitted request", handler, 4);
+    // The same, with a service whose answer has four fields of its own:
+    // the layer's four join them.
+    admitted!(
+        c,
+        "transport/admitted request, answer with fields",
+        handler_with_fields,
+        8
+    );
 }
 
 /// The parts of an admitted request's work that the layer's contract

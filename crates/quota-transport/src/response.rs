@@ -124,7 +124,7 @@ pub fn write_rate_headers(report: &RateReport, headers: &mut HeaderMap) {
 /// fields a report can render, built on first use): copying it hashes no
 /// name, where inserting the names would hash each of them byte by byte
 /// (`http` hashes a custom name on every insert).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RateHeaders {
     map: HeaderMap,
 }
@@ -141,7 +141,7 @@ static TEMPLATES: [OnceLock<HeaderMap>; SETS] = [const { OnceLock::new() }; SETS
 
 /// The placeholder value of field `i` in a template: its index, so a copy's
 /// values are told apart without comparing names.
-const PLACEHOLDERS: [HeaderValue; 8] = [
+const PLACEHOLDERS: [HeaderValue; FieldName::ALL.len()] = [
     HeaderValue::from_static("0"),
     HeaderValue::from_static("1"),
     HeaderValue::from_static("2"),
@@ -196,7 +196,8 @@ impl RateHeaders {
         let shared = (used > 0).then(|| Bytes::from_owner(digits));
         let mut map = template(set).clone();
         for value in map.values_mut() {
-            let i = usize::from(value.as_bytes().first().map_or(0, |b| b - b'0'));
+            let i = value.as_bytes().first().and_then(|b| b.checked_sub(b'0'));
+            let i = i.map_or(usize::MAX, usize::from);
             let Some(&name) = FieldName::ALL.get(i) else {
                 continue;
             };
@@ -436,18 +437,8 @@ mod tests {
 
     #[test]
     fn refusal_has_the_seed_body_and_six_headers() {
-        let policy = Policy::seed();
-        let store = MemoryStore::new();
-        let req = Request {
-            account: "a",
-            tier: "basic",
-            endpoint: "txt2video",
-            cost: 1,
-        };
-        let now = Timestamp::from_secs(1_700_000_000);
-        store.check(&policy, &req, now).unwrap();
-        let refused = store.check(&policy, &req, now).unwrap();
-        let res = too_many_attempts(&RateReport::new(&refused), false);
+        let (refused, _) = reports(false);
+        let res = too_many_attempts(&refused, false);
         assert_eq!(res.status(), 429);
         assert_eq!(res.body().as_ref(), TOO_MANY_ATTEMPTS_BODY.as_bytes());
         let h = res.headers();
