@@ -14,6 +14,12 @@ use quota_core::{MemoryStore, RateReport, Timestamp};
 use quota_transport::response::write_rate_headers;
 use tower::{service_fn, Layer, Service};
 
+/// With `--features mimalloc`: the allocator the `quota` binary runs with
+/// (crates/quota-cli), instead of the system's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../support/enforced.rs"]
 mod enforced;
 
