@@ -261,7 +261,9 @@ impl RateHeaders {
 const MERGE_MAX: usize = 4;
 
 /// Whether `name` may be one of a report's fields (the report's map is
-/// asked only then).
+/// asked only then): a test keeps it in step with [`FieldName::lowercase`].
+/// (Comparing the name with each field's instead cost about 340 more
+/// instructions a request with four service fields, callgrind.)
 fn may_be_rate_field(name: &HeaderName) -> bool {
     let name = name.as_str();
     name == "retry-after" || name.starts_with("x-ratelimit-") || name.starts_with("ratelimit")
@@ -587,6 +589,10 @@ mod tests {
     fn header_names_are_the_fields_names() {
         for f in FieldName::ALL {
             assert_eq!(header_name(f).as_str(), f.lowercase());
+            assert!(may_be_rate_field(&header_name(f)), "{f:?}");
+        }
+        for other in ["content-type", "x-request-id", "retry", "x-ratelimi"] {
+            assert!(!may_be_rate_field(&HeaderName::from_static(other)));
         }
     }
 }
