@@ -105,15 +105,9 @@ fn parts(c: &mut Criterion) {
         })
     });
     let seed = Policy::seed();
-    let seed_req = PlanRequest {
-        account: "acct",
-        tier: "basic",
-        endpoint: "txt2img",
-        cost: 1,
-    };
     let small = RateReport::new(
         &MemoryStore::new()
-            .check(&seed, &seed_req, now())
+            .check(&seed, &req, now())
             .expect("decision"),
     );
     group.bench_function("the same, counts under 10,000 (the seed's policy)", |b| {

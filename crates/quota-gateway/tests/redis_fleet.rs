@@ -180,17 +180,8 @@ async fn a_key_revoked_or_expired_through_one_gateway_stops_on_the_other_at_once
     );
 
     // Rotated on A with a grace period: B takes both until it ends, then only the new one.
-    // The account's first key: not the revoked one. (Keys are listed oldest
-    // first, then by id: two made in the same millisecond come in the order
-    // of their random ids.)
-    let first_id = listed.json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|k| k["id"].as_str())
-        .find(|k| *k != ci_id)
-        .unwrap()
-        .to_owned();
+    // The account's first key.
+    let first_id = support::key_id_other_than(&listed.json(), &ci_id);
     let rotated = admin(
         &http,
         &a,

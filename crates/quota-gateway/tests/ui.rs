@@ -287,17 +287,8 @@ async fn revoke_and_rotate_through_the_page_and_hostile_names_are_escaped() {
         "",
     )
     .await;
-    // The account's first key: not the one just added. (Keys are listed
-    // oldest first, then by id: two made in the same millisecond come in
-    // the order of their random ids.)
-    let first_id = keys.json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|k| k["id"].as_str())
-        .find(|k| *k != key2_id)
-        .unwrap()
-        .to_owned();
+    // The account's first key.
+    let first_id = support::key_id_other_than(&keys.json(), &key2_id);
 
     let b = sign_in(&gw).await;
     let page = text(&b.get(&gw, &format!("/admin/ui/accounts/{id}")).await);

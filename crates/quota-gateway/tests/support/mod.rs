@@ -630,6 +630,21 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The id of a key in `listed` (the admin API's `GET .../keys` answer)
+/// other than `not`. Keys are listed oldest first, then by id, so two made
+/// in the same millisecond come in the order of their random ids: a test
+/// must not take "the first key" by its place in the list.
+pub fn key_id_other_than(listed: &serde_json::Value, not: &str) -> String {
+    listed["keys"]
+        .as_array()
+        .expect("a key list")
+        .iter()
+        .filter_map(|k| k["id"].as_str())
+        .find(|k| *k != not)
+        .expect("another key")
+        .to_owned()
+}
+
 /// The status code of a raw answer (`HTTP/1.1 200 OK...`).
 pub fn status_of(answer: &str) -> u16 {
     answer
