@@ -109,7 +109,8 @@ pub fn too_many_attempts(report: &RateReport, problem_json: bool) -> Response<By
 }
 
 /// Sets `report`'s fields in `headers` (see [`RateReport::fields`]),
-/// replacing any of the same names. Counts up to 9999 and the usual limit
+/// replacing any of the same names; the other fields keep their values and
+/// their order among themselves (the report's may come first). Counts up to 9999 and the usual limit
 /// names are taken from static text: nothing is formatted or allocated for
 /// them; larger counts share one buffer (one allocation for all of them).
 pub fn write_rate_headers(report: &RateReport, headers: &mut HeaderMap) {

@@ -130,16 +130,15 @@
 //! `call`, and the inner service is called there: the layer keeps no
 //! future of its own across them. Otherwise (Redis, redb, your own
 //! backend) one boxed future per request runs the checks as one `async`
-//! block over the store's and the account source's futures. Either way the
-//! identity and the
-//! report inserted into the extensions, the upload guard for a non-empty
-//! body, and header values taken from a static table for counts up to
-//! 9999 (larger counts share one buffer): no string is formatted for an
-//! admitted request unless the IETF fields are on. The report goes to the
-//! service by move, its headers rendered before the call into a copy of a
-//! template map (no field name is hashed), which an answer without fields
-//! of its own takes as it is. docs/performance.md has the figures, and
-//! what each of these parts costs alone.
+//! block over the store's and the account source's futures. Either way:
+//! the identity and the report inserted into the extensions, the upload
+//! guard for a non-empty body, and header values taken from a static table
+//! for counts up to 9999 (larger counts share one buffer), so no string is
+//! formatted for an admitted request unless the IETF fields are on. The
+//! report goes to the service by move, its headers rendered before the call
+//! into a copy of a template map (no field name is hashed), which an answer
+//! with no fields of its own takes as it is. docs/performance.md has the
+//! figures, and what each of these parts costs alone.
 
 mod answer;
 mod body;
